@@ -1,0 +1,18 @@
+"""`medtune quickstart`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def quickstart(out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run folder.")) -> None:
+    """Run the whole chain on the embedded SmolLM2-135M on this machine (CPU is fine)."""
+    from ..quickstart import run_quickstart
+
+    run_quickstart(out, echo=typer.echo)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quickstart")(quickstart)

@@ -1,0 +1,1 @@
+"""One module per RunConfig section; each stage receives only its own section."""

@@ -1,0 +1,17 @@
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Section
+
+
+class EvalSection(Section):
+    benchmarks: list[str] = Field(default_factory=list, description="Benchmark names (`medtune eval list`) or record files.")
+    protocol: Literal["loglik", "cot"] = Field("loglik", description="loglik = argmax choice log-likelihood; cot = generate then extract.")
+    limit: int | None = Field(None, ge=1, description="Evaluate only the first N items of each benchmark.")
+    max_new_tokens: int = Field(256, ge=1, description="Generation budget for cot.")
+    batch_size: int = Field(8, ge=1, description="Items per forward/generation batch.")
+    num_samples: int = Field(1, ge=1, description="Samples per item; > 1 = self-consistency majority vote.")
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy.")
+    backend: Literal["transformers", "llamacpp", "openai"] = Field("transformers", description="Inference backend.")
+    endpoint: str | None = Field(None, description="Base URL for the openai backend.")

@@ -1,0 +1,27 @@
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Section
+
+
+class ModelSection(Section):
+    base: str = Field(
+        "smollm2-135m",
+        description="Base model: a preset name (`medtune models list`), a Hugging Face id, "
+        "a local HF folder, or a .gguf file.",
+    )
+    revision: str | None = Field(None, description="HF revision (branch, tag or commit) for HF ids.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto = fp32 on CPU, bf16 on CUDA where supported, else fp16."
+    )
+    load_in_4bit: bool = Field(
+        False, description="Load the base in 4-bit nf4 with double quantization (QLoRA). CUDA only."
+    )
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
+    reasoning_format: Literal["auto", "think", "sections", "plain"] = Field(
+        "auto",
+        description="How reasoning is laid out in the assistant turn: `think` = <think>...</think>, "
+        "`sections` = ## Thinking / ## Final Response, `plain` = reasoning then answer. "
+        "auto = the preset's format (sections for unknown models).",
+    )

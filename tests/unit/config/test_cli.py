@@ -1,0 +1,32 @@
+import yaml
+from typer.testing import CliRunner
+
+from medtune.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and "medtune" in r.output
+
+
+def test_config_validate_lists_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"train": {"lora": {"r": -1}, "epochz": 3}, "eval": {"protocol": "vibes"}}))
+    r = runner.invoke(app, ["config", "validate", str(bad)])
+    assert r.exit_code == 1
+    for path in ("train.lora.r", "train.epochz", "eval.protocol"):
+        assert path in r.output
+
+
+def test_config_show_applies_overrides():
+    r = runner.invoke(app, ["config", "show", "--", "train.lora.r=4"])
+    assert r.exit_code == 0, r.output
+    assert yaml.safe_load(r.output)["train"]["lora"]["r"] == 4
+
+
+def test_every_command_has_help():
+    for cmd in (["--help"], ["doctor", "--help"], ["config", "--help"], ["models", "--help"], ["quickstart", "--help"]):
+        r = runner.invoke(app, cmd)
+        assert r.exit_code == 0, (cmd, r.output)
