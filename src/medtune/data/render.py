@@ -11,6 +11,8 @@ Reasoning formats:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .records import Record
@@ -115,3 +117,171 @@ def render_prompt(tokenizer: Any, record: Record, fmt: str, system_prompt: str |
 def render_messages_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
     """Inference prompt for free-form chat messages (serving uses this)."""
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+# --------------------------------------------------------------------------------------
+# Rendering for training: token ids + loss mask, with a mask audit and safe truncation.
+# --------------------------------------------------------------------------------------
+
+IGNORE_INDEX = -100  # label value that torch.nn.functional.cross_entropy skips
+SHORTEN_MARK = " [...] "  # stands where the middle of an over-long reasoning was cut
+
+
+@dataclass
+class RenderedExample:
+    """One training sample: ``labels[i] == IGNORE_INDEX`` wherever no loss is taken."""
+
+    record_id: str
+    input_ids: list[int]
+    labels: list[int]
+    n_trainable: int
+    shortened: bool = False
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class RenderReport:
+    """The mask audit: what was rendered, shortened, dropped or refused, and why."""
+
+    rendered: int = 0
+    shortened: int = 0
+    dropped_too_long: int = 0
+    refused_zero_trainable: int = 0
+    tokens: int = 0
+    trainable_tokens: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"rendered {self.rendered}, reasoning shortened {self.shortened}, dropped (too long) "
+                f"{self.dropped_too_long}, refused (zero trainable tokens) {self.refused_zero_trainable}; "
+                f"{self.trainable_tokens}/{self.tokens} tokens carry loss")
+
+
+class RenderRefused(ValueError):
+    """A record that cannot become a sound training sample; ``reason`` is a short code."""
+
+    def __init__(self, record_id: str, reason: str, detail: str):
+        self.record_id, self.reason, self.detail = record_id, reason, detail
+        super().__init__(f"record {record_id}: {reason}: {detail}")
+
+
+def _full_text(tokenizer: Any, record: Record, fmt: str, system_prompt: str | None) -> tuple[str, int, int]:
+    """Render prompt + assistant turn; return (text, prompt_end_char, final_answer_start_char).
+
+    The prompt part is exactly :func:`render_prompt` (what inference sends). When a chat template
+    rewrites the assistant turn (DeepSeek-R1's strips everything before ``</think>``), the turn is
+    appended verbatim after the prompt, closed by the EOS token, so the reasoning is never lost.
+    """
+    prompt = render_prompt(tokenizer, record, fmt, system_prompt)
+    final = final_answer_text(record)
+    content = format_assistant(record.reasoning, final, fmt)
+    full = tokenizer.apply_chat_template(build_messages(record, fmt, system_prompt), tokenize=False)
+    if not (full.startswith(prompt) and full[len(prompt):].startswith(content)):
+        overlap = next((k for k in range(min(len(prompt), len(content)), 0, -1) if prompt.endswith(content[:k])), 0)
+        full = prompt + content[overlap:] + (tokenizer.eos_token or "")
+    answer_at = full.rfind(final, len(prompt)) if final else -1
+    return full, len(prompt), answer_at if answer_at >= 0 else len(full)
+
+
+def _tokenize_with_mask(tokenizer: Any, text: str, loss_from: int) -> tuple[list[int], list[int]]:
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    labels = [t if start >= loss_from else IGNORE_INDEX for t, (start, _end) in zip(ids, enc["offset_mapping"])]
+    return ids, labels
+
+
+def _shorten_reasoning(tokenizer: Any, reasoning: str, drop_tokens: int) -> str | None:
+    """Cut ``drop_tokens`` tokens out of the middle of the reasoning; None if it is too short."""
+    ids = tokenizer(reasoning, add_special_tokens=False)["input_ids"]
+    keep = len(ids) - drop_tokens
+    if keep < 8:
+        return None
+    head, tail = ids[: keep // 2], ids[len(ids) - (keep - keep // 2):]
+    return tokenizer.decode(head).rstrip() + SHORTEN_MARK + tokenizer.decode(tail).lstrip()
+
+
+def render_example(
+    tokenizer: Any,
+    record: Record,
+    fmt: str,
+    *,
+    system_prompt: str | None = None,
+    loss_on: str = "reasoning_answer",
+    max_length: int = 512,
+    truncation: str = "shorten_reasoning",
+) -> RenderedExample:
+    """Token ids and labels for one record, rendered exactly as inference renders its prompt.
+
+    Loss is taken on the assistant turn only (``reasoning_answer``) or on the final answer only
+    (``answer_only``). An over-long sample is never cut at the end, which would silently train
+    on a missing answer: it is dropped, or the middle of its reasoning is shortened. Raises
+    :class:`RenderRefused` for samples that must not be trained on.
+    """
+    if loss_on not in ("reasoning_answer", "answer_only"):
+        raise ValueError(f"loss_on must be reasoning_answer or answer_only, got {loss_on!r}")
+    shortened = False
+    for _attempt in range(4):
+        text, prompt_end, answer_at = _full_text(tokenizer, record, fmt, system_prompt)
+        ids, labels = _tokenize_with_mask(tokenizer, text, prompt_end if loss_on == "reasoning_answer" else answer_at)
+        excess = len(ids) - max_length
+        if excess <= 0:
+            break
+        if truncation == "drop":
+            raise RenderRefused(record.id, "too_long", f"{len(ids)} tokens > max_length {max_length} (truncation=drop)")
+        new = _shorten_reasoning(tokenizer, record.reasoning or "", excess + 8) if record.reasoning else None
+        if new is None:
+            raise RenderRefused(record.id, "too_long",
+                                f"{len(ids)} tokens > max_length {max_length} and shortening the reasoning cannot fit "
+                                "without cutting the question or the final answer")
+        record, shortened = record.model_copy(update={"reasoning": new}), True
+    else:
+        raise RenderRefused(record.id, "too_long", f"still {len(ids)} tokens after shortening the reasoning")
+    n_trainable = sum(1 for x in labels if x != IGNORE_INDEX)
+    if n_trainable == 0:
+        raise RenderRefused(record.id, "zero_trainable", f"no token carries loss (loss_on={loss_on}); check the answer")
+    return RenderedExample(record.id, ids, labels, n_trainable, shortened)
+
+
+def render_records(
+    tokenizer: Any, records: Iterable[Record], fmt: str, **options: Any
+) -> tuple[list[RenderedExample], RenderReport]:
+    """Render many records and audit them: refused samples are reported, never trained on."""
+    examples, report = [], RenderReport()
+    for record in records:
+        try:
+            ex = render_example(tokenizer, record, fmt, **options)
+        except RenderRefused as e:
+            if e.reason == "zero_trainable":
+                report.refused_zero_trainable += 1
+            else:
+                report.dropped_too_long += 1
+            report.problems.append({"id": e.record_id, "reason": e.reason, "detail": e.detail})
+            continue
+        examples.append(ex)
+        report.rendered += 1
+        report.shortened += ex.shortened
+        report.tokens += len(ex)
+        report.trainable_tokens += ex.n_trainable
+    return examples, report
+
+
+def masked_segments(tokenizer: Any, example: RenderedExample) -> list[tuple[str, bool]]:
+    """Consecutive (text, carries_loss) spans of a rendered example, for previews."""
+    segments: list[tuple[str, bool]] = []
+    start = 0
+    flags = [label != IGNORE_INDEX for label in example.labels]
+    for i in range(1, len(flags) + 1):
+        if i == len(flags) or flags[i] != flags[start]:
+            segments.append((tokenizer.decode(example.input_ids[start:i]), flags[start]))
+            start = i
+    return segments
+
+
+def format_masked_preview(tokenizer: Any, example: RenderedExample) -> str:
+    """Plain-text preview: spans without loss are wrapped in ``[no-loss]...[/no-loss]``."""
+    return "".join(text if trained else f"[no-loss]{text}[/no-loss]" for text, trained in masked_segments(tokenizer, example))
