@@ -9,7 +9,7 @@ knob (0.8 catches rephrasings that change a few words; lower it to catch more).
 >>> from medtune.data.records import Answer, Record
 >>> mk = lambda q: Record.create(source="t", task="open", question=q, answer=Answer(text="a"))
 >>> qs = ["A 45-year-old man has crushing chest pain radiating to the left arm for two hours",
-...       "A 45-year-old man has crushing chest pain radiating to the left arm for two hours.",
+...       "A 45-year-old  MAN has crushing chest pain radiating to the left arm for two hours",
 ...       "a 45-year-old man has crushing chest pain radiating to the left arm for 2 hours",
 ...       "Which vitamin deficiency causes scurvy?"]
 >>> report = DedupeReport()
