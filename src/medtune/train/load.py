@@ -1,0 +1,51 @@
+"""Load a trained run for eval/export/serve: base + adapter (or the full model), plus tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..models.load import LoadedModel, load_model
+from ..models.loader import ModelLoadError
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "manifest.json"
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: not a finished medtune run (no manifest.json); train it first or pick another folder")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "auto", merge: bool = False) -> LoadedModel:
+    """The tuned model of a run folder as a :class:`LoadedModel` (``path`` = the run's output).
+
+    For PEFT runs the base named in the manifest is loaded and ``RUN/adapter`` applied
+    (``merge=True`` folds the adapter into the weights, e.g. before export); for full
+    fine-tuning ``RUN/model`` is loaded directly. The tokenizer is the one saved with the run.
+    """
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    run = Path(run_dir)
+    manifest = read_manifest(run)
+    if (run / "model").is_dir():
+        loaded = load_model(str(run / "model"), device=device, dtype=dtype)
+        loaded.path = run / "model"
+        return loaded
+    adapter = run / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        raise ModelLoadError(f"{run}: neither model/ nor adapter/adapter_config.json found")
+    base_path = manifest.get("base_path") or manifest["base_model"]
+    base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
+    loaded = load_model(base_spec, device=device, dtype=dtype)
+    model = PeftModel.from_pretrained(loaded.model, str(adapter))
+    model.eval()
+    if merge:
+        model = model.merge_and_unload()
+    tok = AutoTokenizer.from_pretrained(str(adapter))
+    tok.padding_side = loaded.tokenizer.padding_side
+    if not getattr(tok, "chat_template", None):
+        tok.chat_template = loaded.tokenizer.chat_template
+    loaded.model, loaded.tokenizer, loaded.path = model, tok, adapter
+    return loaded

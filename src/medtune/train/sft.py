@@ -1,0 +1,344 @@
+"""Supervised fine-tuning: setup() -> fit() -> save(), on one CPU, one GPU or many (accelerate).
+
+The loop is plain PyTorch driven by accelerate (device placement, DDP/FSDP/DeepSpeed, mixed
+precision, no_sync during accumulation); models, adapters, optimizers and schedules come from
+transformers/PEFT. What medtune adds:
+
+* a step's micro-batches are a pure function of (seed, step) (see ``packing``), and the
+  loss of a step is the sum of token cross-entropies divided by the step's *global* count of
+  trainable tokens -- so gradient accumulation, packing and the number of processes do not
+  change the objective, and a resumed run replays exactly;
+* logits are computed only at positions that carry loss (``logits_to_keep`` with indices),
+  which on a 49k-vocabulary model skips most of the LM-head work and its memory;
+* checkpoints are atomic and verified (``checkpoints``), the best adapter by eval loss is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config.schema import RunConfig
+from . import checkpoints as ckpt
+from .data import TrainingData, prepare_data
+from .packing import collate_packed, collate_padded, epoch_order, make_batches, trainable_tokens
+from .setup import apply_peft, build_optimizer, build_scheduler, count_parameters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    output_dir: Path  # RUN/adapter (PEFT methods) or RUN/model (full fine-tuning)
+    steps: int
+    train_loss: float | None
+    first_eval_loss: float | None
+    final_eval_loss: float | None
+    best_eval_loss: float | None
+    tokens_per_s: float
+    wall_time_s: float
+    peak_memory_mb: float
+    stopped_early: bool = False
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Setup:
+    accelerator: Any
+    loaded: Any  # medtune.models.load.LoadedModel (base + tokenizer)
+    model: Any  # PEFT-wrapped (or full) model, prepared by accelerate
+    optimizer: Any
+    scheduler: Any
+    data: TrainingData
+    batches: list[list[int]]
+    total_steps: int
+    fmt: str
+
+
+def mixed_precision(precision: str, device: str) -> str:
+    """accelerate's mixed_precision for a configured precision: fp32 on CPU, bf16/fp16 on CUDA."""
+    import torch
+
+    if precision == "auto":
+        if not device.startswith("cuda"):
+            return "no"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+
+
+def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
+    """Load base + tokenizer, render the data, wrap with PEFT, build optimizer and schedule."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from ..models.load import load_model, pick_device
+
+    t = cfg.train
+    device = pick_device("auto")
+    mp = mixed_precision(t.precision, device)
+    accelerator = Accelerator(mixed_precision=mp, cpu=not device.startswith("cuda"))
+    set_seed(t.seed)
+    four_bit = t.method == "qlora" or cfg.model.load_in_4bit
+    # Frozen bases can sit in half precision on GPU; fully tuned weights stay fp32 (autocast does the rest).
+    dtype = cfg.model.dtype if cfg.model.dtype != "auto" or t.method != "full" else "float32"
+    loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=dtype, load_in_4bit=four_bit,
+                        revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
+    fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else loaded.source.reasoning_format
+    data = prepare_data(cfg.data, loaded.tokenizer, fmt, data_paths, run_dir if accelerator.is_main_process else None)
+    model = loaded.model
+    model.config.use_cache = False
+    if t.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = apply_peft(model, t, loaded.source.preset)
+    set_seed(t.seed)  # adapter init consumed RNG; re-seed so the data-independent stream starts equal
+    batches = make_batches(data.train, packing=t.packing, batch_size=t.batch_size, max_length=cfg.data.max_length)
+    per_step = t.grad_accum * accelerator.num_processes
+    total = t.max_steps if t.max_steps > 0 else math.ceil(t.epochs * len(batches) / per_step)
+    optimizer = build_optimizer(model, t)
+    scheduler = build_scheduler(optimizer, t, total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return Setup(accelerator, loaded, model, optimizer, scheduler, data, batches, total, fmt)
+
+
+def step_batches(step: int, n_batches: int, per_step: int, seed: int) -> list[int]:
+    """Global micro-batch indices of one optimizer step, walking seeded epoch orders.
+
+    >>> step_batches(0, 4, 2, seed=1) + step_batches(1, 4, 2, seed=1) == sorted(range(4))
+    False
+    >>> sorted(step_batches(0, 4, 2, seed=1) + step_batches(1, 4, 2, seed=1))
+    [0, 1, 2, 3]
+    """
+    out = []
+    for j in range(step * per_step, (step + 1) * per_step):
+        epoch, k = divmod(j, n_batches)
+        out.append(epoch_order(n_batches, seed, epoch)[k])
+    return out
+
+
+def loss_sum(model: Any, batch: dict[str, Any]) -> Any:
+    """Summed next-token cross-entropy over the positions that carry loss."""
+    import torch.nn.functional as F
+
+    targets = batch["labels"][:, 1:]
+    keep = targets != -100
+    if "position_ids" in batch:  # one packed row: compute logits only where loss is taken
+        idx = keep[0].nonzero().squeeze(1)
+        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=idx).logits[0]
+        return F.cross_entropy(logits.float(), targets[0, idx], reduction="sum")
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum")
+
+
+def collate(s: Setup, examples: list, batch: list[int], packing: bool) -> dict[str, Any]:
+    items = [examples[i] for i in batch]
+    data = collate_packed(items) if packing else collate_padded(items, s.loaded.tokenizer.pad_token_id)
+    return {k: v.to(s.accelerator.device) for k, v in data.items()}
+
+
+def evaluate(s: Setup, cfg: RunConfig) -> float | None:
+    """Token-weighted eval loss on the validation examples, summed over all processes."""
+    import torch
+
+    if not s.data.val:
+        return None
+    batches = make_batches(s.data.val, packing=cfg.train.packing, batch_size=cfg.train.batch_size, max_length=cfg.data.max_length)
+    mine = batches[s.accelerator.process_index :: s.accelerator.num_processes]
+    total = torch.zeros(2, dtype=torch.float64, device=s.accelerator.device)
+    s.model.eval()
+    with torch.no_grad():
+        for b in mine:
+            total[0] += loss_sum(s.model, collate(s, s.data.val, b, cfg.train.packing)).double()
+            total[1] += trainable_tokens(s.data.val, b)
+    s.model.train()
+    total = s.accelerator.reduce(total, reduction="sum")
+    return float(total[0] / total[1]) if total[1] > 0 else None
+
+
+def save_output(s: Setup, method: str, out: Path) -> Path:
+    """RUN/adapter (PEFT adapter + tokenizer) or RUN/model (full HF folder + tokenizer), atomically.
+
+    Every process must call this (FSDP/DeepSpeed gather the state dict collectively); only the
+    main process writes.
+    """
+    from ..utils.io import atomic_dir
+
+    state = s.accelerator.get_state_dict(s.model)
+    if s.accelerator.is_main_process:
+        with atomic_dir(out) as tmp:
+            s.accelerator.unwrap_model(s.model).save_pretrained(tmp, state_dict=state, safe_serialization=True)
+            s.loaded.tokenizer.save_pretrained(tmp)
+    s.accelerator.wait_for_everyone()
+    return out
+
+
+def _new_state() -> dict[str, Any]:
+    return {"best_eval": None, "best_step": None, "bad_evals": 0, "first_eval": None, "last_eval": None,
+            "tokens": 0, "elapsed_s": 0.0, "stopped_early": False, "window": []}
+
+
+def _eval_and_track(s: Setup, cfg: RunConfig, run_dir: Path, step: int, state: dict[str, Any], metrics: Any) -> None:
+    """Eval loss, early-stopping bookkeeping, and the best adapter by eval loss (RUN/best)."""
+    loss = evaluate(s, cfg)
+    if loss is None:
+        return
+    state["last_eval"] = loss
+    state["first_eval"] = loss if state["first_eval"] is None else state["first_eval"]
+    metrics.log(step, eval_loss=loss)
+    if state["best_eval"] is None or loss < state["best_eval"] - 1e-6:
+        state.update(best_eval=loss, best_step=step, bad_evals=0)
+        if cfg.train.keep_best and step > 0:
+            save_output(s, cfg.train.method, run_dir / "best")
+    else:
+        state["bad_evals"] += 1
+        patience = cfg.train.early_stopping_patience
+        state["stopped_early"] = bool(patience and state["bad_evals"] >= patience)
+
+
+def _run_step(s: Setup, cfg: RunConfig, step: int) -> tuple[float, int]:
+    """One optimizer step over this process's share of the step's micro-batches -> (loss, tokens)."""
+    import torch
+
+    t, acc = cfg.train, s.accelerator
+    glob = step_batches(step, len(s.batches), t.grad_accum * acc.num_processes, t.seed)
+    n_global = sum(trainable_tokens(s.data.train, s.batches[g]) for g in glob)
+    tokens = sum(len(s.data.train[i]) for g in glob for i in s.batches[g])
+    mine = glob[acc.process_index :: acc.num_processes]
+    total = torch.zeros((), dtype=torch.float64, device=acc.device)
+    for k, g in enumerate(mine):
+        batch = collate(s, s.data.train, s.batches[g], t.packing)
+        # Skip the gradient all-reduce on all but the last micro-batch (DDP no_sync).
+        with acc.no_sync(s.model) if k < len(mine) - 1 else nullcontext(), acc.autocast():
+            part = loss_sum(s.model, batch)
+            acc.backward(part * acc.num_processes / n_global)
+        total += part.detach().double()
+    acc.clip_grad_norm_(s.model.parameters(), t.max_grad_norm)
+    s.optimizer.step()
+    s.scheduler.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    return float(acc.reduce(total, reduction="sum")) / max(n_global, 1), tokens
+
+
+def fit(s: Setup, cfg: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """The training loop: steps, logging, eval, early stopping, checkpoints, exact resume."""
+    from tqdm.auto import tqdm
+
+    from .manifest import MetricsLog
+
+    t, acc = cfg.train, s.accelerator
+    start, state = 0, _new_state()
+    root = run_dir / "checkpoints"
+    if resume:
+        found = ckpt.latest_valid(root)
+        if found is None:
+            log.warning("no complete checkpoint under %s: starting from step 0", root)
+        else:
+            state.update(ckpt.load_checkpoint(found, acc.unwrap_model(s.model), s.optimizer, s.scheduler))
+            start = state.pop("step")
+            log.info("resumed from %s (step %d)", found, start)
+    metrics = MetricsLog(run_dir, start, enabled=acc.is_main_process)
+    if start == 0 and t.eval_steps:
+        _eval_and_track(s, cfg, run_dir, 0, state, metrics)
+    bar = tqdm(total=s.total_steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
+    t0, elapsed0, step = time.perf_counter(), state["elapsed_s"], start
+    for step in range(start + 1, s.total_steps + 1):
+        loss, tokens = _run_step(s, cfg, step - 1)
+        state["tokens"] += tokens
+        state["elapsed_s"] = elapsed0 + time.perf_counter() - t0
+        state["window"].append(loss)
+        tps = state["tokens"] / max(state["elapsed_s"], 1e-9)
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:.0f}", refresh=False)
+        bar.update(1)
+        if step % t.logging_steps == 0 or step == s.total_steps:
+            metrics.log(step, train_loss=sum(state["window"]) / len(state["window"]),
+                        lr=s.scheduler.get_last_lr()[0], tokens_per_s=tps)
+            state["window"] = []
+        if t.eval_steps and (step % t.eval_steps == 0 or step == s.total_steps):
+            _eval_and_track(s, cfg, run_dir, step, state, metrics)
+        if state["stopped_early"]:
+            log.warning("early stopping at step %d: no eval improvement in %d evaluations", step, t.early_stopping_patience)
+            break
+        if t.save_steps and step % t.save_steps == 0 and step < s.total_steps:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                ckpt.save_checkpoint(root, step, acc.unwrap_model(s.model), s.optimizer, s.scheduler, state, t.save_total_limit)
+            acc.wait_for_everyone()
+    bar.close()
+    metrics.close()
+    return {**state, "steps": step, "rows": metrics.rows}
+
+
+def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall: float) -> TrainResult:
+    """Final adapter/model (the best by eval loss when kept), loss curve, manifest."""
+    import shutil
+
+    from ..utils.io import atomic_dir, atomic_write_json
+    from .manifest import hardware, peak_memory_mb, plot_loss_curve, write_manifest
+
+    out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
+    best = run_dir / "best"
+    use_best = cfg.train.keep_best and best.is_dir() and stats["best_step"] not in (None, stats["steps"])
+    if use_best and s.accelerator.is_main_process:
+        with atomic_dir(out) as tmp:
+            shutil.copytree(best, tmp, dirs_exist_ok=True)
+    s.accelerator.wait_for_everyone()
+    if not use_best:
+        save_output(s, cfg.train.method, out)
+    trainable, total = count_parameters(s.accelerator.unwrap_model(s.model))
+    tps = stats["tokens"] / max(stats["elapsed_s"], 1e-9)
+    fields = {
+        "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "base_model": cfg.model.base,
+        "base_path": str(s.loaded.path), "reasoning_format": s.fmt, "method": cfg.train.method,
+        "output": out.name, "output_is_best_checkpoint": use_best, "data_files": s.data.files,
+        "data_manifest_sha256": s.data.files, "quarantined_records": s.data.quarantined,
+        "examples": {"train": len(s.data.train), "val": len(s.data.val)},
+        "render_audit": {k: {kk: vv for kk, vv in r.to_dict().items() if kk != "problems"} for k, r in s.data.reports.items()},
+        "steps": stats["steps"], "total_steps": s.total_steps, "stopped_early": stats["stopped_early"],
+        "hardware": hardware(str(s.accelerator.device), s.accelerator.num_processes),
+        "wall_time_s": round(wall, 2), "train_time_s": round(stats["elapsed_s"], 2), "tokens_per_s": round(tps, 1),
+        "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable, "total_params": total,
+        "first_eval_loss": stats["first_eval"], "final_eval_loss": stats["last_eval"],
+        "best_eval_loss": stats["best_eval"], "best_step": stats["best_step"],
+        "train_loss": next((r["train_loss"] for r in reversed(stats["rows"]) if "train_loss" in r), None),
+    }
+    if s.accelerator.is_main_process:
+        atomic_write_json(run_dir / "render_report.json", {k: r.to_dict() for k, r in s.data.reports.items()})
+        plot_loss_curve(stats["rows"], run_dir / "loss_curve.png", f"{cfg.name}: {cfg.model.base} ({cfg.train.method})")
+        write_manifest(run_dir, fields)
+    return TrainResult(run_dir, out, stats["steps"], fields["train_loss"], stats["first_eval"], stats["last_eval"],
+                       stats["best_eval"], fields["tokens_per_s"], fields["wall_time_s"], fields["peak_memory_mb"],
+                       stats["stopped_early"], fields)
+
+
+def train(cfg: RunConfig, data_path: str | Path | list[str] | None = None, run_dir: str | Path | None = None,
+          resume: bool = False, *, progress: bool = True) -> TrainResult:
+    """Fine-tune ``cfg.model.base`` on medtune records and write the run folder.
+
+    ``data_path`` (a records file or folder, or a list) overrides ``cfg.data.train_files``.
+    ``resume=True`` continues from the newest complete checkpoint in ``run_dir/checkpoints``.
+    """
+    from ..config.load import ConfigError, ConfigProblem, save_resolved
+
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir or cfg.run_dir or Path("runs") / cfg.name)
+    if not resume and ckpt.list_checkpoints(run_dir / "checkpoints"):
+        raise ConfigError([ConfigProblem("run_dir", f"{run_dir} already holds checkpoints of an earlier run",
+                                         "pass --resume to continue it, or --out NEW_DIR")], "train")
+    paths = None if data_path is None else [str(p) for p in (data_path if isinstance(data_path, list) else [data_path])]
+    if paths:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"train_files": paths, "val_files": []})})
+    cfg = cfg.model_copy(update={"run_dir": str(run_dir)})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    s = setup(cfg, paths, run_dir)
+    if s.accelerator.is_main_process:
+        save_resolved(cfg, run_dir)
+        log.info("data: train %s | val %s", s.data.reports["train"].summary(), s.data.reports["val"].summary())
+    stats = fit(s, cfg, run_dir, resume, progress)
+    result = _finish(s, cfg, run_dir, stats, time.perf_counter() - t0)
+    s.accelerator.end_training()
+    return result
