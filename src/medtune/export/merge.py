@@ -1,0 +1,112 @@
+"""Merge a PEFT adapter into its base model and save a standalone HF folder.
+
+The merged folder is what every later export step reads: GGUF conversion, the
+Ollama Modelfile and the model card. Merging happens in fp32 on CPU so the
+merged weights equal W + (alpha/r) * B @ A without rounding through fp16/bf16
+(a bf16 merge alone moves logits by ~1e-2, far above the 1e-4 we promise).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from ..utils.io import atomic_dir, atomic_write_json, sha256_file
+from .common import (
+    PROVENANCE_FILE,
+    ExportError,
+    Provenance,
+    base_spec,
+    is_hf_folder,
+    is_run_folder,
+    read_provenance,
+)
+
+log = logging.getLogger(__name__)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+
+
+def _load_tokenizer(run: Path, base: str):
+    """The adapter's own tokenizer when training saved one (it may carry added tokens), else the base's."""
+    from transformers import AutoTokenizer
+
+    from ..models.load import load_tokenizer
+
+    adapter = run / "adapter"
+    if (adapter / "tokenizer_config.json").is_file() or (adapter / "tokenizer.json").is_file():
+        tok = AutoTokenizer.from_pretrained(adapter)
+        if not getattr(tok, "chat_template", None):
+            tok.chat_template = load_tokenizer(base).chat_template
+        return tok
+    return load_tokenizer(base)
+
+
+def merge_adapter(run: Path, out: Path) -> Path:
+    """Load base (fp32, CPU) + RUN/adapter, merge_and_unload, save safetensors + tokenizer + generation config."""
+    import torch
+    from peft import PeftModel
+
+    from ..models.load import load_model
+
+    spec = base_spec(run)
+    loaded = load_model(spec, device="cpu", dtype="float32")
+    tok = _load_tokenizer(run, spec)
+    model = loaded.model
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        # Training added tokens (and saved resized embeddings in the adapter); match them first.
+        model.resize_token_embeddings(len(tok))
+    with torch.no_grad():
+        peft_model = PeftModel.from_pretrained(model, run / "adapter", torch_device="cpu")
+        merged = peft_model.merge_and_unload()
+    gen = merged.generation_config
+    gen.eos_token_id = gen.eos_token_id if gen.eos_token_id is not None else tok.eos_token_id
+    gen.pad_token_id = tok.pad_token_id
+    prov = read_provenance(run)
+    prov.adapter_sha256 = sha256_file(run / "adapter" / "adapter_model.safetensors") \
+        if (run / "adapter" / "adapter_model.safetensors").is_file() else None
+    if prov.base_model == "unknown":
+        prov.base_model = spec
+    if prov.reasoning_format == "plain" and loaded.source.reasoning_format:
+        prov.reasoning_format = loaded.source.reasoning_format
+    with atomic_dir(out) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        gen.save_pretrained(tmp)
+        atomic_write_json(tmp / PROVENANCE_FILE, prov.to_dict())
+    return out
+
+
+def _copy_full_model(src: Path, out: Path, prov: Provenance) -> Path:
+    """Full fine-tuning already produced a standalone folder: copy it with provenance."""
+    with atomic_dir(out) as tmp:
+        for item in src.iterdir():
+            if item.is_file():
+                shutil.copy2(item, tmp / item.name)
+        atomic_write_json(tmp / PROVENANCE_FILE, prov.to_dict())
+    return out
+
+
+def merge_run(run: str | Path, out: str | Path | None = None) -> Path:
+    """Turn a training run into a standalone HF folder (default RUN/merged) and return its path.
+
+    Accepts RUN/adapter (LoRA/DoRA: merged), RUN/model (full fine-tune: copied), or an
+    already merged HF folder (returned unchanged).
+    """
+    run = Path(run)
+    if not run.exists():
+        raise ExportError(f"{run}: no such run folder")
+    if is_hf_folder(run) and not is_run_folder(run):
+        return run
+    if not is_run_folder(run):
+        raise ExportError(
+            f"{run}: not a run folder (expected adapter/adapter_config.json or model/config.json) "
+            "and not an HF model folder (config.json + *.safetensors)"
+        )
+    target = Path(out) if out else run / "merged"
+    if (run / "adapter" / "adapter_config.json").is_file():
+        if not (run / "adapter" / "adapter_model.safetensors").is_file() and not (run / "adapter" / "adapter_model.bin").is_file():
+            raise ExportError(f"{run / 'adapter'}: adapter_config.json has no adapter_model.safetensors next to it")
+        log.info("merging %s into %s", run / "adapter", target)
+        return merge_adapter(run, target)
+    return _copy_full_model(run / "model", target, read_provenance(run))

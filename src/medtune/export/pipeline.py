@@ -1,0 +1,148 @@
+"""``export_run``: merge (if needed) -> GGUF per type -> verify -> Modelfile -> model card.
+
+Output layout (``out_dir``, default RUN/export)::
+
+    merged/                  standalone HF folder (safetensors, tokenizer, chat template)
+    <name>-f16.gguf ...      one file per requested type
+    Modelfile                Ollama, FROM the smallest verified-kind file
+    README.md                model card
+    export_summary.json      everything below, for quickstart / eval / serve
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from ..utils.io import atomic_write_json, sha256_file
+from .card import write_model_card
+from .common import (
+    LLAMA_CPP_HINT,
+    PROVENANCE_FILE,
+    ExportError,
+    LlamaCppMissing,
+    Provenance,
+    is_hf_folder,
+    is_run_folder,
+    read_provenance,
+    read_run_config,
+)
+from .gguf import convert_hf_to_gguf
+from .merge import merge_run
+from .ollama import write_modelfile
+from .quantize import NATIVE, needs_llama_cpp, normalize_quants, quantize_gguf
+
+log = logging.getLogger(__name__)
+MODELFILE_PREFERENCE = ("q4_k_m", "q5_k_m", "q8_0", "q6_k", "q4_k_s", "q5_k_s", "q4_0", "f16", "bf16", "f32")
+
+
+def llama_cpp_available() -> bool:
+    """True when llama-cpp-python is importable (K-quants and verification need it)."""
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def model_name(prov: Provenance, merged: Path) -> str:
+    """File-name stem: medtune-<run id> or the folder name, reduced to [a-z0-9._-].
+
+    >>> model_name(Provenance(run_id="SFT run/1"), Path("x"))
+    'medtune-sft-run-1'
+    """
+    raw = f"medtune-{prov.run_id}" if prov.run_id else merged.name
+    return re.sub(r"[^a-z0-9._-]+", "-", raw.lower()).strip("-") or "model"
+
+
+def _reusable_merge(run: Path) -> Path | None:
+    """RUN/merged from an earlier `medtune merge`, if it was made from the current adapter."""
+    merged, adapter = run / "merged", run / "adapter" / "adapter_model.safetensors"
+    if not (is_hf_folder(merged) and (merged / PROVENANCE_FILE).is_file() and adapter.is_file()):
+        return None
+    return merged if read_provenance(merged).adapter_sha256 == sha256_file(adapter) else None
+
+
+def resolve_merged(source: Path, out_dir: Path) -> tuple[Path, Path | None]:
+    """(merged HF folder, run folder or None) for a run folder or an already merged folder."""
+    if is_run_folder(source):
+        return (_reusable_merge(source) or merge_run(source, out_dir / "merged")), source
+    if is_hf_folder(source):
+        return source, None
+    raise ExportError(f"{source}: neither a run folder (adapter/ or model/) nor an HF folder (config.json + *.safetensors)")
+
+
+def _recipe(run: Path | None) -> dict[str, Any]:
+    """A few training settings for the card, flattened from RUN/config.yaml."""
+    train = (read_run_config(run).get("train") or {}) if run else {}
+    out = {f"train.{k}": v for k, v in train.items() if isinstance(v, (int, float, str, bool)) and v is not None}
+    for k, v in (train.get("lora") or {}).items():
+        if isinstance(v, (int, float, str, bool)):
+            out[f"train.lora.{k}"] = v
+    return dict(list(out.items())[:16])
+
+
+def _make_ggufs(merged: Path, out_dir: Path, name: str, quants: list[str], prov: Provenance) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for q in [q for q in quants if q in NATIVE]:
+        files[q] = out_dir / f"{name}-{q}.gguf"
+        convert_hf_to_gguf(merged, files[q], q, prov)
+    kquants = [q for q in quants if needs_llama_cpp(q)]
+    if kquants:
+        f16 = files.get("f16") or out_dir / f".{name}-f16-intermediate.gguf"
+        if "f16" not in files:
+            convert_hf_to_gguf(merged, f16, "f16", prov)
+        try:
+            for q in kquants:
+                files[q] = quantize_gguf(f16, out_dir / f"{name}-{q}.gguf", q)
+        finally:
+            if "f16" not in files:
+                f16.unlink(missing_ok=True)
+    return {q: files[q] for q in quants}
+
+
+def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, quants: list[str] | str = ("q8_0",),
+               verify: bool = True, modelfile: bool = True, model_card: bool = True) -> dict[str, Any]:
+    """Merge if needed, write each GGUF type, verify against the merged model, write Modelfile + card.
+
+    K-quants need llama-cpp-python (checked before any work, with the install command);
+    verification also needs it and is skipped with a recorded reason when it is missing.
+    Returns (and writes to out_dir/export_summary.json) paths, sizes, verify rows, timings.
+    """
+    t0 = time.perf_counter()
+    source = Path(run_or_merged)
+    quants = normalize_quants(list(quants) if not isinstance(quants, str) else quants)
+    if any(needs_llama_cpp(q) for q in quants) and not llama_cpp_available():
+        raise LlamaCppMissing(f"K-quants ({', '.join(q for q in quants if needs_llama_cpp(q))}): {LLAMA_CPP_HINT}")
+    out = Path(out_dir) if out_dir else (source / "export" if is_run_folder(source) else source.parent / f"{source.name}-gguf")
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    merged, run = resolve_merged(source, out)
+    timings["merge_s"] = round(time.perf_counter() - t0, 1)
+    prov = read_provenance(merged if (merged / PROVENANCE_FILE).is_file() else (run or merged))
+    name = model_name(prov, merged)
+    t = time.perf_counter()
+    files = _make_ggufs(merged, out, name, quants, prov)
+    timings["convert_s"] = round(time.perf_counter() - t, 1)
+    summary: dict[str, Any] = {"merged": str(merged), "out_dir": str(out), "provenance": prov.to_dict(),
+                               "files": {q: {"path": str(p), "bytes": p.stat().st_size} for q, p in files.items()}}
+    rows: list[dict[str, Any]] = []
+    if verify and llama_cpp_available():
+        from .verify import verify_ggufs
+
+        t = time.perf_counter()
+        rows = verify_ggufs(list(files.values()), merged)
+        timings["verify_s"] = round(time.perf_counter() - t, 1)
+    elif verify:
+        summary["verify_skipped"] = f"llama-cpp-python is not installed; {LLAMA_CPP_HINT}"
+    summary["verify"] = rows
+    if modelfile:
+        best = next(q for q in MODELFILE_PREFERENCE + tuple(files) if q in files)
+        summary["modelfile"] = str(write_modelfile(out, files[best], merged, prov))
+    if model_card:
+        summary["model_card"] = str(write_model_card(out, prov, name, run, list(files.values()), rows, _recipe(run)))
+    timings["total_s"] = round(time.perf_counter() - t0, 1)
+    summary["timings"] = timings
+    summary["passed"] = all(r["passed"] is not False for r in rows)
+    atomic_write_json(out / "export_summary.json", summary)
+    return summary
