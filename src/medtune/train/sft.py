@@ -45,6 +45,7 @@ class TrainResult:
     wall_time_s: float
     peak_memory_mb: float
     stopped_early: bool = False
+    is_main_process: bool = True
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -179,7 +180,7 @@ def save_output(s: Setup, method: str, out: Path) -> Path:
 
 def _new_state() -> dict[str, Any]:
     return {"best_eval": None, "best_step": None, "bad_evals": 0, "first_eval": None, "last_eval": None,
-            "tokens": 0, "elapsed_s": 0.0, "stopped_early": False, "window": []}
+            "tokens": 0, "rank_tokens": 0, "elapsed_s": 0.0, "stopped_early": False, "window": []}
 
 
 def _eval_and_track(s: Setup, cfg: RunConfig, run_dir: Path, step: int, state: dict[str, Any], metrics: Any) -> None:
@@ -200,8 +201,8 @@ def _eval_and_track(s: Setup, cfg: RunConfig, run_dir: Path, step: int, state: d
         state["stopped_early"] = bool(patience and state["bad_evals"] >= patience)
 
 
-def _run_step(s: Setup, cfg: RunConfig, step: int) -> tuple[float, int]:
-    """One optimizer step over this process's share of the step's micro-batches -> (loss, tokens)."""
+def _run_step(s: Setup, cfg: RunConfig, step: int) -> tuple[float, int, int]:
+    """One optimizer step over this process's share of the step's micro-batches -> (loss, global tokens, local tokens)."""
     import torch
 
     t, acc = cfg.train, s.accelerator
@@ -209,6 +210,7 @@ def _run_step(s: Setup, cfg: RunConfig, step: int) -> tuple[float, int]:
     n_global = sum(trainable_tokens(s.data.train, s.batches[g]) for g in glob)
     tokens = sum(len(s.data.train[i]) for g in glob for i in s.batches[g])
     mine = glob[acc.process_index :: acc.num_processes]
+    local = sum(len(s.data.train[i]) for g in mine for i in s.batches[g])
     total = torch.zeros((), dtype=torch.float64, device=acc.device)
     for k, g in enumerate(mine):
         batch = collate(s, s.data.train, s.batches[g], t.packing)
@@ -221,7 +223,7 @@ def _run_step(s: Setup, cfg: RunConfig, step: int) -> tuple[float, int]:
     s.optimizer.step()
     s.scheduler.step()
     s.optimizer.zero_grad(set_to_none=True)
-    return float(acc.reduce(total, reduction="sum")) / max(n_global, 1), tokens
+    return float(acc.reduce(total, reduction="sum")) / max(n_global, 1), tokens, local
 
 
 def fit(s: Setup, cfg: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -247,8 +249,9 @@ def fit(s: Setup, cfg: RunConfig, run_dir: Path, resume: bool = False, progress:
     bar = tqdm(total=s.total_steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
     t0, elapsed0, step = time.perf_counter(), state["elapsed_s"], start
     for step in range(start + 1, s.total_steps + 1):
-        loss, tokens = _run_step(s, cfg, step - 1)
+        loss, tokens, local = _run_step(s, cfg, step - 1)
         state["tokens"] += tokens
+        state["rank_tokens"] += local
         state["elapsed_s"] = elapsed0 + time.perf_counter() - t0
         state["window"].append(loss)
         tps = state["tokens"] / max(state["elapsed_s"], 1e-9)
@@ -289,6 +292,9 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
     s.accelerator.wait_for_everyone()
     if not use_best:
         save_output(s, cfg.train.method, out)
+    import torch
+
+    per_rank = s.accelerator.gather(torch.tensor([stats["rank_tokens"]], device=s.accelerator.device)).tolist()
     trainable, total = count_parameters(s.accelerator.unwrap_model(s.model))
     tps = stats["tokens"] / max(stats["elapsed_s"], 1e-9)
     fields = {
@@ -299,7 +305,7 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
         "examples": {"train": len(s.data.train), "val": len(s.data.val)},
         "render_audit": {k: {kk: vv for kk, vv in r.to_dict().items() if kk != "problems"} for k, r in s.data.reports.items()},
         "steps": stats["steps"], "total_steps": s.total_steps, "stopped_early": stats["stopped_early"],
-        "hardware": hardware(str(s.accelerator.device), s.accelerator.num_processes),
+        "tokens_per_rank": per_rank, "hardware": hardware(str(s.accelerator.device), s.accelerator.num_processes),
         "wall_time_s": round(wall, 2), "train_time_s": round(stats["elapsed_s"], 2), "tokens_per_s": round(tps, 1),
         "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable, "total_params": total,
         "first_eval_loss": stats["first_eval"], "final_eval_loss": stats["last_eval"],
@@ -312,7 +318,7 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
         write_manifest(run_dir, fields)
     return TrainResult(run_dir, out, stats["steps"], fields["train_loss"], stats["first_eval"], stats["last_eval"],
                        stats["best_eval"], fields["tokens_per_s"], fields["wall_time_s"], fields["peak_memory_mb"],
-                       stats["stopped_early"], fields)
+                       stats["stopped_early"], s.accelerator.is_main_process, fields)
 
 
 def train(cfg: RunConfig, data_path: str | Path | list[str] | None = None, run_dir: str | Path | None = None,
