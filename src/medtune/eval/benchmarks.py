@@ -1,0 +1,166 @@
+"""Benchmarks declared as data: one YAML per benchmark in ``resources/benchmarks``.
+
+Each declaration says where the file lies (relative to a data root the user passes:
+``--data-root`` / ``eval.data_root``, the CLI also reads ``$MEDTUNE_DATA_ROOT``), which
+importer reads it (``medtune.data.importers``), and, for the ``loglik`` protocol, the
+lm-evaluation-harness prompt and choice continuation as Jinja templates, so our numbers
+can be set beside the harness's. Any record-schema JSONL (synthetic or user data) is a
+benchmark too: pass its path instead of a name.
+
+>>> sorted(load_benchmarks())
+['medmcqa', 'medqa', 'mmlu_medical', 'pubmedqa']
+>>> spec = get_benchmark("medqa")
+>>> from medtune.data.records import Record, Answer
+>>> r = Record.create(source="t", task="mcq", question="Q?", options={"A": "x", "B": "y"}, answer=Answer(letter="B"))
+>>> ctx, conts = loglik_request(spec, r)
+>>> print(ctx)
+Question: Q?
+A. x
+B. y
+Answer:
+>>> conts
+[' A', ' B']
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..data.records import Record
+from ..utils.paths import resource_path
+
+# Generic harness-style MCQ prompt for record files that declare nothing else.
+GENERIC_TEMPLATE = "Question: {{ question }}\n{% for k, v in options.items() %}{{ k }}. {{ v }}\n{% endfor %}Answer:"
+
+
+class BenchmarkError(ValueError):
+    """A benchmark that cannot be found, declared wrongly, or whose file is missing."""
+
+
+class LoglikSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    harness_task: str | None = Field(None, description="The lm-evaluation-harness task these prompts reproduce.")
+    template: str = Field(GENERIC_TEMPLATE, description="Jinja template of the context (record fields as variables).")
+    choice: str = Field(" {{ letter }}", description="Jinja template of one choice's continuation (letter, text).")
+
+
+class BenchmarkSpec(BaseModel):
+    """One benchmark declaration (the YAML file's content)."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = Field(1, description="Declaration format version.")
+    name: str = Field(description="Name used on the command line.")
+    description: str = Field("", description="One line for `medtune eval list`.")
+    files: str = Field(description="File path or glob, relative to the data root (absolute paths allowed).")
+    importer: str = Field("auto", description="medtune.data.importers format name.")
+    importer_options: dict[str, Any] = Field(default_factory=dict, description="Extra importer options; *_file values are data-root relative.")
+    expected_items: int | None = Field(None, description="Item count of the full benchmark (a check against wrong files).")
+    chance: float | None = Field(None, description="Accuracy of uniform random guessing.")
+    subject_field: str | None = Field(None, description="metadata key that holds the subject/specialty for per-subject accuracy.")
+    provenance: str = Field("", description="Paper / origin / licence of the data.")
+    loglik: LoglikSpec = Field(default_factory=LoglikSpec, description="Prompt and choices for the loglik protocol.")
+
+
+@lru_cache(maxsize=1)
+def load_benchmarks() -> dict[str, BenchmarkSpec]:
+    """Every shipped declaration, validated; a broken one is an error naming its file."""
+    out = {}
+    for path in sorted(resource_path("benchmarks").glob("*.yaml")):
+        spec = load_benchmark_file(path)
+        out[spec.name] = spec
+    return out
+
+
+def load_benchmark_file(path: str | Path) -> BenchmarkSpec:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = BenchmarkSpec.model_validate(raw)
+        _env().from_string(spec.loglik.template)
+        _env().from_string(spec.loglik.choice)
+    except (yaml.YAMLError, ValidationError, jinja2.TemplateError) as e:
+        raise BenchmarkError(f"{path}: invalid benchmark declaration: {e}") from e
+    if spec.name != path.stem:
+        raise BenchmarkError(f"{path}: field name={spec.name!r} must equal the file name {path.stem!r}")
+    return spec
+
+
+def get_benchmark(name_or_path: str) -> BenchmarkSpec:
+    """A shipped benchmark by name, a declaration YAML, or a record file (JSONL/JSON/CSV) as-is."""
+    known = load_benchmarks()
+    if name_or_path in known:
+        return known[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return load_benchmark_file(path)
+    if path.is_file():
+        return BenchmarkSpec(name=path.stem, files=str(path.resolve()), description=f"record file {path}")
+    raise BenchmarkError(f"unknown benchmark {name_or_path!r}: use one of {sorted(known)} or a path to a record file")
+
+
+def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None) -> list[Path]:
+    pattern = Path(spec.files)
+    if not pattern.is_absolute():
+        if data_root is None:
+            raise BenchmarkError(f"benchmark {spec.name!r} needs a data root: pass --data-root DIR or set MEDTUNE_DATA_ROOT (it reads {spec.files})")
+        pattern = Path(data_root) / pattern
+    files = sorted(Path(p) for p in glob.glob(str(pattern)))
+    if not files:
+        raise BenchmarkError(f"benchmark {spec.name!r}: no file matches {pattern} (check --data-root / MEDTUNE_DATA_ROOT)")
+    return files
+
+
+def iter_benchmark_records(
+    spec: BenchmarkSpec, data_root: str | Path | None = None, *, limit: int | None = None, quarantine: str | Path | None = None
+) -> Iterator[Record]:
+    """The benchmark's records through the data importers (ids as the importers assign them)."""
+    from ..data.importers import iter_records
+
+    options = dict(spec.importer_options)
+    for key, value in options.items():
+        if key.endswith("_file") and isinstance(value, str) and not Path(value).is_absolute():
+            options[key] = str(Path(data_root or ".") / value)
+    n = 0
+    for path in resolve_files(spec, data_root):
+        for record in iter_records(path, spec.importer, quarantine=quarantine, **options):
+            if limit is not None and n >= limit:
+                return
+            n += 1
+            yield record
+
+
+def load_benchmark_records(spec: BenchmarkSpec, data_root: str | Path | None = None, *, limit: int | None = None) -> list[Record]:
+    records = list(iter_benchmark_records(spec, data_root, limit=limit))
+    if not records:
+        raise BenchmarkError(f"benchmark {spec.name!r}: the importer produced no records from {spec.files}")
+    if limit is None and spec.expected_items and len(records) != spec.expected_items:
+        raise BenchmarkError(f"benchmark {spec.name!r}: expected {spec.expected_items} items, the file gave {len(records)}; is it the right split?")
+    return records
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+@lru_cache(maxsize=64)
+def _template(source: str) -> jinja2.Template:
+    return _env().from_string(source)
+
+
+def loglik_request(spec: BenchmarkSpec, record: Record) -> tuple[str, list[str]]:
+    """(context, one continuation per option in the record's option order)."""
+    if not record.options:
+        raise BenchmarkError(f"{spec.name}: item {record.id} has no options; the loglik protocol needs multiple choice")
+    fields = record.model_dump()
+    context = _template(spec.loglik.template).render(**fields)
+    choice = _template(spec.loglik.choice)
+    return context, [choice.render(letter=k, text=v) for k, v in record.options.items()]

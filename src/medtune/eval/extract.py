@@ -1,0 +1,166 @@
+"""Strict answer extraction from a model's generated text (the ``cot`` protocol).
+
+Only the final-answer part is read: the text after ``</think>`` or ``## Final Response``
+(``medtune.data.render.split_reasoning``), so letters the model weighs while
+reasoning never count. Within that part the rules, tried in order, are:
+
+1. **Answer statements** -- "the answer is (C)", "Answer: C", "final answer: **C**",
+   "\\boxed{C}", "correct option is C", "I choose C". The letter must be an
+   option letter, uppercase unless parenthesised ("(c)"), and stand alone ("Answer:
+   Acute MI" is not "A"; "B12" is not "B"). A cue followed by an option's text
+   ("The answer is aortic dissection", "Answer: yes") names that option.
+2. **A bare letter** -- the final part is just "C", "(C)", "C." or "**C**", or starts
+   with "C." / "C)" followed by that option's own text ("C. Aortic dissection").
+   "A. 45-year-old man..." starting a sentence is therefore not an answer.
+3. **"option C" / "choice C"** mentions not preceded by a negation ("not option A").
+4. **The option's text** -- exactly one option's full text appears (longest match wins
+   when one option's text contains another's). Texts of 5 characters or fewer
+   ("yes", "no") count only in rule 1, since "no" appears in ordinary prose.
+
+**Two answers.** If a rule finds more than one distinct letter, the answer is
+*unparseable* ("conflicting"): a hedge such as "Answer: A or C" must not be scored
+as a hit, and we do not guess which of two stated answers the model meant. Rules
+are not mixed: the first rule that finds anything decides. Unparseable answers count
+as wrong and are reported separately.
+
+>>> opts = {"A": "Aortic dissection", "B": "Pericarditis", "C": "Pulmonary embolism", "D": "Pneumothorax"}
+>>> extract_answer("## Thinking\\nA is unlikely. B fits.\\n## Final Response\\nThe answer is (B).", opts).letter
+'B'
+>>> extract_answer("Answer: A or C", opts).status
+'conflicting'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from ..data.render import split_reasoning
+
+_CUE = (
+    r"(?:(?:final|correct|best|right)\s+)?(?:answer|option|choice)\s*(?:is|would\s+be|=|:)"
+    r"|(?:i\s+(?:would\s+)?(?:choose|pick|select|go\s+with))"
+)
+_LETTER_AFTER_CUE = re.compile(rf"(?i:{_CUE})\s*(?:option\s+|choice\s+)?(?:\(\s*([A-Za-z])\s*\)|([A-Z])(?![\w'-]))")
+_BOXED = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*([A-Z])\s*\}?\s*\}")
+_OPTION_IS_CORRECT = re.compile(r"(?i:option|choice)\s*\(?([A-Z])\)?\s+(?i:is\s+(?:the\s+)?(?:correct|right|best))")
+_OPTION_MENTION = re.compile(r"(?i:option|choice)\s*\(?([A-Z])\)?(?![\w'-])")
+_BARE = re.compile(r"^\(?([A-Z])\)?[.:)]?$")
+_LEADING = re.compile(r"^\(?([A-Z])[.):]\s+(.+)$", re.S)
+_NEGATION = re.compile(r"(?i:\bnot|n't|\bexclude|\bexcluding|\brule\s+out|\bruled\s+out|\brather\s+than|\bnor)\s*$")
+_HEDGE = re.compile(r"^\)?\s*(?:or|and|/|,|vs\.?)\s*(?:option\s+)?\(?([A-Z])\)?(?![\w'-])")
+_CUE_THEN_TEXT = re.compile(rf"(?i:{_CUE})\s*(.+)", re.S)
+
+
+@dataclass
+class Extraction:
+    """What the extractor found: the letter, how (``method``), and ``status``.
+
+    status is ``ok``, ``unparseable`` (nothing found) or ``conflicting`` (two answers).
+    """
+
+    letter: str | None
+    status: str
+    method: str | None = None
+
+    @property
+    def parsed(self) -> bool:
+        return self.letter is not None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _clean(text: str) -> str:
+    """Drop markdown emphasis/code marks and collapse whitespace; keeps letters and punctuation."""
+    text = re.sub(r"[*_`#]+", "", text)
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def _decide(letters: list[str], method: str) -> Extraction | None:
+    distinct = list(dict.fromkeys(letters))
+    if not distinct:
+        return None
+    if len(distinct) > 1:
+        return Extraction(None, "conflicting", method)
+    return Extraction(distinct[0], "ok", method)
+
+
+def _negated(text: str, start: int) -> bool:
+    return bool(_NEGATION.search(text[max(0, start - 20) : start]))
+
+
+def _text_after_cue(final: str, options: dict[str, str]) -> list[str]:
+    """Rule 1b: a cue directly followed by an option's text ("The answer is yes")."""
+    found = []
+    for m in _CUE_THEN_TEXT.finditer(final):
+        after = _norm(m.group(1))
+        hits = [k for k, v in options.items() if _norm(v) and re.match(rf"{re.escape(_norm(v))}\b", after)]
+        if hits:  # the longest option text that matches is the one meant ("pulmonary hypertension" over "pulmonary")
+            found.append(max(hits, key=lambda k: len(_norm(options[k]))))
+    return found
+
+
+def _rule_statements(final: str, options: dict[str, str]) -> Extraction | None:
+    letters = []
+    for m in _LETTER_AFTER_CUE.finditer(final):
+        letter = (m.group(1) or m.group(2)).upper()
+        if letter in options and not _negated(final, m.start()):
+            letters.append(letter)
+            hedge = _HEDGE.match(final[m.end() :])  # "Answer: A or C" names two answers
+            if hedge:
+                letters.append(hedge.group(1))
+    letters += [m.group(1) for m in _BOXED.finditer(final) if m.group(1) in options]
+    letters += [m.group(1) for m in _OPTION_IS_CORRECT.finditer(final) if m.group(1) in options and not _negated(final, m.start())]
+    found = _decide(letters, "answer_statement")
+    if found:
+        return found
+    return _decide(_text_after_cue(final, options), "answer_statement_text")
+
+
+def _rule_bare(final: str, options: dict[str, str]) -> Extraction | None:
+    m = _BARE.match(final.rstrip("."))
+    if m and m.group(1) in options:
+        return Extraction(m.group(1), "ok", "bare_letter")
+    m = _LEADING.match(final)
+    if m and m.group(1) in options:
+        expected = _norm(options[m.group(1)])
+        if expected and _norm(m.group(2)).startswith(expected):
+            return Extraction(m.group(1), "ok", "leading_letter")
+    return None
+
+
+def _rule_mentions(final: str, options: dict[str, str]) -> Extraction | None:
+    letters = [m.group(1) for m in _OPTION_MENTION.finditer(final) if m.group(1) in options and not _negated(final, m.start())]
+    return _decide(letters, "option_mention")
+
+
+def _rule_option_text(final: str, options: dict[str, str]) -> Extraction | None:
+    text = f" {_norm(final)} "
+    hits = {k: _norm(v) for k, v in options.items() if len(_norm(v)) > 5 and f" {_norm(v)} " in text}
+    # An option whose text lies inside another hit's text ("hypertension" in "pulmonary hypertension") is not a separate hit.
+    hits = {k: v for k, v in hits.items() if not any(v != w and v in w for w in hits.values())}
+    return _decide(sorted(hits), "option_text")
+
+
+def extract_answer(text: str, options: dict[str, str], fmt: str | None = None) -> Extraction:
+    """Extract the chosen option letter from generated text; see the module docstring for the rules.
+
+    >>> extract_answer("<think>Maybe D?</think>\\nAnswer: not D. The correct answer is C.", {"C": "x", "D": "y"})
+    Extraction(letter='C', status='ok', method='answer_statement')
+    """
+    if not options:
+        raise ValueError("extract_answer needs the item's options (letter -> text)")
+    _, final = split_reasoning(text or "", fmt)
+    final = _clean(final)
+    if not final:
+        return Extraction(None, "unparseable", None)
+    for rule in (_rule_statements, _rule_bare, _rule_mentions, _rule_option_text):
+        found = rule(final, options)
+        if found is not None:
+            return found
+    return Extraction(None, "unparseable", None)

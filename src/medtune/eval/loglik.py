@@ -1,0 +1,162 @@
+"""Log-likelihood scoring of answer choices with a transformers causal LM.
+
+The protocol is lm-evaluation-harness's ``multiple_choice``: for each item the context
+(``Question: ...\\nAnswer:``) is followed by each choice's continuation (``" A"``,
+``" yes"``); the prediction is the argmax of the summed continuation log-probability
+(``acc``) or of that sum divided by the continuation's length in characters
+(``acc_norm``, the harness's byte-length normalisation for ASCII choices).
+
+Tokenisation follows the harness: the context and context+continuation are encoded
+separately and the continuation tokens are the tail of the joint encoding, so a
+leading space merges with the letter exactly as it would in running text.
+
+Speed on CPU comes from sharing the prefix: when every choice of an item is a single
+token (true for " A".." D" and " yes"/" no"/" maybe" with SmolLM2's and Llama's
+tokenizers) the item needs ONE forward pass over its context, and all choices are read
+from the last position's distribution. Items whose choices span several tokens fall
+back to one row per choice (context + continuation), still batched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ChoiceScores:
+    """Per-item result: summed log-probs, their length-normalised form, and the token counts."""
+
+    logprobs: list[float]
+    norm_logprobs: list[float]
+    num_tokens: list[int]
+
+    @property
+    def probs(self) -> list[float]:
+        """Softmax over the choices' summed log-probs: the model's option probabilities (for calibration)."""
+        m = max(self.logprobs)
+        exps = [math.exp(x - m) for x in self.logprobs]
+        total = sum(exps)
+        return [e / total for e in exps]
+
+
+def _encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Harness-style split: trailing context whitespace moves into the continuation."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    return whole[: len(ctx)], whole[len(ctx) :]
+
+
+def score_choices(
+    model: Any,
+    tokenizer: Any,
+    requests: Sequence[tuple[str, Sequence[str]]],
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+) -> list[ChoiceScores]:
+    """Score every (context, continuations) request; returns one ChoiceScores per request.
+
+    Contexts longer than ``max_length`` (default: the model's maximum positions) are
+    truncated from the left, as the harness does, so the answer cue is always kept.
+    """
+    max_length = max_length or int(getattr(model.config, "max_position_embeddings", 2048))
+    single: list[tuple[int, list[int], list[int]]] = []  # (request index, context ids, one id per choice)
+    multi: list[tuple[int, int, list[int], list[int]]] = []  # (request, choice, context ids, cont ids)
+    lengths: dict[int, list[int]] = {}
+    for i, (context, conts) in enumerate(requests):
+        pairs = [_encode_pair(tokenizer, context, c) for c in conts]
+        lengths[i] = [len(c) for c in conts]
+        ctx_ids = pairs[0][0]
+        if all(len(p[1]) == 1 and p[0] == ctx_ids for p in pairs):
+            single.append((i, ctx_ids[-(max_length - 1) :], [p[1][0] for p in pairs]))
+        else:
+            for j, (ctx, cont) in enumerate(pairs):
+                multi.append((i, j, ctx[-(max_length - len(cont)) :], cont))
+    sums: dict[int, list[float]] = {i: [0.0] * len(c) for i, (_, c) in enumerate(requests)}
+    ntok: dict[int, list[int]] = {i: [0] * len(c) for i, (_, c) in enumerate(requests)}
+    _score_single(model, single, batch_size, sums, ntok)
+    _score_multi(model, multi, batch_size, sums, ntok)
+    out = []
+    for i in range(len(requests)):
+        norm = [s / max(n, 1) for s, n in zip(sums[i], lengths[i])]
+        out.append(ChoiceScores(logprobs=sums[i], norm_logprobs=norm, num_tokens=ntok[i]))
+    return out
+
+
+def _right_padded(rows: list[list[int]], pad_id: int):
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        ids[k, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[k, : len(r)] = 1
+    return ids, mask
+
+
+def _forward_logprobs(model: Any, rows: list[list[int]]):
+    """Log-softmax over the vocabulary for a right-padded batch: shape (batch, width, vocab)."""
+    import torch
+
+    pad = getattr(model.config, "pad_token_id", None) or 0
+    ids, mask = _right_padded(rows, pad)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _last_position_logprobs(model: Any, rows: list[list[int]]):
+    """Log-softmax of the next-token distribution after each row: shape (batch, vocab).
+
+    Rows are LEFT-padded so every row ends in the last column, and only that column goes
+    through the LM head (``logits_to_keep=1``): the head over a 49k vocabulary at every
+    position would cost ~20% of the forward and hundreds of MB for nothing.
+    """
+    import torch
+
+    pad = getattr(model.config, "pad_token_id", None) or 0
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        ids[k, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[k, width - len(r) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # real tokens keep positions 0..n-1 despite the padding
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                       logits_to_keep=1).logits
+    return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+
+def _score_single(model: Any, items: list, batch_size: int, sums: dict, ntok: dict) -> None:
+    """One forward per item; every choice read from the distribution after the last context token."""
+    items = sorted(items, key=lambda x: len(x[1]))  # similar lengths per batch -> little padding
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        logp = _last_position_logprobs(model, [ctx for _, ctx, _ in batch])
+        for row, (i, _ctx, choice_ids) in enumerate(batch):
+            sums[i] = [float(logp[row, t]) for t in choice_ids]
+            ntok[i] = [1] * len(choice_ids)
+
+
+def _score_multi(model: Any, rows: list, batch_size: int, sums: dict, ntok: dict) -> None:
+    """One row per (item, choice): the continuation's tokens are scored by teacher forcing."""
+    rows = sorted(rows, key=lambda x: len(x[2]) + len(x[3]))
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        # The last continuation token is predicted, never fed, so drop it from the input.
+        logp = _forward_logprobs(model, [(ctx + cont)[:-1] for _, _, ctx, cont in batch])
+        for row, (i, j, ctx, cont) in enumerate(batch):
+            positions = range(len(ctx) - 1, len(ctx) - 1 + len(cont))
+            sums[i][j] = float(sum(logp[row, p, t] for p, t in zip(positions, cont)))
+            ntok[i][j] = len(cont)

@@ -1,0 +1,182 @@
+"""Evaluation statistics: intervals, paired tests, consistency, calibration, ROUGE-L.
+
+Everything here is plain Python/numpy/scipy on per-item results, so scoring outputs
+produced elsewhere (`medtune eval score`) never loads torch.
+
+>>> s = accuracy_summary([True] * 30 + [False] * 70)
+>>> s["accuracy"], s["ci95"]
+(0.3, [0.219, 0.396])
+>>> round(mcnemar([True, True, False, False] * 5, [True, False, False, False] * 5)["p_value"], 4)
+0.0625
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval (Wilson, 1927): honest at small n and near 0/1, unlike p +- 1.96 SE.
+
+    >>> [round(x, 3) for x in wilson_interval(0, 10)]
+    [0.0, 0.278]
+    """
+    if n == 0:
+        return (0.0, 0.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def accuracy_summary(correct: Sequence[bool], unparseable: int | None = None) -> dict[str, Any]:
+    """Accuracy with its Wilson 95% interval; unparseable answers are already counted wrong."""
+    n, k = len(correct), sum(bool(c) for c in correct)
+    lo, hi = wilson_interval(k, n)
+    out: dict[str, Any] = {"n": n, "correct": k, "accuracy": round(k / n, 4) if n else 0.0, "ci95": [round(lo, 3), round(hi, 3)]}
+    if unparseable is not None:
+        out["unparseable"] = unparseable
+    return out
+
+
+def accuracy_by_group(rows: Iterable[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    """Per subject/specialty accuracy (``key`` is read from each row's ``group`` dict or the row)."""
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        g = (r.get("group") or {}).get(key, r.get(key))
+        if g is not None:
+            groups[str(g)].append(bool(r["correct"]))
+    return {g: accuracy_summary(v) for g, v in sorted(groups.items())}
+
+
+def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[str, Any]:
+    """Paired comparison of two systems on the same items (McNemar, 1947).
+
+    Only discordant items carry information: b = A right & B wrong, c = A wrong & B right.
+    With b + c < 25 the exact binomial test is used (the chi-square approximation is poor
+    there); otherwise the continuity-corrected chi-square.
+    """
+    from scipy.stats import binomtest, chi2
+
+    if len(correct_a) != len(correct_b):
+        raise ValueError(f"paired comparison needs the same items: {len(correct_a)} vs {len(correct_b)} results")
+    b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
+    c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
+    if b + c == 0:
+        return {"b": 0, "c": 0, "p_value": 1.0, "test": "none (no discordant items)"}
+    if b + c < 25:
+        return {"b": b, "c": c, "p_value": float(binomtest(b, b + c, 0.5).pvalue), "test": "exact binomial"}
+    stat = (abs(b - c) - 1) ** 2 / (b + c)
+    return {"b": b, "c": c, "statistic": round(stat, 4), "p_value": float(chi2.sf(stat, 1)), "test": "chi-square, continuity corrected"}
+
+
+def paired_difference(correct_a: Sequence[bool], correct_b: Sequence[bool], z: float = 1.959964) -> dict[str, Any]:
+    """Accuracy gain B - A with a Wald interval for paired proportions (Newcombe's method 10 is tighter; this is standard)."""
+    n = len(correct_a)
+    b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y) / n
+    c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x) / n
+    diff = c - b
+    se = math.sqrt(max((b + c) - diff * diff, 0.0) / n)
+    return {"gain": round(diff, 4), "ci95": [round(diff - z * se, 4), round(diff + z * se, 4)]}
+
+
+def majority_vote(letters: Sequence[str | None]) -> str | None:
+    """Self-consistency (Wang et al., 2022): the most frequent parsed answer; ties go to the earliest sample.
+
+    >>> majority_vote(["B", None, "C", "C", "B"])
+    'B'
+    >>> majority_vote([None, None]) is None
+    True
+    """
+    counts = Counter(x for x in letters if x)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(x for x in letters if x and counts[x] == best)
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> dict[str, Any]:
+    """ECE (Guo et al., 2017): |accuracy - confidence| averaged over equal-width bins, weighted by size.
+
+    Returns the bins too, so the reliability diagram plots the same numbers.
+    """
+    edges = [i / bins for i in range(bins + 1)]
+    table = []
+    ece, n = 0.0, len(confidences)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        idx = [i for i, p in enumerate(confidences) if lo < p <= hi or (lo == 0 and p == 0)]
+        if not idx:
+            continue
+        conf = sum(confidences[i] for i in idx) / len(idx)
+        acc = sum(bool(correct[i]) for i in idx) / len(idx)
+        ece += len(idx) / n * abs(acc - conf)
+        table.append({"lo": lo, "hi": hi, "count": len(idx), "confidence": round(conf, 4), "accuracy": round(acc, 4)})
+    return {"ece": round(ece, 4), "bins": table}
+
+
+def permutation_consistency(predictions: dict[str, list[str | None]]) -> dict[str, Any]:
+    """Share of items whose chosen option TEXT is the same under every option order.
+
+    ``predictions`` maps item id -> the chosen option's text under each permutation
+    (None when unparseable). A model that reasons on content picks the same text;
+    one that prefers a position does not.
+    """
+    consistent = [len(set(v)) == 1 and v[0] is not None for v in predictions.values() if v]
+    out = accuracy_summary(consistent)
+    return {"n": out["n"], "consistency": out["accuracy"], "ci95": out["ci95"]}
+
+
+def counterfactual_consistency(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Demographic counterfactual consistency on the synthetic bias variants.
+
+    Rows sharing ``group_id`` are the same case with only demographics changed; a fair
+    model gives the same answer to all of them. Reports the share of groups answered
+    consistently and the accuracy spread between variants.
+    """
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        gid = (r.get("group") or {}).get("group_id")
+        if gid is not None:
+            groups[str(gid)].append(r)
+    groups = {g: v for g, v in groups.items() if len(v) > 1}
+    if not groups:
+        return {"groups": 0, "consistency": None}
+    same = [len({r.get("pred") for r in v}) == 1 for v in groups.values()]
+    flips = [g for g, ok in zip(groups, same) if not ok]
+    return {"groups": len(groups), "consistency": round(sum(same) / len(same), 4),
+            "ci95": accuracy_summary(same)["ci95"], "inconsistent_groups": flips[:20]}
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """Mean ROUGE-L F1 (rouge_score, with stemming) for open-ended items."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    scores = [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+    return {"n": len(scores), "rougeL_f1": round(sum(scores) / len(scores), 4) if scores else 0.0, "per_item": scores}
+
+
+def length_vs_correctness(lengths: Sequence[int], correct: Sequence[bool], bins: int = 4) -> dict[str, Any]:
+    """Accuracy by reasoning-length quartile and the point-biserial correlation.
+
+    The seed guide reports long DeepSeek-R1 answers were less reliable; this measures it.
+    """
+    import numpy as np
+    from scipy.stats import pointbiserialr
+
+    if len(lengths) < 2 or len(set(lengths)) < 2 or len(set(map(bool, correct))) < 2:
+        r, p = None, None
+    else:
+        res = pointbiserialr(np.array(correct, dtype=float), np.array(lengths, dtype=float))
+        r, p = round(float(res.statistic), 4), float(res.pvalue)
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    table = []
+    for chunk in np.array_split(np.array(order, dtype=int), min(bins, max(len(order), 1))):
+        if len(chunk):
+            table.append({"min_len": int(lengths[chunk[0]]), "max_len": int(lengths[chunk[-1]]),
+                          **accuracy_summary([bool(correct[i]) for i in chunk])})
+    return {"pointbiserial_r": r, "p_value": p, "by_length": table}

@@ -1,0 +1,112 @@
+"""Strict answer extraction on realistic hand-written model outputs, traps included."""
+
+from __future__ import annotations
+
+import pytest
+
+from medtune.eval.extract import extract_answer
+
+DX = {"A": "Aortic dissection", "B": "Acute pericarditis", "C": "Pulmonary embolism", "D": "Tension pneumothorax"}
+HTN = {"A": "Hypertension", "B": "Pulmonary hypertension", "C": "Hypotension", "D": "Portal hypertension"}
+YNM = {"A": "yes", "B": "no", "C": "maybe"}
+FIVE = {"A": "Metformin", "B": "Insulin glargine", "C": "Glipizide", "D": "Sitagliptin", "E": "Empagliflozin"}
+
+# (output, options, reasoning format, expected letter or None, expected status)
+CASES = [
+    # --- plain answer statements ---
+    ("The answer is (C).", DX, None, "C", "ok"),
+    ("The answer is C.", DX, None, "C", "ok"),
+    ("Answer: C", DX, None, "C", "ok"),
+    ("Answer: (c)", DX, None, "C", "ok"),
+    ("ANSWER: D", DX, None, "D", "ok"),
+    ("Final answer: B", DX, None, "B", "ok"),
+    ("**Final Answer: B**", DX, None, "B", "ok"),
+    ("The correct answer is **(A) Aortic dissection**.", DX, None, "A", "ok"),
+    ("The best answer is D) Tension pneumothorax.", DX, None, "D", "ok"),
+    ("The correct option is C — pulmonary embolism.", DX, None, "C", "ok"),
+    ("So the answer would be B.", DX, None, "B", "ok"),
+    ("I would choose C.", DX, None, "C", "ok"),
+    ("I'd go with option C.", DX, None, "C", "ok"),
+    ("Option C is correct.", DX, None, "C", "ok"),
+    ("Option C is the best choice here.", DX, None, "C", "ok"),
+    ("Therefore, the final answer is $\\boxed{D}$.", DX, None, "D", "ok"),
+    ("\\boxed{A}", DX, None, "A", "ok"),
+    ("`Answer: B`", DX, None, "B", "ok"),
+    ("### Answer: C", DX, None, "C", "ok"),
+    ("The answer is E, empagliflozin, given the heart failure.", FIVE, None, "E", "ok"),
+    # --- bare letters ---
+    ("C", DX, None, "C", "ok"),
+    ("(B)", DX, None, "B", "ok"),
+    ("D.", DX, None, "D", "ok"),
+    ("**A**", DX, None, "A", "ok"),
+    ("C. Pulmonary embolism", DX, None, "C", "ok"),
+    ("B) Acute pericarditis", DX, None, "B", "ok"),
+    # --- option text ---
+    ("The most likely diagnosis is pulmonary embolism.", DX, None, "C", "ok"),
+    ("This presentation is classic for tension pneumothorax; decompress immediately.", DX, None, "D", "ok"),
+    ("The answer is aortic dissection.", DX, None, "A", "ok"),
+    ("The patient most likely has portal hypertension.", HTN, None, "D", "ok"),
+    ("Findings point to pulmonary hypertension.", HTN, None, "B", "ok"),
+    ("Start insulin glargine.", FIVE, None, "B", "ok"),
+    # --- yes / no / maybe (PubMedQA in cot) ---
+    ("Answer: yes", YNM, None, "A", "ok"),
+    ("The answer is no.", YNM, None, "B", "ok"),
+    ("Final answer: Maybe.", YNM, None, "C", "ok"),
+    ("There is no clear evidence either way.", YNM, None, None, "unparseable"),
+    ("yes", YNM, None, None, "unparseable"),  # a bare short word is not one of the rules; strict by design
+    # --- reasoning formats: only the final part counts ---
+    ("## Thinking\n\nA is unlikely given equal pulses. B would show diffuse ST elevation.\n\n## Final Response\n\nThe answer is (C) Pulmonary embolism.", DX, "sections", "C", "ok"),
+    ("<think>\nOption A? No. Option B? The answer is B maybe... no, D fits.\n</think>\n\nAnswer: D", DX, "think", "D", "ok"),
+    ("<think>The answer is (A).</think>\nThe answer is (C).", DX, "think", "C", "ok"),
+    ("## Thinking\nI think the answer is A.\n## Final Response\nB", DX, "sections", "B", "ok"),
+    ("<think>\nlong reasoning about A, B and C\n</think>\n\n", DX, "think", None, "unparseable"),
+    ("<think>\nThe answer is C.", DX, "think", "C", "ok"),  # no </think>: the whole text is the final part
+    ("Some reasoning.\n\nThe answer is (B) Acute pericarditis.", DX, "plain", "B", "ok"),
+    # --- traps: other letters mentioned ---
+    ("A is wrong because pulses are equal. B doesn't fit. The answer is C.", DX, None, "C", "ok"),
+    ("Option A is ruled out by the normal mediastinum; the answer is D.", DX, None, "D", "ok"),
+    ("Vitamin B12 deficiency is unlikely here. Answer: C", DX, None, "C", "ok"),
+    # --- traps: negation ---
+    ("The answer is not A. The answer is C.", DX, None, "C", "ok"),
+    ("Answer: not D", DX, None, None, "unparseable"),
+    ("It is not option B.", DX, None, None, "unparseable"),
+    ("Not option A; I choose B.", DX, None, "B", "ok"),
+    ("We can rule out option A, so option C.", DX, None, "C", "ok"),
+    # --- traps: "A." starting a sentence, lowercase a in words ---
+    ("A. 45-year-old man like this needs imaging first.", DX, None, None, "unparseable"),
+    ("A patient with this presentation has a pulmonary embolism.", DX, None, "C", "ok"),
+    ("A CT angiogram would confirm it.", DX, None, None, "unparseable"),
+    ("The answer is a rare condition that needs a CT.", DX, None, None, "unparseable"),
+    ("Answer: Acute pericarditis", DX, None, "B", "ok"),  # "Acute" is not the letter A; the text names B
+    ("I am a doctor and this is a tricky case.", DX, None, None, "unparseable"),
+    ("As a rule, D-dimer is sensitive.", DX, None, None, "unparseable"),
+    # --- traps: two answers ---
+    ("Answer: A or C", DX, None, None, "conflicting"),
+    ("The answer is B and D.", DX, None, None, "conflicting"),
+    ("The answer is (A). On reflection, the answer is (C).", DX, None, None, "conflicting"),
+    ("Either option A or option D.", DX, None, None, "conflicting"),
+    ("It could be aortic dissection or pulmonary embolism.", DX, None, None, "conflicting"),
+    ("Answer: C. The answer is C.", DX, None, "C", "ok"),  # repeated, same letter
+    # --- letters that are not options ---
+    ("The answer is E.", DX, None, None, "unparseable"),
+    ("Answer: F", FIVE, None, None, "unparseable"),
+    # --- empty / noise ---
+    ("", DX, None, None, "unparseable"),
+    ("I don't know.", DX, None, None, "unparseable"),
+    ("Please consult a physician.", DX, None, None, "unparseable"),
+]
+
+
+def test_at_least_sixty_cases():
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize(("text", "options", "fmt", "letter", "status"), CASES, ids=[c[0][:40] for c in CASES])
+def test_extract(text, options, fmt, letter, status):
+    got = extract_answer(text, options, fmt)
+    assert (got.letter, got.status) == (letter, status), got
+
+
+def test_options_are_required():
+    with pytest.raises(ValueError, match="options"):
+        extract_answer("Answer: A", {})
