@@ -130,9 +130,12 @@ def loss_sum(model: Any, batch: dict[str, Any]) -> Any:
     keep = targets != -100
     if "position_ids" in batch:  # one packed row: compute logits only where loss is taken
         idx = keep[0].nonzero().squeeze(1)
-        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=idx).logits[0]
+        # use_cache=False matters: with a KV cache transformers does not look for packed sequences
+        # in position_ids and samples would attend to each other.
+        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=idx,
+                       use_cache=False).logits[0]
         return F.cross_entropy(logits.float(), targets[0, idx], reduction="sum")
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits[:, :-1]
     return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum")
 
 
