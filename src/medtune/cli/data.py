@@ -93,7 +93,7 @@ def validate_cmd(
     files, q = _run(validate_files, sources, fmt, quarantine, **_options(option))
     console.print(_files_table(files))
     for e in q.entries[:20]:
-        console.print(f"{e.file}:{e.line} [bold]{e.field}[/bold]: {e.reason}", markup=True, highlight=False)
+        console.print(f"{e.file}:{e.line} {e.field}: {e.reason}", markup=False, highlight=False, soft_wrap=True)
     if q.count > 20:
         console.print(f"... and {q.count - 20} more")
     if strict and q.count:
