@@ -1,0 +1,27 @@
+"""`medtune merge RUN [--out DIR]`: adapter + base -> standalone HF folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import console, fail
+
+
+def merge(
+    run: Path = typer.Argument(..., help="Run folder (RUN/adapter or RUN/model)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/merged)."),
+) -> None:
+    """Merge a LoRA/DoRA adapter into its base model (fp32) and save safetensors + tokenizer + chat template."""
+    from ..export import ExportError, merge_run
+
+    try:
+        path = merge_run(run, out)
+    except ExportError as e:
+        fail(str(e))
+    console.print(f"merged model: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("merge")(merge)
