@@ -1,0 +1,115 @@
+"""Semantic rules of the knowledge base, beyond what the pydantic schema can say.
+
+Each rule returns ``(field path, message, fix)`` triples; :mod:`medtune.synth.kb` turns
+the path into a ``file:line`` location. The rules are those listed at the end of
+docs/knowledge-base.md, plus two the case engine depends on (a reachable discriminating
+finding, characteristic lab values that actually lie outside the reference range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from .kb import VITAL_BOUNDS, Condition
+
+Problem = tuple[tuple, str, str]
+
+
+def _probabilities(cond: Condition) -> Iterator[tuple[tuple, float]]:
+    for i, rf in enumerate(cond.epidemiology.risk_factors):
+        yield ("epidemiology", "risk_factors", i, "prevalence"), rf.prevalence
+    for i, s in enumerate(cond.presentation.symptoms):
+        yield ("presentation", "symptoms", i, "probability"), s.probability
+    for i, s in enumerate(cond.exam_findings):
+        yield ("exam_findings", i, "probability"), s.probability
+    for i, lab in enumerate(cond.labs):
+        yield ("labs", i, "probability"), lab.probability
+    for i, im in enumerate(cond.imaging):
+        yield ("imaging", i, "probability"), im.probability
+
+
+def _identity_problems(cond: Condition, path: Path) -> Iterator[Problem]:
+    if cond.id != path.stem:
+        yield ("id",), f"id {cond.id!r} must equal the file stem {path.stem!r}", f"rename the file or set id: {path.stem}"
+    if cond.specialty != path.parent.name:
+        yield (("specialty",), f"specialty {cond.specialty!r} must equal the folder name {path.parent.name!r}",
+               "move the file into the folder of its specialty")
+
+
+def _epidemiology_problems(cond: Condition) -> Iterator[Problem]:
+    age, sex = cond.epidemiology.age, cond.epidemiology.sex
+    if not 0 <= age.min <= age.peak <= age.max <= 110:
+        yield (("epidemiology", "age"), f"need 0 <= min <= peak <= max <= 110, got min={age.min} peak={age.peak} max={age.max}",
+               "ages are in years (use 0.08 for one month)")
+    if abs(sum(sex.values()) - 1.0) > 1e-6:
+        yield ("epidemiology", "sex"), f"sex probabilities sum to {sum(sex.values()):g}, not 1", "e.g. {male: 0.6, female: 0.4}"
+    if any(p < 0 for p in sex.values()):
+        yield ("epidemiology", "sex"), "sex probabilities must be >= 0", ""
+    if cond.pregnancy:
+        if sex.get("male", 0) > 0 or sex.get("female", 0) <= 0:
+            yield (("pregnancy",), "pregnancy: true needs a female-only condition (sex: {female: 1.0})",
+                   "set sex to {female: 1.0} or pregnancy: false")
+        if age.min < 12 or age.max > 55:
+            yield (("epidemiology", "age"), f"pregnancy: true needs an age range within 12-55, got {age.min:g}-{age.max:g}",
+                   "narrow the age range")
+
+
+def _vital_problems(cond: Condition) -> Iterator[Problem]:
+    for key, dist in cond.vitals.items():
+        if key not in VITAL_BOUNDS:
+            yield (("vitals", key), f"unknown vital {key!r}", f"use one of {', '.join(VITAL_BOUNDS)}")
+            continue
+        lo, hi = VITAL_BOUNDS[key]
+        if not (lo <= dist.min < dist.max <= hi):
+            yield (("vitals", key), f"range {dist.min:g}-{dist.max:g} is not within the physiologically possible "
+                   f"{lo:g}-{hi:g} with min < max", "check the unit (temperature in degC, pressures in mmHg, spo2 in %)")
+        elif not dist.min <= dist.mean <= dist.max:
+            yield ("vitals", key, "mean"), f"mean {dist.mean:g} lies outside min-max {dist.min:g}-{dist.max:g}", ""
+
+
+def _lab_problems(cond: Condition) -> Iterator[Problem]:
+    if not cond.labs and not cond.imaging:
+        yield ("labs",), "need at least one lab or imaging item", "add a characteristic lab or study"
+    for i, lab in enumerate(cond.labs):
+        ref, ab = lab.reference, lab.abnormal
+        if not lab.unit.strip():
+            yield ("labs", i, "unit"), "lab needs a unit", "e.g. mg/dL, mmol/L, 10^9/L, %"
+        if not ref.low < ref.high:
+            yield ("labs", i, "reference"), f"reference low {ref.low:g} must be < high {ref.high:g}", ""
+        if not ab.min < ab.max:
+            yield ("labs", i, "abnormal"), f"abnormal min {ab.min:g} must be < max {ab.max:g}", ""
+        elif ref.low <= ab.min and ab.max <= ref.high:
+            yield (("labs", i, "abnormal"), f"abnormal range {ab.min:g}-{ab.max:g} lies inside the reference range "
+                   f"{ref.low:g}-{ref.high:g}", "check that both use the same unit")
+
+
+def _evidence_problems(cond: Condition) -> Iterator[Problem]:
+    items = [*cond.presentation.symptoms, *cond.exam_findings, *cond.labs, *cond.imaging]
+    if not any(getattr(it, "discriminating", False) for it in items):
+        yield ((), "no symptom, exam finding, lab or study is marked discriminating: true; the engine needs one "
+               "to keep every case inferable", "mark the findings that separate it from its differentials")
+
+
+def condition_problems(cond: Condition, path: Path) -> list[Problem]:
+    """All single-file rule violations of one parsed condition."""
+    out = [*_identity_problems(cond, path), *_epidemiology_problems(cond), *_vital_problems(cond),
+           *_lab_problems(cond), *_evidence_problems(cond)]
+    for loc, p in _probabilities(cond):
+        if not 0 < p <= 1:
+            out.append((loc, f"probability {p:g} must be in (0, 1]", "drop the item instead of giving it 0"))
+    if len(cond.management.wrong_next_steps) < 3:
+        out.append((("management", "wrong_next_steps"), "need >= 3 wrong next steps", ""))
+    return out
+
+
+def differential_problems(cond: Condition, conditions: dict[str, Condition]) -> list[Problem]:
+    """Differentials must resolve to a KB condition (other than itself) or a declared name."""
+    out: list[Problem] = []
+    for i, d in enumerate(cond.differentials):
+        if d.condition is not None and d.condition not in conditions:
+            out.append((("differentials", i, "condition"), f"differential {d.condition!r} is not a KB condition id",
+                        f"fix the id or declare it with `name: {d.condition.replace('_', ' ').capitalize()}`"))
+        elif d.condition == cond.id:
+            out.append((("differentials", i, "condition"), "a condition cannot be its own differential", ""))
+    return out
