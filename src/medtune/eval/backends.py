@@ -117,31 +117,11 @@ class OpenAIBackend:
 
 
 def load_run_model(run_dir: str | Path, device: str = "auto") -> tuple[Any, Any, Any]:
-    """(model, tokenizer, source) for a training run folder: RUN/adapter on the base named in RUN/manifest.json.
+    """(model, tokenizer, source) of a training run folder (RUN/adapter on the manifest's base), via the training stage."""
+    from ..train import load_trained
 
-    Uses ``medtune.train.load_trained`` when the training stage provides it, else PEFT directly.
-    """
-    run_dir = Path(run_dir)
-    try:
-        from ..train import load_trained  # type: ignore[attr-defined]
-    except ImportError:
-        load_trained = None
-    if load_trained is not None:
-        loaded = load_trained(run_dir)
-        return loaded.model, loaded.tokenizer, loaded.source
-    manifest_path, adapter = run_dir / "manifest.json", run_dir / "adapter"
-    if not manifest_path.is_file() or not adapter.is_dir():
-        raise BackendError(f"{run_dir}: not a training run (needs manifest.json and adapter/)")
-    base = json.loads(manifest_path.read_text()).get("base_model")
-    if not base:
-        raise BackendError(f"{manifest_path}: field base_model is missing")
-    from peft import PeftModel
-
-    from ..models.load import load_model
-
-    loaded = load_model(base, device=device)
-    model = PeftModel.from_pretrained(loaded.model, str(adapter))
-    return model, loaded.tokenizer, loaded.source
+    loaded = load_trained(run_dir, device=device)
+    return loaded.model, loaded.tokenizer, loaded.source
 
 
 def build_backend(spec: str, *, backend: str = "transformers", batch_size: int = 8, endpoint: str | None = None,

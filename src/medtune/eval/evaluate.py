@@ -1,0 +1,173 @@
+"""The evaluation stage: run a protocol over records into a resumable folder, then summarise.
+
+Output folder (one benchmark x protocol x model):
+  predictions.jsonl  append-only per-item rows (prompt, raw output, extracted answer, correct, option log-probs)
+  summary.json       accuracy + Wilson 95% CI, per subject, calibration, length analysis, consistency
+  report.md / report.html   human-readable; the HTML embeds its plots as base64 PNG (one self-contained file)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..data.records import Answer, Record
+from ..utils.io import atomic_write_json
+from .benchmarks import BenchmarkSpec
+from .metrics import (
+    accuracy_by_group,
+    accuracy_summary,
+    counterfactual_consistency,
+    expected_calibration_error,
+    length_vs_correctness,
+    permutation_consistency,
+)
+from .runners import run_cot, run_loglik
+from .store import PredictionStore
+
+PROTOCOLS = {
+    "loglik": "zero-shot log-likelihood (lm-evaluation-harness multiple_choice): argmax of summed choice log-prob; acc_norm divides by choice length in characters",
+    "cot": "chat template + reasoning format, then strict extraction from the final-answer part; unparseable = wrong",
+}
+
+
+def permuted_records(records: Sequence[Record], k: int) -> list[Record]:
+    """k cyclic shifts of each MCQ's option texts (answer letter follows its text), for permutation consistency."""
+    out = []
+    for r in records:
+        if not r.options or not r.answer.letter:
+            continue
+        letters, texts = list(r.options), list(r.options.values())
+        for shift in range(1, min(k, len(letters) - 1) + 1):
+            moved = dict(zip(letters, texts[shift:] + texts[:shift]))
+            gold_text = r.options[r.answer.letter]
+            new_letter = next(x for x, t in moved.items() if t == gold_text)
+            out.append(r.model_copy(update={
+                "id": f"{r.id}#perm{shift}", "options": moved, "answer": Answer(letter=new_letter, text=gold_text),
+                "metadata": {**r.metadata, "perm_of": r.id},
+            }))
+    return out
+
+
+def evaluate(
+    backend: Any,
+    spec: BenchmarkSpec,
+    records: Sequence[Record],
+    out_dir: str | Path,
+    *,
+    protocol: str = "loglik",
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    num_samples: int = 1,
+    seed: int | None = 0,
+    permutations: int = 0,
+    chunk_size: int = 32,
+    write_report: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Evaluate ``records`` with ``backend``; completed items already in ``out_dir`` are skipped (resume)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: use loglik or cot")
+    out_dir = Path(out_dir)
+    store = PredictionStore(out_dir / "predictions.jsonl")
+    previous = store.load()
+    if previous and previous[0].get("protocol") != protocol:
+        raise ValueError(f"{store.path} holds {previous[0].get('protocol')} predictions; use another --out for protocol {protocol}")
+    items = list(records) + permuted_records(records, permutations)
+    done = {r["id"] for r in previous}
+    todo = [r for r in items if r.id not in done]
+    if done:
+        log(f"resuming: {len(done)} items already in {store.path}, {len(todo)} to go")
+    t0 = time.perf_counter()
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start : start + chunk_size]
+        if protocol == "loglik":
+            rows = run_loglik(backend, spec, chunk)
+        else:
+            rows = run_cot(backend, chunk, max_new_tokens=max_new_tokens, temperature=temperature,
+                           num_samples=num_samples, seed=seed, subject_field=spec.subject_field)
+        for row, record in zip(rows, chunk):
+            row["pred_text"] = (record.options or {}).get(row["pred"]) if row["pred"] else None
+            if record.metadata.get("perm_of"):
+                row["group"]["perm_of"] = record.metadata["perm_of"]
+        store.append(rows)
+        log(f"{spec.name}: {min(start + chunk_size, len(todo))}/{len(todo)} items")
+    seconds = time.perf_counter() - t0
+    summary = summarize(store.load(), spec, protocol, model=getattr(backend, "label", "model"))
+    summary["settings"] = {"max_new_tokens": max_new_tokens, "temperature": temperature, "num_samples": num_samples,
+                           "seed": seed, "permutations": permutations, "backend": getattr(backend, "name", "?")}
+    summary["seconds_this_session"] = round(seconds, 1)
+    atomic_write_json(out_dir / "summary.json", summary)
+    if write_report:
+        from .report import write_report as _write
+
+        _write(out_dir)
+    return summary
+
+
+def summarize(rows: list[dict[str, Any]], spec: BenchmarkSpec, protocol: str, model: str = "model") -> dict[str, Any]:
+    """Summary of prediction rows; permuted copies feed only the permutation-consistency figure."""
+    main = [r for r in rows if not (r.get("group") or {}).get("perm_of")]
+    correct = [bool(r["correct"]) for r in main]
+    unparseable = sum(1 for r in main if r.get("status") != "ok")
+    out: dict[str, Any] = {
+        "benchmark": spec.name, "model": model, "protocol": protocol, "protocol_description": PROTOCOLS[protocol],
+        "harness_task": spec.loglik.harness_task if protocol == "loglik" else None,
+        "chance": spec.chance, "accuracy": accuracy_summary(correct, unparseable),
+        "by_subject": accuracy_by_group(main, "subject"),
+    }
+    if protocol == "loglik" and main:
+        out["accuracy_norm"] = accuracy_summary([bool(r["correct_norm"]) for r in main])
+        out["calibration"] = expected_calibration_error([r["confidence"] for r in main], correct)
+    if protocol == "cot" and main:
+        out["unparseable_by_status"] = {s: sum(1 for r in main if r.get("status") == s) for s in ("unparseable", "conflicting")}
+        out["length_vs_correctness"] = length_vs_correctness([r["reasoning_chars"] for r in main], correct)
+    perms: dict[str, list] = {r["id"]: [r.get("pred_text")] for r in main}
+    for r in rows:
+        base = (r.get("group") or {}).get("perm_of")
+        if base in perms:
+            perms[base].append(r.get("pred_text"))
+    perms = {k: v for k, v in perms.items() if len(v) > 1}
+    if perms:
+        out["permutation_consistency"] = permutation_consistency(perms)
+    cf = counterfactual_consistency(main)
+    if cf["groups"]:
+        out["counterfactual_consistency"] = cf
+    return out
+
+
+def compare_models(
+    base_spec: str,
+    tuned_run_dir: str | Path,
+    records: Sequence[Record],
+    out_dir: str | Path,
+    *,
+    protocol: str = "loglik",
+    spec: BenchmarkSpec | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Base versus tuned on the same records: both summaries, the gain with its interval, McNemar.
+
+    ``tuned_run_dir`` is a training run (RUN/adapter + RUN/manifest.json). Writes
+    out_dir/base, out_dir/tuned (resumable evaluation folders) and out_dir/compare.{json,md,html}.
+    """
+    from .backends import build_backend
+    from .report import compare_runs
+
+    spec = spec or BenchmarkSpec(name="heldout", files="-", description="held-out records")
+    out_dir = Path(out_dir)
+    summaries = {}
+    for label, model_spec in (("base", base_spec), ("tuned", str(tuned_run_dir))):
+        backend = build_backend(model_spec, batch_size=batch_size, device=device)
+        summaries[label] = evaluate(backend, spec, records, out_dir / label, protocol=protocol,
+                                    max_new_tokens=max_new_tokens, log=log)
+        del backend
+    result = compare_runs(out_dir / "base", out_dir / "tuned", out_dir)
+    result.update(base=summaries["base"]["accuracy"], tuned=summaries["tuned"]["accuracy"], protocol=protocol)
+    atomic_write_json(out_dir / "compare.json", result)
+    return result
