@@ -56,8 +56,3 @@ def write_records(path: str | Path, records: Iterable[Record]) -> int:
             n += 1
     return n
 
-
-def count_lines(path: str | Path) -> int:
-    """Non-blank lines of a JSONL file, without parsing them."""
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
