@@ -133,3 +133,17 @@ def test_file_level_errors(tmp_path):
         iter_records(odd, "medqa", ids_file="x.json")
     with pytest.raises(DataError, match="unknown file type"):
         detect_format(tmp_path / "x.txt") if (tmp_path / "x.txt").write_text("a") else None
+
+
+def test_quarantine_given_as_a_path_is_committed_even_on_early_stop(tmp_path):
+    path = _dirty_file(tmp_path / "dirty.jsonl")
+    qpath = tmp_path / "q" / "quarantine.jsonl"
+    stream = iter_records(path, "medical_o1", quarantine=qpath)
+    for i, _ in enumerate(stream):
+        if i == 1:  # stop after the 2nd good record (line 4): lines 2 and 3 were rejected before it
+            break
+    stream.close()
+    assert [json.loads(x)["line"] for x in qpath.read_text().splitlines()] == [2, 3]
+    full = tmp_path / "full.jsonl"
+    assert len(list(iter_records(path, "medical_o1", quarantine=full))) == 3
+    assert len(full.read_text().splitlines()) == 8

@@ -89,7 +89,7 @@ class ImportStream:
     The invariant ``seen == accepted + rejected`` holds at every point of the iteration.
     """
 
-    def __init__(self, path: str | Path, fmt: str = "auto", *, quarantine: Quarantine | None = None,
+    def __init__(self, path: str | Path, fmt: str = "auto", *, quarantine: Quarantine | str | Path | None = None,
                  max_chars: int = DEFAULT_MAX_CHARS, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                  duplicate_options: str = "flag", **options: Any) -> None:
         self.path = Path(path)
@@ -103,7 +103,9 @@ class ImportStream:
             raise DataError(f"duplicate_options must be 'flag' or 'reject', got {duplicate_options!r}")
         self.duplicate_options = duplicate_options
         self.flagged = 0
-        self.quarantine = quarantine
+        # A path instead of a sink: this stream owns the file and commits it when iteration ends.
+        self._owns_quarantine = quarantine is not None and not isinstance(quarantine, Quarantine)
+        self.quarantine = Quarantine(quarantine, keep_entries=False) if self._owns_quarantine else quarantine
         self.max_line_bytes = max_line_bytes
         self.ctx = ImportContext(self.path, options, max_chars)
         self.seen = self.accepted = self.rejected = 0
@@ -116,6 +118,10 @@ class ImportStream:
     def __next__(self) -> Record:
         return next(self._iter)
 
+    def close(self) -> None:
+        """Stop early; a quarantine file this stream owns is committed with what it has so far."""
+        self._iter.close()
+
     def _reject(self, row: RawRow, err: RecordError) -> None:
         self.rejected += 1
         self.reasons[err.reason.split(":", 1)[0]] += 1
@@ -123,6 +129,16 @@ class ImportStream:
             self.quarantine.add(self.path, row.loc, err.field, err.reason, raw=row.raw)
 
     def _generate(self) -> Iterator[Record]:
+        if self._owns_quarantine:
+            self.quarantine.__enter__()
+            try:
+                yield from self._rows()
+            finally:  # also on early close (a caller's limit): keep what was quarantined so far
+                self.quarantine.__exit__(None, None, None)
+        else:
+            yield from self._rows()
+
+    def _rows(self) -> Iterator[Record]:
         self.importer.setup(self.ctx)
         for row in iter_raw_rows(self.path, csv_header=self.importer.csv_header, max_line_bytes=self.max_line_bytes):
             if not self.importer.keep(row, self.ctx):
@@ -141,11 +157,12 @@ class ImportStream:
             yield record
 
 
-def iter_records(path: str | Path, fmt: str = "auto", *, quarantine: Quarantine | None = None,
+def iter_records(path: str | Path, fmt: str = "auto", *, quarantine: Quarantine | str | Path | None = None,
                  **options: Any) -> Iterator[Record]:
     """Stream the valid records of one file (JSON, JSONL, CSV, Parquet, .gz variants).
 
-    Every rejected row goes to ``quarantine`` (source file, line, field, reason) when given;
+    Every rejected row goes to ``quarantine`` (source file, line, field, reason) when given
+    (a ``Quarantine`` sink, or a path: a JSONL file written when the iteration ends);
     otherwise it is skipped and counted on the returned ``ImportStream`` (``.rejected``).
     ``options`` are importer-specific, e.g. ``ids_file=`` / ``exclude_ids_file=`` for pubmedqa,
     plus ``max_chars`` (per text field), ``max_line_bytes`` (per JSONL line) and
