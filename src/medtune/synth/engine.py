@@ -17,7 +17,7 @@ from typing import Any
 from ..config.load import ConfigError, ConfigProblem
 from ..data.records import Record
 from .bias import probe_variants
-from .kb import KnowledgeBase, load_kb
+from .kb import Condition, KnowledgeBase, load_kb
 from .sampling import Prepared, sample_facts
 from .tasks import TASKS, case_records
 from .writeup import case_dict, reasoning_steps, vignette
@@ -27,6 +27,31 @@ _GENERIC = {"blood", "serum", "plasma", "level", "count", "test", "total", "urin
 
 def _tokens(name: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]{3,}", name.lower()) if w not in _GENERIC}
+
+
+def without_leaks(cond: Condition) -> Condition:
+    """A copy of ``cond`` without the items whose text names the diagnosis.
+
+    A result such as "Westley croup score" or "PCR: varicella-zoster virus DNA detected", or a
+    history of "previous episode of croup", would hand the answer to the reader; the stem of a
+    question must never name its answer. Lists that would become empty are kept whole.
+    """
+    names = [cond.name, *(a for a in cond.aliases if len(a) >= 4)]
+    leak = re.compile(r"\b(" + "|".join(re.escape(x.lower()) for x in names) + r")\b")
+
+    def keep(items: list, text) -> list:
+        kept = [it for it in items if not leak.search(text(it).lower())]
+        return kept or list(items)
+
+    p, e = cond.presentation, cond.epidemiology
+    return cond.model_copy(update={
+        "presentation": p.model_copy(update={"symptoms": keep(p.symptoms, lambda x: x.name),
+                                              "chief_complaints": keep(p.chief_complaints, str)}),
+        "epidemiology": e.model_copy(update={"risk_factors": [r for r in e.risk_factors if not leak.search(r.name.lower())]}),
+        "exam_findings": keep(cond.exam_findings, lambda x: x.name),
+        "labs": keep(cond.labs, lambda x: x.name),
+        "imaging": [i for i in cond.imaging if not leak.search(f"{i.study} {i.finding}".lower())],
+    })
 
 
 def prepare(kb: KnowledgeBase) -> dict[str, Prepared]:
@@ -43,7 +68,7 @@ def prepare(kb: KnowledgeBase) -> dict[str, Prepared]:
         by_specialty.setdefault(kb.conditions[cid].specialty, []).append(cid)
     out: dict[str, Prepared] = {}
     for cid in sorted(kb.conditions):
-        cond = kb.conditions[cid]
+        cond = without_leaks(kb.conditions[cid])
         taken = {cond.name.lower(), *(a.lower() for a in cond.aliases)}
         diffs, pool = [], []
         for d in cond.differentials:

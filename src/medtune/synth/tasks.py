@@ -42,11 +42,11 @@ def _layout(correct: str, distractors: list[str], position: int) -> tuple[dict[s
 def _management_reasoning(f: dict[str, Any], prep: Prepared, steps: list[str]) -> str:
     m = prep.cond.management
     lines = [steps[0], steps[2],
-             f"Management: first-line care is {join_list([lc_first(x) for x in m.first_line[:2]])}, so the next step is "
+             f"Management: first-line care is {lc_first(m.first_line[0])}, so the next step is "
              f"{lc_first(m.next_best_step)}.",
              f"Not appropriate now: {join_list([lc_first(x) for x in f['mgmt_distractors']])}."]
     if m.contraindications:
-        lines.append(f"Avoid: {join_list([lc_first(x) for x in m.contraindications[:2]])}.")
+        lines.append(f"Avoid: {lc_first(m.contraindications[0])}.")
     return "\n".join(lines)
 
 

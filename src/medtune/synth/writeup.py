@@ -104,8 +104,8 @@ def vignette(f: dict[str, Any]) -> str:
 
 def _key_findings(f: dict[str, Any]) -> str:
     abnormal_labs = [f"{x['name']} {fmt_num(x['value'])} {x['unit']} ({x['flag']})" for x in f["labs"] if x["flag"] != "normal"]
-    items = f["symptoms"][:3] + f["exam"][:2] + abnormal_labs[:3] + [f"{im['study']}: {im['finding']}" for im in f["imaging"][:1]]
-    head = f"{age_text(f['age'])} {person_noun(f['age'], f['sex'])} with {f['chief_complaint']} for {_duration_text(f['duration'])}"
+    items = f["symptoms"][:2] + f["exam"][:1] + abnormal_labs[:2] + [f"{im['study']}: {im['finding']}" for im in f["imaging"][:1]]
+    head = f"{age_text(f['age'])} {person_noun(f['age'], f['sex'])} with \"{f['chief_complaint']}\" for {_duration_text(f['duration'])}"
     return head + "; " + "; ".join(items)
 
 
@@ -113,13 +113,13 @@ def reasoning_steps(f: dict[str, Any], prep: Prepared) -> list[str]:
     """Key findings -> differential with discriminating evidence -> conclusion -> red flags and next steps."""
     cond = prep.cond
     diffs = prep.differentials[:3]
-    evidence = f["discriminating"] or f["symptoms"][:2]
+    evidence = (f["discriminating"] or f["symptoms"][:2])[:2]
     return [
         f"Key findings: {_key_findings(f)}.",
-        "Differential: " + " ".join(f"{d['name']} is less likely ({d['discriminator']})." for d in diffs),
+        "Differential: " + " ".join(f"{d['name']} is less likely ({d['discriminator']})." for d in diffs[:2])
+        + (f" {diffs[2]['name']} is also considered." if len(diffs) > 2 else ""),
         f"Conclusion: {join_list(evidence)} {'points' if len(evidence) == 1 else 'point'} to {cond.name}.",
-        f"Red flags: {join_list(cond.red_flags[:3])}. Next step: {lc_first(cond.management.next_best_step)}; "
-        f"confirm with {lc_first(cond.diagnostics.confirmatory_test)}.",
+        f"Red flags: {join_list(cond.red_flags[:2])}. Next step: {lc_first(cond.management.next_best_step)}.",
     ]
 
 
