@@ -15,3 +15,8 @@ class EvalSection(Section):
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy.")
     backend: Literal["transformers", "llamacpp", "openai"] = Field("transformers", description="Inference backend.")
     endpoint: str | None = Field(None, description="Base URL for the openai backend.")
+    data_root: str | None = Field(None, description="Folder that benchmark declarations' file paths are relative to (the CLI also reads $MEDTUNE_DATA_ROOT).")
+    permutations: int = Field(0, ge=0, description="Extra cyclic option orders per item, for option-permutation consistency (0 = off).")
+    seed: int = Field(0, description="Sampling seed for cot with temperature > 0.")
+    system_prompt: str | None = Field(None, description="System prompt for cot (None = none, as in training).")
+    out_dir: str | None = Field(None, description="Evaluation output folder (default RUN_DIR/eval).")

@@ -1,0 +1,107 @@
+"""`medtune eval score|list|run|compare` end to end; score must not import torch/transformers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from evalkit import make_mcq
+from typer.testing import CliRunner
+
+from medtune.cli.main import app
+from medtune.data.importers import iter_records
+
+DRIVER = """
+import json, sys
+from medtune.cli.main import app
+code = 0
+try:
+    app(sys.argv[1:], standalone_mode=False)
+except SystemExit as e:
+    code = e.code
+heavy = sorted(m for m in ("torch", "transformers", "peft", "llama_cpp") if m in sys.modules)
+print("HEAVY=" + json.dumps(heavy))
+sys.exit(code or 0)
+"""
+
+
+def _outputs(shared_data: Path, tmp_path: Path) -> tuple[Path, Path, list]:
+    items = shared_data / "medqa" / "us_4options_test.jsonl"
+    records = [r for _, r in zip(range(6), iter_records(items, "medqa"))]
+    texts = [
+        f"## Thinking\nA seems possible.\n## Final Response\nThe answer is ({records[0].answer.letter}).",  # right
+        f"Answer: {records[1].answer.letter}",  # right
+        "I cannot tell.",  # unparseable
+        "Answer: A or B",  # conflicting
+        f"The answer is ({'A' if records[4].answer.letter != 'A' else 'B'}).",  # wrong
+    ]
+    lines = [json.dumps({"id": r.id, "output": t}) for r, t in zip(records, texts)]
+    lines += ["not json", json.dumps({"id": "nope", "output": "A"}), json.dumps({"id": records[0].id})]
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_text("\n".join(lines) + "\n")
+    return outputs, items, records
+
+
+def test_score_without_loading_a_model(shared_data, tmp_path):
+    outputs, items, _ = _outputs(shared_data, tmp_path)
+    per_item = tmp_path / "per_item.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, "eval", "score", str(outputs), "--items", str(items), "--out", str(per_item)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "HEAVY=[]" in proc.stdout  # no model library was imported
+    assert "accuracy 0.4000" in proc.stdout and "unparseable 2" in proc.stdout and "quarantined 3" in proc.stdout
+    rows = [json.loads(x) for x in per_item.read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["ok", "ok", "unparseable", "conflicting", "ok"]
+    assert [r["correct"] for r in rows] == [True, True, False, False, False]
+    quarantine = [json.loads(x) for x in per_item.with_suffix(".quarantine.jsonl").read_text().splitlines()]
+    assert [(q["line"], q["field"]) for q in quarantine] == [(6, "(line)"), (7, "id"), (8, "output")]
+
+
+def test_score_with_no_usable_rows_fails_clearly(shared_data, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\n')
+    result = CliRunner().invoke(app, ["eval", "score", str(bad), "--items", str(shared_data / "medqa" / "us_4options_test.jsonl")])
+    assert result.exit_code == 2
+    assert "no usable output rows" in result.output and "line 1 field output" in result.output
+
+
+def test_list_shows_every_declared_benchmark():
+    result = CliRunner().invoke(app, ["eval", "list"])
+    assert result.exit_code == 0
+    for name in ("medqa", "medmcqa", "pubmedqa", "mmlu_medical"):
+        assert name in result.output
+
+
+def test_unknown_benchmark_and_missing_data_root_are_clean_errors(tiny_model_dir, tmp_path):
+    r = CliRunner().invoke(app, ["eval", "run", str(tiny_model_dir), "-b", "medqaa", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "unknown benchmark 'medqaa'" in r.output
+    r = CliRunner().invoke(app, ["eval", "run", str(tiny_model_dir), "-b", "medqa", "--data-root", str(tmp_path)])
+    assert r.exit_code == 2 and "no file matches" in r.output
+
+
+def test_run_then_compare_on_a_record_file(tiny_model_dir, two_runs, tmp_path):
+    items = tmp_path / "heldout.jsonl"
+    items.write_text("".join(r.model_dump_json() + "\n" for r in make_mcq(6)))
+    runner = CliRunner()
+    for name, model in (("a", str(tiny_model_dir)), ("b", str(two_runs[0]))):
+        r = runner.invoke(app, ["eval", "run", model, "-b", str(items), "--out", str(tmp_path / name), "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        assert "accuracy" in r.output and "95% CI" in r.output
+    r = runner.invoke(app, ["eval", "compare", str(tmp_path / "a" / "heldout-loglik"), str(tmp_path / "b" / "heldout-loglik"),
+                            "--out", str(tmp_path / "cmp")])
+    assert r.exit_code == 0, r.output
+    assert "6 common items" in r.output and (tmp_path / "cmp" / "compare.html").is_file()
+
+
+def test_real_benchmark_loglik_on_a_few_items(tiny_model_dir, shared_data, tmp_path):
+    """The shipped declarations work with the real files and the data importers (ids are PubMed ids)."""
+    r = CliRunner().invoke(app, ["eval", "run", str(tiny_model_dir), "-b", "pubmedqa", "--limit", "3",
+                                 "--data-root", str(shared_data), "--out", str(tmp_path), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (tmp_path / "pubmedqa-loglik" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["id"].isdigit() and set(r["option_probs"]) == {"A", "B", "C"} for r in rows)
+    assert rows[0]["prompt"].startswith("Abstract: ") and rows[0]["prompt"].endswith("\nAnswer:")
