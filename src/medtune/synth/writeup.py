@@ -144,6 +144,7 @@ def case_dict(f: dict[str, Any], prep: Prepared, meta: dict[str, Any], steps: li
         "labs": f["labs"],
         "imaging": f["imaging"],
         "vignette": text,
+        "key_evidence": f["discriminating"],
         "reasoning_steps": steps,
         "differential_diagnoses": prep.differentials,
         "treatment_plan": {"medications": list(cond.management.first_line), "next_best_step": cond.management.next_best_step,
