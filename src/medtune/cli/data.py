@@ -169,7 +169,7 @@ def mix_cmd(
 def contamination_cmd(
     train: list[Path] = typer.Argument(..., help="Training files to check."),
     against: list[Path] = typer.Option(..., "--against", help="Benchmark file(s), repeatable."),
-    against_option: list[str] = typer.Option(None, "--against-option", help="Importer option for the benchmark files."),
+    against_option: list[str] = typer.Option(None, "--against-option", help="Importer option KEY=VALUE for the benchmark files (applies to each --against file)."),
     n: int = typer.Option(13, help="Word n-gram length."),
     substring: int = typer.Option(64, help="Long-substring length in characters."),
     min_overlap: float = typer.Option(0.1, help="Share of a record's n-grams found in the benchmark that flags it."),
