@@ -1,0 +1,187 @@
+"""Teacher mode against a real OpenAI-compatible HTTP server on loopback (FastAPI + uvicorn in a thread).
+
+The server misbehaves on purpose per item: 500s, a timeout, malformed JSON, a wrong answer that
+the verifier rejects (refine loop), an item that never gets it right (rejects file), an outage
+(resume), and a wrong API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from medtune.data.records import Record
+from medtune.synth import generate_records, run_synth
+from medtune.synth.teacher import JOURNAL, REJECTS, TeacherConfig, names_gold, run_teacher
+
+KEY = "sekret-test-key"
+
+
+class Script:
+    """What the fake endpoint does for each item id, and a log of what it was asked."""
+
+    def __init__(self) -> None:
+        self.behaviour: dict[str, str] = {}
+        self.calls: Counter = Counter()
+        self.requests: list[tuple[str, str, list]] = []
+        self.down = False
+
+
+def _completion(content: str) -> dict:
+    return {"id": "cmpl-test", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+def _writer_reply(item: dict, behaviour: str, n: int, messages: list) -> tuple[int, str]:
+    refining = len(messages) > 2
+    if behaviour == "flaky" and n <= 2:
+        return 500, "boom"
+    if behaviour == "garbage" or (behaviour == "malformed" and n == 1):
+        return 200, 'Sure! {"reasoning": "unterminated'
+    wrong = behaviour == "hopeless" or (behaviour == "refine" and not refining)
+    final = "Some unrelated disease" if wrong else f"The answer is {item['gold_answer']}."
+    return 200, "```json\n" + json.dumps({"reasoning": f"PROSE for {item['item_id']}", "final_answer": final}) + "\n```"
+
+
+def make_app(script: Script) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        if request.headers.get("authorization") != f"Bearer {KEY}":
+            return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        body = await request.json()
+        role = "verify" if "verifier" in body["messages"][0]["content"] else "write"
+        item = json.loads(body["messages"][1]["content"])
+        iid = item["item_id"]
+        script.calls[(role, iid)] += 1
+        n = script.calls[(role, iid)]
+        script.requests.append((role, iid, body["messages"]))
+        behaviour = script.behaviour.get(iid, "ok")
+        if script.down and behaviour == "down":
+            return JSONResponse({"error": {"message": "unavailable"}}, status_code=503)
+        if role == "verify":
+            agrees = item["gold_answer"].lower() in item["draft_final_answer"].lower()
+            reason = "matches the gold answer" if agrees else f"the answer should be {item['gold_answer']}"
+            return JSONResponse(_completion(json.dumps({"agrees": agrees, "reasons": reason})))
+        if behaviour == "slow" and n == 1:
+            await asyncio.sleep(1.5)
+        status, content = _writer_reply(item, behaviour, n, body["messages"])
+        if status != 200:
+            return JSONResponse({"error": {"message": content}}, status_code=status)
+        return JSONResponse(_completion(content))
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def server():
+    script = Script()
+    config = uvicorn.Config(make_app(script), host="127.0.0.1", port=0, log_level="error")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    yield script, f"http://127.0.0.1:{port}/v1"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _cfg(url: str, **kw) -> TeacherConfig:
+    settings = {"concurrency": 3, "max_retries": 3, "backoff_s": 0.05, "timeout_s": 0.8, "max_refine": 2, **kw}
+    return TeacherConfig(url=url, model="fake", **settings)
+
+
+def _write_records(path: Path, n: int, seed: int) -> list[Record]:
+    recs = list(generate_records(n, seed, tasks=["diagnosis", "mcq"]))
+    path.write_text("".join(r.model_dump_json() + "\n" for r in recs))
+    return recs
+
+
+def test_generate_verify_refine_retries_and_rejects(server, tmp_path, monkeypatch):
+    script, url = server
+    monkeypatch.setenv("MEDTUNE_TEACHER_API_KEY", KEY)
+    recs = _write_records(tmp_path / "in.jsonl", 4, seed=101)
+    plan = ["ok", "flaky", "malformed", "refine", "hopeless", "garbage", "slow", "ok"]
+    script.behaviour.update({r.id: b for r, b in zip(recs, plan, strict=True)})
+    by = {b: r.id for r, b in zip(recs, plan, strict=True)}
+    result = run_teacher(tmp_path / "in.jsonl", tmp_path / "out.jsonl", _cfg(url))
+    assert (result["accepted"], result["rejected"], result["failed"]) == (6, 2, 0), result
+
+    out = [Record.model_validate_json(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r.id for r in out] == [r.id for r in recs if r.id not in (by["hopeless"], by["garbage"])]  # input order
+    assert all(r.reasoning == f"PROSE for {r.id}" and r.answer == next(x for x in recs if x.id == r.id).answer for r in out)
+    assert script.calls[("write", by["flaky"])] == 3          # two 500s, then success
+    assert script.calls[("write", by["malformed"])] == 2      # malformed JSON retried once
+    assert script.calls[("write", by["slow"])] == 2           # timed out once, retried
+    assert script.calls[("write", by["garbage"])] == 4        # 1 + max_retries, then rejected
+    assert script.calls[("write", by["hopeless"])] == 3       # 1 + max_refine
+    refined = next(r for r in out if r.id == by["refine"])
+    assert refined.metadata["teacher"]["refinements"] == 1
+    second = [m for role, iid, m in script.requests if role == "write" and iid == by["refine"]][1]
+    assert "the answer should be" in second[-1]["content"]   # the verifier's reasons reached the writer
+
+    rejects = {x["id"]: x for x in map(json.loads, (tmp_path / REJECTS).read_text().splitlines())}
+    assert set(rejects) == {by["hopeless"], by["garbage"]}
+    assert len([r for r in rejects[by["hopeless"]]["reasons"] if r.startswith("verifier:")]) == 3
+    assert "malformed JSON" in rejects[by["garbage"]]["reasons"][0]
+
+
+def test_resume_never_requests_a_finished_item(server, tmp_path, monkeypatch):
+    script, url = server
+    monkeypatch.setenv("MEDTUNE_TEACHER_API_KEY", KEY)
+    recs = _write_records(tmp_path / "in.jsonl", 3, seed=202)
+    script.behaviour.update({recs[1].id: "down", recs[4].id: "down"})
+    script.down = True
+    first = run_teacher(tmp_path / "in.jsonl", tmp_path / "out.jsonl", _cfg(url, max_retries=1))
+    assert (first["accepted"], first["failed"]) == (4, 2)
+    assert len((tmp_path / JOURNAL).read_text().splitlines()) == 4
+    script.down = False
+    before = len(script.requests)
+    second = run_teacher(tmp_path / "in.jsonl", tmp_path / "out.jsonl", _cfg(url))
+    asked = {iid for _, iid, _ in script.requests[before:]}
+    assert asked == {recs[1].id, recs[4].id}
+    assert (second["accepted"], second["failed"], second["resumed"]) == (6, 0, 4)
+    before = len(script.requests)
+    third = run_teacher(tmp_path / "in.jsonl", tmp_path / "out.jsonl", _cfg(url))
+    assert len(script.requests) == before and third["requested"] == 0 and third["accepted"] == 6
+
+
+def test_wrong_key_fails_fast_without_retries(server, tmp_path, monkeypatch):
+    script, url = server
+    monkeypatch.setenv("MEDTUNE_TEACHER_API_KEY", "wrong")
+    recs = _write_records(tmp_path / "in.jsonl", 1, seed=303)
+    result = run_teacher(tmp_path / "in.jsonl", tmp_path / "out.jsonl", _cfg(url))
+    assert result["failed"] == 2 and "HTTP 401" in result["failures"][0]["error"]
+    assert all(script.calls[("write", r.id)] == 0 for r in recs)  # rejected before the handler counted
+
+
+def test_run_synth_with_teacher_writes_card_and_records(server, tmp_path, monkeypatch):
+    _, url = server
+    monkeypatch.setenv("MEDTUNE_TEACHER_API_KEY", KEY)
+    result = run_synth(tmp_path / "run", 3, seed=5, tasks=["diagnosis"], teacher=_cfg(url))
+    assert result["teacher"]["accepted"] == 3
+    rows = [json.loads(x) for x in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert all(r["metadata"]["teacher"]["model"] == "fake" for r in rows)
+    assert "teacher | fake" in (tmp_path / "run" / "dataset_card.md").read_text()
+
+
+def test_local_check_catches_a_lenient_verifier():
+    rec = next(generate_records(1, 9, tasks=["mcq"]))
+    letter = rec.answer.letter
+    other = next(k for k in rec.options if k != letter)
+    assert names_gold(rec, f"The answer is ({letter}).")
+    assert not names_gold(rec, f"The answer is ({other}) {rec.options[other]}.")
