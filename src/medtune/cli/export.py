@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..config.sections.export import ExportSection
-from .common import console, fail
+from .common import console
 
 DEFAULTS = ExportSection()
 
@@ -28,11 +28,11 @@ def _run_verify(paths: list[Path], against: Path | None) -> None:
     from ..export.verify import verify_ggufs
 
     if not paths:
-        fail("export verify: give at least one .gguf file")
+        _fail("export verify: give at least one .gguf file")
     if against is None:
         candidates = [p.parent / "merged" for p in paths if (p.parent / "merged" / "config.json").is_file()]
         if not candidates:
-            fail(f"export verify: no merged HF folder next to {paths[0]}; pass --against MERGED")
+            _fail(f"export verify: no merged HF folder next to {paths[0]}; pass --against MERGED")
         against = candidates[0]
     rows = verify_ggufs(paths, against)
     console.print(_verify_table(rows))
@@ -57,10 +57,10 @@ def export(
             _run_verify(list(paths or []), against)
             return
         if paths:
-            fail(f"unexpected extra arguments {[str(p) for p in paths]}; use --gguf a,b for several types")
+            _fail(f"unexpected extra arguments {[str(p) for p in paths]}; use --gguf a,b for several types")
         summary = export_run(target, out, gguf, verify=verify, modelfile=DEFAULTS.ollama, model_card=DEFAULTS.model_card)
     except ExportError as e:
-        fail(str(e))
+        _fail(str(e))
     for q, f in summary["files"].items():
         console.print(f"{q:>7}: {f['path']} ({f['bytes'] / 2**20:.1f} MB)")
     if summary["verify"]:
@@ -77,3 +77,9 @@ def export(
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
+
+
+def _fail(message: str) -> None:
+    """Plain one-line error on stderr, exit 2 (no rich markup: `medtune[gguf]` must print as is)."""
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)

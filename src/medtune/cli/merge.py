@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import console, fail
+from .common import console
 
 
 def merge(
@@ -19,9 +19,15 @@ def merge(
     try:
         path = merge_run(run, out)
     except ExportError as e:
-        fail(str(e))
+        _fail(str(e))
     console.print(f"merged model: {path}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("merge")(merge)
+
+
+def _fail(message: str) -> None:
+    """Plain one-line error on stderr, exit 2 (no rich markup: `medtune[gguf]` must print as is)."""
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)

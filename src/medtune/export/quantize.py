@@ -51,8 +51,13 @@ def needs_llama_cpp(quant: str) -> bool:
     return quant in LLAMA_FTYPES
 
 
-def quantize_gguf(src: str | Path, dst: str | Path, quant: str, threads: int | None = None) -> Path:
-    """Quantize an F16/F32 GGUF to a K-quant with llama.cpp; written atomically to ``dst``."""
+def quantize_gguf(src: str | Path, dst: str | Path, quant: str, threads: int | None = None,
+                  verbose: bool = False) -> Path:
+    """Quantize an F16/F32 GGUF to a K-quant with llama.cpp; written atomically to ``dst``.
+
+    llama.cpp prints one line per tensor (and a fallback warning per tensor whose rows are
+    not a multiple of 256, e.g. all of SmolLM2's 576-wide ones); hidden unless ``verbose``.
+    """
     llama_cpp = require_llama_cpp()
     if quant not in LLAMA_FTYPES:
         raise ExportError(f"{quant!r} is not a llama.cpp quant type here; choose from {', '.join(LLAMA_FTYPES)}")
@@ -64,7 +69,10 @@ def quantize_gguf(src: str | Path, dst: str | Path, quant: str, threads: int | N
     params.ftype = getattr(llama_cpp, LLAMA_FTYPES[quant])
     params.nthread = threads or max(1, min(4, os.cpu_count() or 1))
     try:
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=verbose):
+            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         if rc != 0:
             raise ExportError(f"{src}: llama.cpp quantization to {quant} failed (return code {rc})")
         os.replace(tmp, dst)
