@@ -139,3 +139,11 @@ def preview_text(n: int = 20, seed: int = 0, specialties: list[str] | None = Non
         )
     parts.append(f"> {DISCLAIMER}\n")
     return "\n".join(parts)
+
+
+def run_synth_section(section: Any, out_dir: str | Path) -> dict[str, Any]:
+    """Run the synth stage from a RunConfig ``synth`` section (what `medtune run` and the CLI call)."""
+    from .teacher import teacher_from_section
+
+    return run_synth(out_dir, section.n, section.seed, tasks=section.tasks, specialties=section.specialties or None,
+                     kb_dir=section.kb_dir, teacher=teacher_from_section(section), bias_variants=section.bias_variants)

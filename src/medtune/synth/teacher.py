@@ -212,3 +212,18 @@ def run_teacher(records_in: str | Path, records_out: str | Path, cfg: TeacherCon
     return {"url": cfg.url, "model": cfg.model, "requested": len(todo), "resumed": len(records) - len(todo),
             "accepted": len(accepted), "rejected": len(rejected), "failed": len(failed),
             "failures": failed[:20], "rejects_path": str(records_out.parent / REJECTS)}
+
+
+def teacher_from_section(section: Any) -> TeacherConfig | None:
+    """TeacherConfig from the RunConfig ``synth`` section, or None when no teacher URL is set."""
+    if not section.teacher_url:
+        return None
+    if not section.teacher_model:
+        from ..config.load import ConfigError, ConfigProblem
+
+        raise ConfigError([ConfigProblem("synth.teacher_model", "a teacher URL needs a model name",
+                                         "pass --teacher-model NAME (or set synth.teacher_model)")])
+    return TeacherConfig(url=section.teacher_url, model=section.teacher_model, key_env=section.teacher_key_env,
+                         verifier_url=section.teacher_verifier_url, verifier_model=section.teacher_verifier_model,
+                         max_refine=section.teacher_max_refine, concurrency=section.teacher_concurrency,
+                         max_retries=section.teacher_max_retries, timeout_s=section.teacher_timeout_s)
