@@ -41,7 +41,7 @@ def main() -> None:
         sink += len(case["vignette"]) + sum(len(r.model_dump_json()) for r in records)
         if i % 1000 == 0:
             rss.append(proc.memory_info().rss / 2**20)
-    print(f"## Synthetic cases (bench/synth_throughput.py)\n")
+    print("## Synthetic cases (bench/synth_throughput.py)\n")
     print(f"Command: `.venv/bin/python bench/synth_throughput.py --n {args.n} --seed {args.seed}` "
           f"({platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, Python {platform.python_version()})\n")
     print("| measure | value |\n|---|---:|")
