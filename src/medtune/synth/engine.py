@@ -18,7 +18,7 @@ from ..config.load import ConfigError, ConfigProblem
 from ..data.records import Record
 from .bias import probe_variants
 from .kb import Condition, KnowledgeBase, load_kb
-from .sampling import Prepared, sample_facts
+from .sampling import Prepared, demographic_gate, sample_facts
 from .tasks import TASKS, case_records
 from .writeup import case_dict, reasoning_steps, vignette
 
@@ -96,7 +96,10 @@ def prepare(kb: KnowledgeBase) -> dict[str, Prepared]:
             overlap += [(other, s.name) for s in other.presentation.symptoms
                         if not s.discriminating and s.name.lower() not in own_symptoms]
             complaints += [(other, c) for c in other.presentation.chief_complaints]
-        out[cid] = Prepared(cond, diffs, pool, rule_out, overlap, complaints)
+        texts = [*(x.name for x in cond.presentation.symptoms), *cond.presentation.chief_complaints,
+                 *(x.name for x in cond.epidemiology.risk_factors), *(x.name for x in cond.exam_findings),
+                 *(f"{x.study} {x.finding}" for x in cond.imaging)]
+        out[cid] = Prepared(cond, diffs, pool, rule_out, overlap, complaints, gated=any(map(demographic_gate, texts)))
     return out
 
 

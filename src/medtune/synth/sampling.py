@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -31,6 +32,7 @@ class Normals:
     ethnicities: list[str]
     ethnicity_weights: list[float]
     noise: dict[str, list[str]]
+    term_rules: list[tuple[re.Pattern, dict[str, Any]]]
 
     def band(self, age: float) -> dict[str, Any]:
         return next(b for b in self.bands if age < b["below_age"])
@@ -40,8 +42,65 @@ class Normals:
 def load_normals() -> Normals:
     data = yaml.safe_load(resource_path("synth", "normals.yaml").read_text(encoding="utf-8"))
     eth = data["ethnicities"]
+    rules = [(re.compile("|".join(re.escape(t) for t in r["terms"])), r) for r in data["term_rules"]]
     return Normals(data["vital_bands"], data["vital_common"], [e["name"] for e in eth],
-                   [e["weight"] for e in eth], data["noise_symptoms"])
+                   [e["weight"] for e in eth], data["noise_symptoms"], rules)
+
+
+_AGE_RULE = re.compile(r"\bage (over|above|older than|under|below|younger than) (\d+)( weeks| months)?")
+
+
+def demographic_gate(text: str) -> bool:
+    """Does ``text`` only fit some sexes or ages (so it must be checked per patient)?
+
+    >>> demographic_gate("heavy menstrual periods"), demographic_gate("age over 50"), demographic_gate("fever")
+    (True, True, False)
+    """
+    text = text.lower()
+    return "maternal" not in text and (bool(_AGE_RULE.search(text)) or any(p.search(text) for p, _ in load_normals().term_rules))
+
+
+def fits_patient(text: str, age: float, sex: str) -> bool:
+    """May a finding or history item with this text appear in this patient?
+
+    >>> fits_patient("heavy menstrual periods", 40, "male"), fits_patient("heavy menstrual periods", 40, "female")
+    (False, True)
+    >>> fits_patient("age over 50", 27, "female"), fits_patient("age under 12 weeks", 0.1, "male")
+    (False, True)
+    >>> fits_patient("maternal smoking during pregnancy", 0.1, "male")
+    True
+    """
+    text = text.lower()
+    if "maternal" in text:
+        return True
+    m = _AGE_RULE.search(text)
+    if m:
+        limit = int(m.group(2)) / {" weeks": 52, " months": 12}.get(m.group(3) or "", 1)
+        if (m.group(1) in ("over", "above", "older than")) != (age > limit):
+            return False
+    for pattern, rule in load_normals().term_rules:
+        if pattern.search(text) and (sex != rule["sex"] or not rule.get("min_age", 0) <= age <= rule.get("max_age", 200)):
+            return False
+    return True
+
+
+def gate_condition(cond: Condition, age: float, sex: str) -> Condition:
+    """``cond`` without the items this patient cannot have (a man's menstrual history, "age over 50" at 27).
+
+    Demographic-neutral conditions lose every gated item, whatever the patient, so a bias-probe
+    copy with another sex or age is still coherent.
+    """
+    def ok(text: str) -> bool:
+        return not demographic_gate(text) if cond.demographic_neutral else fits_patient(text, age, sex)
+
+    p, e = cond.presentation, cond.epidemiology
+    return cond.model_copy(update={
+        "presentation": p.model_copy(update={"symptoms": [x for x in p.symptoms if ok(x.name)],
+                                              "chief_complaints": [x for x in p.chief_complaints if ok(x)] or p.chief_complaints}),
+        "epidemiology": e.model_copy(update={"risk_factors": [x for x in e.risk_factors if ok(x.name)]}),
+        "exam_findings": [x for x in cond.exam_findings if ok(x.name)],
+        "imaging": [x for x in cond.imaging if ok(f"{x.study} {x.finding}")],
+    })
 
 
 @dataclass
@@ -54,6 +113,7 @@ class Prepared:
     rule_out_labs: list[tuple[Condition, Lab]] = field(default_factory=list)
     overlap_symptoms: list[tuple[Condition, str]] = field(default_factory=list)
     overlap_complaints: list[tuple[Condition, str]] = field(default_factory=list)
+    gated: bool = False  # has items that fit only some sexes or ages (see gate_condition)
 
 
 # Share of cases presenting atypically: the complaint a differential would also bring, the
@@ -177,10 +237,10 @@ def _duration(cond: Condition, rng: random.Random) -> dict[str, Any]:
 
 def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
     """All random choices of one case: patient, findings, values and the option layouts."""
-    cond = prep.cond
     normals = load_normals()
-    age = sample_age(cond, rng)
-    sex = sample_sex(cond, rng)
+    age = sample_age(prep.cond, rng)
+    sex = sample_sex(prep.cond, rng)
+    cond = gate_condition(prep.cond, age, sex) if prep.gated else prep.cond
     ethnicity = rng.choices(normals.ethnicities, normals.ethnicity_weights)[0]
     risk = [rf.name for rf in cond.epidemiology.risk_factors if rng.random() < rf.prevalence]
     picked = {"symptoms": _sample_items(cond.presentation.symptoms, rng),
@@ -196,7 +256,7 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
         if len(picked["symptoms"]) < 2:  # a vignette needs at least two symptoms
             order = sorted(range(len(symptoms)), key=lambda i: -symptoms[i].probability)
             picked["symptoms"] = sorted(set(picked["symptoms"]) | set(order[:2]))
-        if not picked["exam"]:
+        if not picked["exam"] and cond.exam_findings:
             picked["exam"] = [max(range(len(cond.exam_findings)), key=lambda i: cond.exam_findings[i].probability)]
     labs = [(lab, lab_value(lab, i in picked["labs"], rng)) for i, lab in enumerate(cond.labs)
             if not atypical or lab.discriminating]
@@ -204,14 +264,16 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
     rule_out = [lab for c, lab in prep.rule_out_labs if _fits(c, sex, neutral)]
     n_rule_out = len(rule_out) if atypical else rng.choice((1, 2, 2))
     labs += [(lab, lab_value(lab, False, rng)) for lab in rng.sample(rule_out, min(len(rule_out), n_rule_out))]
-    overlap = [(c, s) for c, s in prep.overlap_symptoms if _fits(c, sex, neutral)]
+    overlap = [(c, s) for c, s in prep.overlap_symptoms if _fits(c, sex, neutral) and fits_patient(s, age, sex)
+               and not (neutral and demographic_gate(s))]
     complaint = rng.choice(cond.presentation.chief_complaints)
     if atypical and overlap:
         # Mimic one differential: its complaint and shared symptoms; the lab tells them apart.
         mimic = rng.choice(overlap)[0]
         same = [s for c, s in overlap if c.id == mimic.id]
         extra = rng.sample(same, min(len(same), 3))
-        complaint = rng.choice([s for c, s in prep.overlap_complaints if c.id == mimic.id] or [complaint])
+        complaint = rng.choice([s for c, s in prep.overlap_complaints if c.id == mimic.id and fits_patient(s, age, sex)]
+                               or [complaint])
     else:
         extra = [s for _, s in rng.sample(overlap, min(len(overlap), int(rng.random() < 0.35)))]
     if atypical and not extra:  # nothing to mimic: fall back to the condition's non-specific symptoms

@@ -39,6 +39,22 @@ def test_sex_limited_conditions_only_in_that_sex(kb, cases):
     assert seen["male-only"] > 20 and seen["female-only"] > 20  # the checks above really ran
 
 
+def test_no_findings_of_the_other_sex_or_impossible_age(cases):
+    male_words = re.compile(r"prostat|testic|scrot|erectile")
+    female_words = re.compile(r"menstrua|menses|vagina|ovar|uter|pregnan|contracep|postmenopaus")
+    for c in cases:
+        stem = re.sub(r"maternal [^,.;]*", "", c["vignette"].lower())
+        sex, age = c["patient_profile"]["sex"], c["patient_profile"]["age"]
+        if sex == "female":
+            assert not male_words.search(stem), (c["case_id"], male_words.search(stem))
+        else:
+            assert not female_words.search(stem), (c["case_id"], female_words.search(stem))
+        if age < 11:
+            assert not re.search(r"menstrua|menses|contracep", stem), c["case_id"]
+        for m in re.finditer(r"\bage (over|under) (\d+)(?! weeks| months)", stem):
+            assert (age > int(m.group(2))) == (m.group(1) == "over"), (c["case_id"], m.group(0), age)
+
+
 def test_pregnancy_only_in_plausible_ages(kb, cases):
     pregnant = [c for c in cases if c["patient_profile"]["pregnant"]]
     assert len(pregnant) > 20
