@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from medtune.eval.backends import TransformersBackend
 from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
-from medtune.eval.metrics import accuracy_summary
-from medtune.eval.runners import run_loglik
+from medtune.eval.evaluate import evaluate
 from medtune.models.load import load_model
 from medtune.utils.io import atomic_write_json
+from medtune.utils.paths import medtune_home
 
 
 def main() -> None:
@@ -29,9 +30,15 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 avoids barrier stalls on a crowded CPU)")
+    ap.add_argument("--work-dir", default=str(medtune_home() / "bench" / "eval_baseline"), help="resumable evaluation folders, one per benchmark")
     ap.add_argument("--out", default="bench/results/eval_baseline.json")
     args = ap.parse_args()
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     loaded = load_model(args.model, device="cpu")
     backend = TransformersBackend(loaded.model, loaded.tokenizer, batch_size=args.batch_size)
     results = {"model": args.model, "device": loaded.device, "dtype": str(loaded.dtype), "benchmarks": {}}
@@ -39,14 +46,14 @@ def main() -> None:
         spec = get_benchmark(name)
         records = load_benchmark_records(spec, args.data_root, limit=args.limit)
         t0 = time.perf_counter()
-        preds = run_loglik(backend, spec, records)
+        summary = evaluate(backend, spec, records, Path(args.work_dir) / f"{name}-loglik", protocol="loglik", chunk_size=64)
         seconds = time.perf_counter() - t0
-        acc = accuracy_summary([p["correct"] for p in preds])
-        acc_norm = accuracy_summary([p["correct_norm"] for p in preds])
+        acc, acc_norm = summary["accuracy"], summary["accuracy_norm"]
         results["benchmarks"][name] = {
             "protocol": f"loglik zero-shot, lm-evaluation-harness '{spec.loglik.harness_task}' prompt; argmax summed log-prob (acc) and per-char normalised (acc_norm)",
             "items": len(records), "chance": spec.chance, "acc": acc, "acc_norm": acc_norm,
-            "seconds": round(seconds, 1), "items_per_minute": round(60 * len(records) / seconds, 1),
+            "ece": summary["calibration"]["ece"], "by_subject": summary["by_subject"],
+            "seconds_this_session": round(seconds, 1), "report": str(Path(args.work_dir) / f"{name}-loglik" / "report.html"),
         }
         print(json.dumps({name: results["benchmarks"][name]}, indent=2), flush=True)
         atomic_write_json(args.out, results)  # after each benchmark, so a long run leaves partial results

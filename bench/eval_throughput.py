@@ -1,0 +1,105 @@
+"""Throughput of `cot` evaluation: batched generation vs the seed guide's one-at-a-time loop, and llama.cpp.
+
+    nice .venv/bin/python bench/eval_throughput.py --data-root ../shared/data --items 32 --max-new-tokens 64
+
+Same model (the embedded SmolLM2-135M-Instruct), same MedQA items, same chat prompts
+(medtune.data.render), same greedy decoding and max new tokens, measured side by side
+in one process, alternating the engines over ``--rounds`` rounds so load changes on a
+shared machine hit every engine alike. Reports questions per minute (the median over
+rounds) and the speed-up ratios, and how many greedy outputs agree between the
+batched and the sequential run (padding must not change the answers).
+
+Engines:
+  * sequential -- the seed guide's loop: tokenize one prompt, model.generate, decode, next.
+  * batched    -- medtune.infer.generate_texts via the eval TransformersBackend (length-sorted, left-padded).
+  * llamacpp   -- the embedded Q4_1 GGUF through llama-cpp-python, one prompt at a time (its API is not batched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from medtune.eval.backends import LlamaCppBackend, TransformersBackend
+from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
+from medtune.eval.extract import extract_answer
+from medtune.models.embedded import embedded_gguf_path
+from medtune.models.load import load_model
+from medtune.utils.io import atomic_write_json
+
+
+def sequential_loop(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """The seed guide's evaluation loop, one example at a time (greedy here, as in the batched run)."""
+    import torch
+
+    out = []
+    for prompt in prompts:
+        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            gen = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        out.append(tokenizer.decode(gen[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    return out
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--items", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch and llama.cpp threads")
+    ap.add_argument("--no-llamacpp", action="store_true")
+    ap.add_argument("--out", default="bench/results/eval_throughput.json")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    records = load_benchmark_records(get_benchmark("medqa"), args.data_root, limit=args.items)
+    loaded = load_model("smollm2-135m", device="cpu")
+    fmt = loaded.source.reasoning_format
+    backend = TransformersBackend(loaded.model, loaded.tokenizer, fmt, batch_size=args.batch_size)
+    prompts = [backend.prompt(r) for r in records]
+    engines = {
+        "sequential": lambda: sequential_loop(loaded.model, loaded.tokenizer, prompts, args.max_new_tokens),
+        "batched": lambda: [s[0] for s in backend.generate(records, max_new_tokens=args.max_new_tokens)],
+    }
+    if not args.no_llamacpp:
+        llama = LlamaCppBackend(embedded_gguf_path(), fmt, n_threads=args.threads)
+        engines["llamacpp"] = lambda: [s[0] for s in llama.generate(records, max_new_tokens=args.max_new_tokens)]
+    seconds: dict[str, list[float]] = {k: [] for k in engines}
+    outputs: dict[str, list[str]] = {}
+    for rnd in range(args.rounds):
+        for name, fn in engines.items():
+            outputs[name], s = timed(fn)
+            seconds[name].append(s)
+            print(f"round {rnd + 1}: {name:10s} {len(records) / s * 60:7.1f} questions/min ({s:.1f} s)", flush=True)
+    qpm = {k: round(len(records) / statistics.median(v) * 60, 1) for k, v in seconds.items()}
+    tokens = {k: sum(len(loaded.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in v) for k, v in outputs.items()}
+    same = sum(a == b for a, b in zip(outputs["sequential"], outputs["batched"]))
+    parsed = {k: sum(extract_answer(t, r.options, fmt).parsed for t, r in zip(v, records)) for k, v in outputs.items()}
+    result = {
+        "items": len(records), "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "rounds": args.rounds,
+        "threads": args.threads, "decoding": "greedy", "questions_per_minute": qpm,
+        "speedup_batched_vs_sequential": round(qpm["batched"] / qpm["sequential"], 2),
+        "generated_tokens_last_round": tokens, "batched_equals_sequential_outputs": f"{same}/{len(records)}",
+        "parsed_answers_last_round": parsed, "seconds": seconds,
+    }
+    if "llamacpp" in qpm:
+        result["speedup_llamacpp_vs_sequential"] = round(qpm["llamacpp"] / qpm["sequential"], 2)
+        result["speedup_batched_vs_llamacpp"] = round(qpm["batched"] / qpm["llamacpp"], 2)
+    print(json.dumps(result, indent=2))
+    atomic_write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
