@@ -212,6 +212,21 @@ def _ensure_evidence(cond: Condition, picked: dict[str, list[int]], objective_on
         picked[best[1]].sort()
 
 
+# Most items a vignette lists per section: keeps records near 450 tokens for CPU training.
+CAPS = {"symptoms": 5, "exam": 3, "labs": 4, "imaging": 2}
+
+
+def _cap(picked: dict[str, list[int]], cond: Condition) -> None:
+    """Trim each section to CAPS, keeping discriminating items first (evidence is never cut)."""
+    pools = {"symptoms": cond.presentation.symptoms, "exam": cond.exam_findings, "labs": cond.labs,
+             "imaging": cond.imaging}
+    for key, cap in CAPS.items():
+        idx = picked[key]
+        if len(idx) > cap:
+            keep = sorted(idx, key=lambda i: (not pools[key][i].discriminating, i))[:cap]
+            picked[key] = sorted(keep)
+
+
 def _make_atypical(cond: Condition, picked: dict[str, list[int]], rng: random.Random) -> None:
     """Only shared, non-specific complaints in the history; a discriminating lab, forced abnormal,
     carries the diagnosis (the symptoms come from the differentials' shared features)."""
@@ -258,11 +273,12 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
             picked["symptoms"] = sorted(set(picked["symptoms"]) | set(order[:2]))
         if not picked["exam"] and cond.exam_findings:
             picked["exam"] = [max(range(len(cond.exam_findings)), key=lambda i: cond.exam_findings[i].probability)]
+    _cap(picked, cond)
     labs = [(lab, lab_value(lab, i in picked["labs"], rng)) for i, lab in enumerate(cond.labs)
-            if not atypical or lab.discriminating]
+            if i in picked["labs"] or (lab.discriminating and not atypical)]
     neutral = cond.demographic_neutral
     rule_out = [lab for c, lab in prep.rule_out_labs if _fits(c, sex, neutral)]
-    n_rule_out = len(rule_out) if atypical else rng.choice((1, 2, 2))
+    n_rule_out = min(3, len(rule_out)) if atypical else rng.choice((1, 1, 2))
     labs += [(lab, lab_value(lab, False, rng)) for lab in rng.sample(rule_out, min(len(rule_out), n_rule_out))]
     overlap = [(c, s) for c, s in prep.overlap_symptoms if _fits(c, sex, neutral) and fits_patient(s, age, sex)
                and not (neutral and demographic_gate(s))]

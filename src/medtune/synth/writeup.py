@@ -78,7 +78,7 @@ def vitals_text(v: dict[str, float]) -> str:
 
 def lab_text(lab: dict[str, Any]) -> str:
     lo, hi = lab["reference"]
-    return f"{lab['name']} {fmt_num(lab['value'])} {lab['unit']} (reference {fmt_num(lo)}-{fmt_num(hi)})"
+    return f"{lab['name']} {fmt_num(lab['value'])} {lab['unit']} (ref {fmt_num(lo)}-{fmt_num(hi)})"
 
 
 def vignette(f: dict[str, Any]) -> str:
