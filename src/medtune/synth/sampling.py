@@ -250,14 +250,8 @@ def _duration(cond: Condition, rng: random.Random) -> dict[str, Any]:
     return {"value": v, "unit": d.unit}
 
 
-def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
-    """All random choices of one case: patient, findings, values and the option layouts."""
-    normals = load_normals()
-    age = sample_age(prep.cond, rng)
-    sex = sample_sex(prep.cond, rng)
-    cond = gate_condition(prep.cond, age, sex) if prep.gated else prep.cond
-    ethnicity = rng.choices(normals.ethnicities, normals.ethnicity_weights)[0]
-    risk = [rf.name for rf in cond.epidemiology.risk_factors if rng.random() < rf.prevalence]
+def _pick_findings(cond: Condition, rng: random.Random) -> tuple[dict[str, list[int]], bool]:
+    """Indices of the symptoms, exam findings, labs and studies present, and whether atypical."""
     picked = {"symptoms": _sample_items(cond.presentation.symptoms, rng),
               "exam": _sample_items(cond.exam_findings, rng),
               "labs": _sample_items(cond.labs, rng), "imaging": _sample_items(cond.imaging, rng)}
@@ -265,7 +259,6 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
     symptoms = cond.presentation.symptoms
     if atypical:
         _make_atypical(cond, picked, rng)
-        risk = []
     else:
         _ensure_evidence(cond, picked)
         if len(picked["symptoms"]) < 2:  # a vignette needs at least two symptoms
@@ -274,12 +267,13 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
         if not picked["exam"] and cond.exam_findings:
             picked["exam"] = [max(range(len(cond.exam_findings)), key=lambda i: cond.exam_findings[i].probability)]
     _cap(picked, cond)
-    labs = [(lab, lab_value(lab, i in picked["labs"], rng)) for i, lab in enumerate(cond.labs)
-            if i in picked["labs"] or (lab.discriminating and not atypical)]
+    return picked, atypical
+
+
+def _complaint_and_extras(prep: Prepared, cond: Condition, age: float, sex: str, atypical: bool,
+                          picked: dict[str, list[int]], rng: random.Random) -> tuple[str, list[str]]:
+    """The chief complaint and symptoms borrowed from differentials (shared features)."""
     neutral = cond.demographic_neutral
-    rule_out = [lab for c, lab in prep.rule_out_labs if _fits(c, sex, neutral)]
-    n_rule_out = min(3, len(rule_out)) if atypical else rng.choice((1, 1, 2))
-    labs += [(lab, lab_value(lab, False, rng)) for lab in rng.sample(rule_out, min(len(rule_out), n_rule_out))]
     overlap = [(c, s) for c, s in prep.overlap_symptoms if _fits(c, sex, neutral) and fits_patient(s, age, sex)
                and not (neutral and demographic_gate(s))]
     complaint = rng.choice(cond.presentation.chief_complaints)
@@ -295,6 +289,27 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
     if atypical and not extra:  # nothing to mimic: fall back to the condition's non-specific symptoms
         plain = [i for i, x in enumerate(cond.presentation.symptoms) if not x.discriminating]
         picked["symptoms"] = sorted(rng.sample(plain, min(2, len(plain))))
+    return complaint, extra
+
+
+def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
+    """All random choices of one case: patient, findings, values and the option layouts."""
+    normals = load_normals()
+    age = sample_age(prep.cond, rng)
+    sex = sample_sex(prep.cond, rng)
+    cond = gate_condition(prep.cond, age, sex) if prep.gated else prep.cond
+    ethnicity = rng.choices(normals.ethnicities, normals.ethnicity_weights)[0]
+    risk = [rf.name for rf in cond.epidemiology.risk_factors if rng.random() < rf.prevalence]
+    picked, atypical = _pick_findings(cond, rng)
+    if atypical:
+        risk = []
+    labs = [(lab, lab_value(lab, i in picked["labs"], rng)) for i, lab in enumerate(cond.labs)
+            if i in picked["labs"] or (lab.discriminating and not atypical)]
+    neutral = cond.demographic_neutral
+    rule_out = [lab for c, lab in prep.rule_out_labs if _fits(c, sex, neutral)]
+    n_rule_out = min(3, len(rule_out)) if atypical else rng.choice((1, 1, 2))
+    labs += [(lab, lab_value(lab, False, rng)) for lab in rng.sample(rule_out, min(len(rule_out), n_rule_out))]
+    complaint, extra = _complaint_and_extras(prep, cond, age, sex, atypical, picked, rng)
     n_opts = 5 if len(prep.distractors) >= 4 else 4
     n_wrong = 3
     return {
