@@ -1,0 +1,63 @@
+"""Every shipped training recipe validates, names its launch command, and can run where it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medtune.config import load_config
+from medtune.config.load import semantic_problems
+from medtune.models.registry import get_preset
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+RECIPES = sorted(CONFIGS.glob("*.yaml"))
+ACCELERATE = sorted((CONFIGS / "accelerate").glob("*.yaml"))
+SEEDS = {"reasonmed-lora-1b", "r1-distill-8b-6gb", "medimind", "rtx3090-qlora-multidataset", "guide-qlora-r64",
+         "guide-phi2", "quickstart"}
+
+
+def test_every_seed_recipe_is_shipped():
+    assert SEEDS <= {p.stem for p in RECIPES}
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_validates_and_documents_its_launch(path):
+    cfg = load_config(path)
+    header = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    assert any("Launch" in line for line in header), f"{path.name}: no launch command in the header comment"
+    assert any(f"configs/{path.name}" in line and "medtune train" in line for line in header)
+    # GPU recipes must be runnable on a CUDA machine; only the quickstart must run on this CPU.
+    assert semantic_problems(cfg, cuda_available=True) == []
+    if path.stem == "quickstart":
+        assert semantic_problems(cfg, cuda_available=False) == []
+    preset = get_preset(cfg.model.base)
+    modules = cfg.train.lora.target_modules
+    if isinstance(modules, list):
+        known = set(preset.lora_target_modules) | {a for names in preset.target_module_aliases.values() for a in names}
+        assert set(modules) <= known | {"q_proj", "k_proj", "v_proj", "o_proj"}, f"{path.name}: {modules}"
+
+
+def test_seed_settings_match_the_guide():
+    r = {p.stem: load_config(p) for p in RECIPES}
+    assert (r["reasonmed-lora-1b"].train.optimizer, r["reasonmed-lora-1b"].train.lora.r, r["reasonmed-lora-1b"].data.max_length) == ("adafactor", 8, 512)
+    assert set(r["reasonmed-lora-1b"].export.gguf) == {"f16", "q4_k_m", "q5_k_m", "q8_0"}
+    six = r["r1-distill-8b-6gb"].train
+    assert (six.method, six.optimizer, six.max_steps, six.packing, six.gradient_checkpointing) == ("qlora", "adamw_8bit", 60, False, True)
+    assert "Red Flags" in r["r1-distill-8b-6gb"].data.system_prompt
+    assert r["medimind"].data.max_records == 500 and r["medimind"].data.format == "medical_o1"
+    assert (r["rtx3090-qlora-multidataset"].train.lora.r, r["rtx3090-qlora-multidataset"].train.lora.alpha) == (64, 16)
+    g = r["guide-qlora-r64"].train
+    assert (g.lora.r, g.lora.alpha, g.scheduler, g.warmup_ratio, g.eval_steps, g.early_stopping_patience) == (64, 128, "cosine", 0.1, 100, 5)
+    assert r["guide-phi2"].train.lora.target_modules == ["Wqkv", "fc1", "fc2"]
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.stem)
+def test_accelerate_configs_parse(path):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    assert "Launch:" in path.read_text() and "-m medtune.train" in path.read_text()
+    cfg = ClusterConfig.from_yaml_file(str(path))  # accelerate's own loader fills defaults and rejects unknown keys
+    assert cfg.num_processes >= 2
+    if cfg.distributed_type.value == "DEEPSPEED":
+        assert cfg.deepspeed_config["zero_stage"] in (2, 3)
