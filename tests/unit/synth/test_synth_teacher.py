@@ -185,3 +185,15 @@ def test_local_check_catches_a_lenient_verifier():
     other = next(k for k in rec.options if k != letter)
     assert names_gold(rec, f"The answer is ({letter}).")
     assert not names_gold(rec, f"The answer is ({other}) {rec.options[other]}.")
+
+
+def test_backoff_grows_exponentially(server, tmp_path, monkeypatch):
+    script, url = server
+    monkeypatch.setenv("MEDTUNE_TEACHER_API_KEY", KEY)
+    recs = _write_records(tmp_path / "in.jsonl", 1, seed=404)
+    script.behaviour[recs[0].id] = "flaky"  # two 500s before success: waits 0.2 s then 0.4 s
+    (tmp_path / "one.jsonl").write_text(recs[0].model_dump_json() + "\n")
+    start = time.perf_counter()
+    result = run_teacher(tmp_path / "one.jsonl", tmp_path / "out.jsonl", _cfg(url, backoff_s=0.2, concurrency=1))
+    assert result["accepted"] == 1 and script.calls[("write", recs[0].id)] == 3
+    assert time.perf_counter() - start >= 0.6
