@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--quants", default="f16,q8_0,q4_k_m,q5_k_m")
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "medqa" / "us_4options_test.jsonl"))
     ap.add_argument("--json", help="Also write the rows here.")
+    ap.add_argument("--verify", action="store_true", help="Also run `export verify` (adds minutes; its columns fill in).")
     args = ap.parse_args()
 
     import torch
@@ -129,7 +130,7 @@ def main() -> None:
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="medtune-bench-export-"))
     t0 = time.perf_counter()
-    summary = export_run(prepare(args, work), work / "export", args.quants, verify=True)
+    summary = export_run(prepare(args, work), work / "export", args.quants, verify=args.verify)
     export_s = time.perf_counter() - t0
     merged = Path(summary["merged"])
     tok = AutoTokenizer.from_pretrained(merged)
@@ -144,7 +145,7 @@ def main() -> None:
               "accuracy": round(float(np.mean([p == g for p, g in zip(hf_pred, gold)])), 4), "agree_hf": 1.0}]
     verify = {Path(r["gguf"]).name: r for r in summary["verify"]}
     for q, f in summary["files"].items():
-        llm = Llama(f["path"], n_ctx=1024, logits_all=True, verbose=False, n_threads=llama_threads())
+        llm = Llama(f["path"], n_ctx=2048, logits_all=True, verbose=False, n_threads=llama_threads())
         try:
             pred = gguf_letters(llm, rows, letter_ids)
             tps = gguf_tokens_per_s(llm, prompt)
@@ -156,8 +157,10 @@ def main() -> None:
                       "accuracy": round(float(np.mean([p == g for p, g in zip(pred, gold)])), 4),
                       "agree_hf": round(float(np.mean([p == h for p, h in zip(pred, hf_pred)])), 4),
                       "greedy_agreement": v.get("agreement"), "ppl_delta": v.get("ppl_delta")})
+    import os
+
     print(f"items: {len(rows)} (MedQA US 4-option test, first {len(rows)}); export_run: {export_s:.0f} s "
-          f"({json.dumps(summary['timings'])})")
+          f"({json.dumps(summary['timings'])}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("| model | size (MB) | tokens/s | vs HF fp32 | MedQA acc | letter agreement with HF | verify greedy agreement | Δppl |")
     print("|---|---|---|---|---|---|---|---|")
     for r in table:

@@ -9,6 +9,8 @@ from .gguf import convert_hf_to_gguf
 from .merge import merge_run
 from .pipeline import export_run, llama_cpp_available
 from .quantize import quantize_gguf
+from .verify import verify_ggufs
 
 __all__ = ["LLAMA_CPP_HINT", "ExportError", "LlamaCppMissing", "Provenance", "convert_hf_to_gguf", "export_run",
-           "llama_cpp_available", "merge_run", "quantize_gguf"]
+           "llama_cpp_available", "merge_run", "quantize_gguf",
+           "verify_ggufs"]

@@ -42,7 +42,23 @@ def _load_tokenizer(run: Path, base: str):
     return load_tokenizer(base)
 
 
-def merge_adapter(run: Path, out: Path) -> Path:
+def _base_dtype(base_dir: Path):
+    """The dtype the base was published in; merged weights are saved in it (fp32 stays fp32).
+
+    Merging happens in fp32 either way; a bf16 base (Llama 3.2, R1-Distill) is rounded once at
+    save time instead of doubling its size on disk.
+    """
+    import json
+
+    import torch
+
+    cfg_path = base_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    name = cfg.get("dtype") or cfg.get("torch_dtype")
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(str(name), torch.float32)
+
+
+def merge_adapter(run: Path, out: Path, keep_fp32: bool = False) -> Path:
     """Load base (fp32, CPU) + RUN/adapter, merge_and_unload, save safetensors + tokenizer + generation config."""
     import torch
     from peft import PeftModel
@@ -59,6 +75,8 @@ def merge_adapter(run: Path, out: Path) -> Path:
     with torch.no_grad():
         peft_model = PeftModel.from_pretrained(model, run / "adapter", torch_device="cpu")
         merged = peft_model.merge_and_unload()
+    if not keep_fp32 and loaded.path.is_dir():
+        merged = merged.to(_base_dtype(loaded.path))
     gen = merged.generation_config
     gen.eos_token_id = gen.eos_token_id if gen.eos_token_id is not None else tok.eos_token_id
     gen.pad_token_id = tok.pad_token_id

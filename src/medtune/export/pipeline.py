@@ -109,7 +109,7 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
     verification also needs it and is skipped with a recorded reason when it is missing.
     Returns (and writes to out_dir/export_summary.json) paths, sizes, verify rows, timings.
     """
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     source = Path(run_or_merged)
     quants = normalize_quants(list(quants) if not isinstance(quants, str) else quants)
     if any(needs_llama_cpp(q) for q in quants) and not llama_cpp_available():
@@ -142,6 +142,7 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
     if model_card:
         summary["model_card"] = str(write_model_card(out, prov, name, run, list(files.values()), rows, _recipe(run)))
     timings["total_s"] = round(time.perf_counter() - t0, 1)
+    timings["cpu_s"] = round(time.process_time() - cpu0, 1)  # wall time on a shared CPU overstates the work
     summary["timings"] = timings
     summary["passed"] = all(r["passed"] is not False for r in rows)
     atomic_write_json(out / "export_summary.json", summary)
