@@ -60,4 +60,4 @@ def test_modelfile_and_card(exported):
     assert "FROM ./medtune-tiny-test-1-q8_0.gguf" in text and '{{ if eq .Role "user" }}' not in text
     assert '<|im_start|>user\n{{ .Content }}<|im_end|>\n' in text and DISCLAIMER in text
     card = Path(exported["model_card"]).read_text()
-    assert "base_model: smollm2-135m" in card and "| Q8_0 |" in card
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "| Q8_0 |" in card

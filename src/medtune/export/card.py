@@ -25,7 +25,7 @@ CARD = """---
 
 {{ disclaimer }}
 
-A medical-reasoning fine-tune of `{{ prov.base_model }}` made with [medtune](https://github.com/medtune/medtune) {{ prov.medtune_version }}.
+A medical-reasoning fine-tune of `{{ prov.base_model }}` made with medtune {{ prov.medtune_version }}.
 
 ## Recipe
 
@@ -105,8 +105,23 @@ def load_eval_results(run_dir: Path | None) -> list[dict[str, Any]]:
     return rows
 
 
+def _base_identity(base: str) -> tuple[str, str]:
+    """(Hub id, licence) for the front matter: presets map to their HF id and licence.
+
+    >>> _base_identity("smollm2-135m")
+    ('HuggingFaceTB/SmolLM2-135M-Instruct', 'apache-2.0')
+    """
+    from ..models.registry import find_preset_by_hf_id, load_presets
+
+    preset = load_presets().get(base) or find_preset_by_hf_id(base)
+    if preset is not None:
+        return preset.hf_id, preset.license
+    return base, "other"  # unknown base: the user must state its licence
+
+
 def _front_matter(prov: Provenance) -> str:
-    meta = {"base_model": prov.base_model, "license": "apache-2.0", "library_name": "transformers",
+    base, license_ = _base_identity(prov.base_model)
+    meta = {"base_model": base, "license": license_, "library_name": "transformers",
             "tags": ["medtune", "medical", "reasoning", "gguf", "research-only"], "pipeline_tag": "text-generation"}
     if prov.datasets:
         meta["datasets"] = prov.datasets
