@@ -309,7 +309,7 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
         "render_audit": {k: {kk: vv for kk, vv in r.to_dict().items() if kk != "problems"} for k, r in s.data.reports.items()},
         "steps": stats["steps"], "total_steps": s.total_steps, "stopped_early": stats["stopped_early"],
         "tokens_per_rank": per_rank, "hardware": hardware(str(s.accelerator.device), s.accelerator.num_processes),
-        "wall_time_s": round(wall, 2), "train_time_s": round(stats["elapsed_s"], 2), "tokens_per_s": round(tps, 1),
+        "wall_time_s": round(wall, 2), "tokens_trained": stats["tokens"], "train_time_s": round(stats["elapsed_s"], 2), "tokens_per_s": round(tps, 1),
         "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable, "total_params": total,
         "first_eval_loss": stats["first_eval"], "final_eval_loss": stats["last_eval"],
         "best_eval_loss": stats["best_eval"], "best_step": stats["best_step"],
