@@ -1,0 +1,53 @@
+"""`medtune data preview N RECORDS`: rendered training samples with the no-loss spans visibly marked."""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+
+import typer
+from rich.text import Text
+
+from .common import console
+from .data import data_app
+
+
+@data_app.command("preview")
+def preview(
+    n: int = typer.Argument(3, help="How many records to show."),
+    records: Path = typer.Argument(..., help="Records file (any importable format)."),
+    config: Path = typer.Option(None, "-c", "--config", help="Run config: base model, system prompt, loss_on, max_length."),
+    overrides: list[str] = typer.Option(None, "--set", help="Dotted override, e.g. --set data.loss_on=answer_only (repeatable)."),
+    plain: bool = typer.Option(False, "--plain", help="No colours: mark spans without loss as [no-loss]...[/no-loss]."),
+) -> None:
+    """Show exactly what training sees: the chat-templated text, spans without loss dimmed and bracketed,
+    token counts per sample, and the mask audit (shortened / dropped / refused samples)."""
+    from ..config import load_config
+    from ..data.importers import iter_records
+    from ..data.render import RenderRefused, format_masked_preview, masked_segments, render_example
+    from ..models.load import load_tokenizer
+    from ..models.loader import resolve_source
+
+    cfg = load_config(config, list(overrides or []))
+    source = resolve_source(cfg.model.base)
+    tok = load_tokenizer(source, cfg.model.revision)
+    fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else source.reasoning_format
+    opts = {"system_prompt": cfg.data.system_prompt, "loss_on": cfg.data.loss_on, "max_length": cfg.data.max_length,
+            "truncation": cfg.data.truncation}
+    for i, rec in enumerate(islice(iter_records(records, cfg.data.format), n), 1):
+        try:
+            ex = render_example(tok, rec, fmt, **opts)
+        except RenderRefused as e:
+            console.print(f"[red]#{i} {rec.id}: refused ({e.reason}): {e.detail}[/red]")
+            continue
+        console.rule(f"#{i} {rec.id}: {len(ex)} tokens, {ex.n_trainable} with loss"
+                     + (", reasoning shortened" if ex.shortened else ""))
+        if plain:
+            typer.echo(format_masked_preview(tok, ex))
+            continue
+        text = Text()
+        for span, trained in masked_segments(tok, ex):
+            text.append(span if trained else f"[no-loss]{span}[/no-loss]", style="bold green" if trained else "dim")
+        console.print(text)
+    console.print(f"[dim]format={fmt} loss_on={cfg.data.loss_on} max_length={cfg.data.max_length} base={cfg.model.base}; "
+                  "green = tokens that carry loss[/dim]")
