@@ -28,7 +28,7 @@ import glob
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 import yaml
@@ -47,6 +47,9 @@ class BenchmarkError(ValueError):
 
 class LoglikSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    style: Literal["harness", "chat"] = Field(
+        "harness", description="harness = the template below (comparable with lm-evaluation-harness); chat = the model's "
+        "chat prompt + empty reasoning + 'The answer is (' scored over the option letters, i.e. the format medtune trains on.")
     harness_task: str | None = Field(None, description="The lm-evaluation-harness task these prompts reproduce.")
     template: str = Field(GENERIC_TEMPLATE, description="Jinja template of the context (record fields as variables).")
     choice: str = Field(" {{ letter }}", description="Jinja template of one choice's continuation (letter, text).")
@@ -102,7 +105,8 @@ def get_benchmark(name_or_path: str) -> BenchmarkSpec:
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return load_benchmark_file(path)
     if path.is_file():
-        return BenchmarkSpec(name=path.stem, files=str(path.resolve()), description=f"record file {path}")
+        return BenchmarkSpec(name=path.stem, files=str(path.resolve()), description=f"record file {path}",
+                             loglik=LoglikSpec(style="chat"))
     raise BenchmarkError(f"unknown benchmark {name_or_path!r}: use one of {sorted(known)} or a path to a record file")
 
 

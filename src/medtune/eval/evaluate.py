@@ -15,7 +15,7 @@ from typing import Any
 
 from ..data.records import Answer, Record
 from ..utils.io import atomic_write_json
-from .benchmarks import BenchmarkSpec
+from .benchmarks import BenchmarkSpec, LoglikSpec
 from .metrics import (
     accuracy_by_group,
     accuracy_summary,
@@ -28,7 +28,8 @@ from .runners import run_cot, run_loglik
 from .store import PredictionStore
 
 PROTOCOLS = {
-    "loglik": "zero-shot log-likelihood (lm-evaluation-harness multiple_choice): argmax of summed choice log-prob; acc_norm divides by choice length in characters",
+    "loglik": "zero-shot log-likelihood: argmax of summed choice log-prob; acc_norm divides by choice length in characters "
+              "(style harness = lm-evaluation-harness prompt; style chat = chat template, empty reasoning, 'The answer is (' + letter)",
     "cot": "chat template + reasoning format, then strict extraction from the final-answer part; unparseable = wrong",
 }
 
@@ -114,7 +115,8 @@ def summarize(rows: list[dict[str, Any]], spec: BenchmarkSpec, protocol: str, mo
     unparseable = sum(1 for r in main if r.get("status") != "ok")
     out: dict[str, Any] = {
         "benchmark": spec.name, "model": model, "protocol": protocol, "protocol_description": PROTOCOLS[protocol],
-        "harness_task": spec.loglik.harness_task if protocol == "loglik" else None,
+        "harness_task": spec.loglik.harness_task if protocol == "loglik" and spec.loglik.style == "harness" else None,
+        "loglik_style": spec.loglik.style if protocol == "loglik" else None,
         "chance": spec.chance, "accuracy": accuracy_summary(correct, unparseable),
         "by_subject": accuracy_by_group(main, "subject"),
     }
@@ -159,7 +161,7 @@ def compare_models(
     from .backends import build_backend
     from .report import compare_runs
 
-    spec = spec or BenchmarkSpec(name="heldout", files="-", description="held-out records")
+    spec = spec or BenchmarkSpec(name="heldout", files="-", description="held-out records", loglik=LoglikSpec(style="chat"))
     out_dir = Path(out_dir)
     summaries = {}
     for label, model_spec in (("base", base_spec), ("tuned", str(tuned_run_dir))):

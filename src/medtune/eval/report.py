@@ -23,7 +23,7 @@ from .store import PredictionStore
 _MD = """# Evaluation: {{ s.benchmark }} ({{ s.protocol }})
 
 - Model: `{{ s.model }}`
-- Protocol: {{ s.protocol_description }}{% if s.harness_task %} (lm-evaluation-harness task `{{ s.harness_task }}`){% endif %}
+- Protocol: {{ s.protocol_description }}{% if s.loglik_style %}; style used: **{{ s.loglik_style }}**{% endif %}{% if s.harness_task %} (lm-evaluation-harness task `{{ s.harness_task }}`){% endif %}
 - Items: {{ s.accuracy.n }}; chance: {{ s.chance if s.chance is not none else "n/a" }}
 
 | metric | value | 95% CI (Wilson) |

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..data.records import Record
-from ..data.render import split_reasoning
+from ..data.render import format_assistant, split_reasoning
 from .benchmarks import BenchmarkSpec, loglik_request
 from .extract import extract_answer
 from .metrics import majority_vote
@@ -43,9 +43,26 @@ def item_group(record: Record, subject_field: str | None = None) -> dict[str, An
     return group
 
 
+CHAT_ANSWER_CUE = "The answer is ("  # how medtune's training targets state the answer (render.final_answer_text)
+
+
+def chat_loglik_request(backend: Any, record: Record) -> tuple[str, list[str]]:
+    """The trained format: chat prompt, empty reasoning, then "The answer is (" + each option letter.
+
+    Scores what a tuned model was taught to say, without paying for generated reasoning.
+    """
+    if not record.options:
+        raise ValueError(f"item {record.id} has no options; the loglik protocol needs multiple choice")
+    context = backend.prompt(record) + format_assistant(None, CHAT_ANSWER_CUE, backend.reasoning_format)
+    return context, list(record.options)
+
+
 def run_loglik(backend: Any, spec: BenchmarkSpec, records: Sequence[Record]) -> list[dict[str, Any]]:
     """Score every record's choices with the backend; one prediction row per record."""
-    requests = [loglik_request(spec, r) for r in records]
+    if spec.loglik.style == "chat":
+        requests = [chat_loglik_request(backend, r) for r in records]
+    else:
+        requests = [loglik_request(spec, r) for r in records]
     scores = backend.score_choices(requests)
     rows = []
     for record, (context, _), s in zip(records, requests, scores):

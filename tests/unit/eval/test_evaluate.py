@@ -152,3 +152,16 @@ def test_shipped_benchmarks_render_harness_prompts():
                       metadata={"subject": "clinical_knowledge"})
     ctx, _ = loglik_request(get_benchmark("mmlu_medical"), m)
     assert ctx.startswith("The following are multiple choice questions (with answers) about clinical knowledge.\n\nQ?\nA. a")
+
+
+def test_chat_style_scores_the_trained_answer_format(backend):
+    """Record files and compare_models use the chat style: prompt + empty reasoning + 'The answer is (' + letter."""
+    from medtune.eval.runners import run_loglik
+
+    records = make_mcq(2)
+    chat = BenchmarkSpec(name="t", files="-", loglik={"style": "chat"})
+    rows = run_loglik(backend, chat, records)
+    assert rows[0]["prompt"].endswith("<|im_start|>assistant\n## Final Response\n\nThe answer is (")
+    assert set(rows[0]["option_logprobs"]) == {"A", "B", "C", "D"}
+    harness = run_loglik(backend, SPEC, records)
+    assert harness[0]["prompt"].startswith("Question: ") and harness[0]["option_logprobs"] != rows[0]["option_logprobs"]
