@@ -1,0 +1,61 @@
+"""The endpoint and llama.cpp backends speak the same chat messages and feed the same cot pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from evalkit import make_mcq
+
+from medtune.eval.backends import BackendError, LlamaCppBackend, OpenAIBackend, build_backend
+from medtune.eval.benchmarks import BenchmarkSpec
+from medtune.eval.evaluate import evaluate
+
+
+def _fake_endpoint(seen: list[dict]) -> httpx.MockTransport:
+    """An OpenAI-compatible /v1/chat/completions that answers with the gold letter of Case 0 and hedges otherwise."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        user = body["messages"][-1]["content"]
+        text = "## Thinking\nA or B?\n## Final Response\nThe answer is (A)." if user.startswith("Case 0:") else "Answer: B or C"
+        choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"} for i in range(body.get("n", 1))]
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": body["model"], "choices": choices})
+
+    return httpx.MockTransport(handler)
+
+
+def test_openai_backend_runs_cot_through_the_real_client(tmp_path):
+    from openai import OpenAI
+
+    seen: list[dict] = []
+    client = OpenAI(base_url="http://test/v1", api_key="k", http_client=httpx.Client(transport=_fake_endpoint(seen)))
+    backend = OpenAIBackend("http://test/v1", "medtune-model", "sections", client=client)
+    records = make_mcq(2)  # Case 0 has gold A
+    summary = evaluate(backend, BenchmarkSpec(name="t", files="-"), records, tmp_path, protocol="cot",
+                       num_samples=2, temperature=0.7, write_report=False)
+    assert seen[0]["model"] == "medtune-model" and seen[0]["n"] == 2 and seen[0]["messages"][-1]["role"] == "user"
+    assert "Answer with the letter" in seen[0]["messages"][-1]["content"]
+    assert summary["accuracy"]["correct"] == 1 and summary["unparseable_by_status"]["conflicting"] == 1
+
+
+def test_endpoint_and_gguf_backends_refuse_loglik():
+    with pytest.raises(BackendError, match="cot protocol only"):
+        OpenAIBackend("http://x/v1", "m", client=object()).score_choices([("q", [" A"])])
+    with pytest.raises(BackendError, match="needs --endpoint"):
+        build_backend("m", backend="openai")
+    with pytest.raises(BackendError, match="GGUF file not found"):
+        LlamaCppBackend("/nonexistent/model.gguf")
+
+
+@pytest.mark.slow
+def test_llamacpp_backend_generates_from_the_embedded_gguf(tmp_path):
+    from medtune.models.embedded import embedded_gguf_path
+
+    backend = LlamaCppBackend(embedded_gguf_path(), "sections", n_threads=1)
+    outs = backend.generate(make_mcq(2), max_new_tokens=12)
+    assert len(outs) == 2 and all(len(o) == 1 and isinstance(o[0], str) and o[0] for o in outs)
+    # greedy is deterministic: the same prompt gives the same text
+    assert backend.generate(make_mcq(1), max_new_tokens=12)[0] == outs[0]
