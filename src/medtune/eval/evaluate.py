@@ -90,7 +90,7 @@ def evaluate(
             rows = run_cot(backend, chunk, max_new_tokens=max_new_tokens, temperature=temperature,
                            num_samples=num_samples, seed=seed, subject_field=spec.subject_field)
         for row, record in zip(rows, chunk):
-            row["pred_text"] = (record.options or {}).get(row["pred"]) if row["pred"] else None
+            row["pred_text"] = (record.options or {}).get(row["pred"]) if row.get("pred") else None
             if record.metadata.get("perm_of"):
                 row["group"]["perm_of"] = record.metadata["perm_of"]
         store.append(rows)
@@ -110,7 +110,8 @@ def evaluate(
 
 def summarize(rows: list[dict[str, Any]], spec: BenchmarkSpec, protocol: str, model: str = "model") -> dict[str, Any]:
     """Summary of prediction rows; permuted copies feed only the permutation-consistency figure."""
-    main = [r for r in rows if not (r.get("group") or {}).get("perm_of")]
+    main = [r for r in rows if not (r.get("group") or {}).get("perm_of") and r.get("status") != "open"]
+    open_rows = [r for r in rows if r.get("status") == "open" and r.get("rougeL") is not None]
     correct = [bool(r["correct"]) for r in main]
     unparseable = sum(1 for r in main if r.get("status") != "ok")
     out: dict[str, Any] = {
@@ -134,6 +135,8 @@ def summarize(rows: list[dict[str, Any]], spec: BenchmarkSpec, protocol: str, mo
     perms = {k: v for k, v in perms.items() if len(v) > 1}
     if perms:
         out["permutation_consistency"] = permutation_consistency(perms)
+    if open_rows:
+        out["open_ended"] = {"n": len(open_rows), "rougeL_f1": round(sum(r["rougeL"] for r in open_rows) / len(open_rows), 4)}
     cf = counterfactual_consistency(main)
     if cf["groups"]:
         out["counterfactual_consistency"] = cf

@@ -32,6 +32,7 @@ _MD = """# Evaluation: {{ s.benchmark }} ({{ s.protocol }})
 {% if s.accuracy_norm %}| accuracy (length-normalised) | {{ "%.4f"|format(s.accuracy_norm.accuracy) }} | {{ s.accuracy_norm.ci95[0] }} - {{ s.accuracy_norm.ci95[1] }} |
 {% endif %}| unparseable (counted wrong) | {{ s.accuracy.unparseable }} | |
 {% if s.calibration %}| ECE (10 bins) | {{ s.calibration.ece }} | |
+{% endif %}{% if s.open_ended %}| open-ended ROUGE-L F1 ({{ s.open_ended.n }} items) | {{ s.open_ended.rougeL_f1 }} | |
 {% endif %}{% if s.permutation_consistency %}| option-permutation consistency | {{ s.permutation_consistency.consistency }} | {{ s.permutation_consistency.ci95[0] }} - {{ s.permutation_consistency.ci95[1] }} |
 {% endif %}{% if s.counterfactual_consistency %}| demographic counterfactual consistency ({{ s.counterfactual_consistency.groups }} groups) | {{ s.counterfactual_consistency.consistency }} | {{ s.counterfactual_consistency.ci95[0] }} - {{ s.counterfactual_consistency.ci95[1] }} |
 {% endif %}

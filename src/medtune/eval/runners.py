@@ -105,16 +105,29 @@ def score_output(record: Record, samples: Sequence[str], fmt: str | None = None)
 def run_cot(backend: Any, records: Sequence[Record], *, max_new_tokens: int = 256, temperature: float = 0.0,
             num_samples: int = 1, seed: int | None = 0, system_prompt: str | None = None,
             subject_field: str | None = None) -> list[dict[str, Any]]:
-    """Generate (num_samples per item) and extract strictly; unparseable answers count as wrong."""
-    mcq = [r for r in records if r.options]
-    if len(mcq) != len(records):
-        missing = next(r.id for r in records if not r.options)
-        raise ValueError(f"item {missing} has no options: the cot accuracy protocol scores multiple choice (use rouge_l for open items)")
-    outputs = backend.generate(mcq, max_new_tokens=max_new_tokens, temperature=temperature,
+    """Generate (num_samples per item) and extract strictly; unparseable answers count as wrong.
+
+    Open-ended items (no options) are scored by ROUGE-L F1 of the final-answer part against
+    the reference (``response`` or ``answer.text``); their rows carry ``rougeL`` instead of ``correct``.
+    """
+    outputs = backend.generate(records, max_new_tokens=max_new_tokens, temperature=temperature,
                                num_samples=num_samples, seed=seed, system_prompt=system_prompt)
     rows = []
-    for record, samples in zip(mcq, outputs):
-        row = score_output(record, samples, backend.reasoning_format)
+    for record, samples in zip(records, outputs):
+        if record.options:
+            row = score_output(record, samples, backend.reasoning_format)
+        else:
+            row = _score_open(record, samples[0], backend.reasoning_format)
         row.update(protocol="cot", prompt=backend.prompt(record, system_prompt), group=item_group(record, subject_field))
         rows.append(row)
     return rows
+
+
+def _score_open(record: Record, output: str, fmt: str | None) -> dict[str, Any]:
+    from .metrics import rouge_l
+
+    reference = (record.response or record.answer.text or "").strip()
+    reasoning, final = split_reasoning(output, fmt)
+    score = rouge_l([final], [reference])["per_item"][0] if reference else None
+    return {"id": record.id, "gold": reference, "pred": None, "status": "open", "raw_output": output,
+            "rougeL": score, "reasoning_chars": len(reasoning or output)}

@@ -21,6 +21,8 @@ def _fake_endpoint(seen: list[dict]) -> httpx.MockTransport:
         seen.append(body)
         user = body["messages"][-1]["content"]
         text = "## Thinking\nA or B?\n## Final Response\nThe answer is (A)." if user.startswith("Case 0:") else "Answer: B or C"
+        if user.startswith("Chest pain"):
+            text = "## Thinking\nACS.\n## Final Response\nGive aspirin and call cardiology now."
         choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"} for i in range(body.get("n", 1))]
         return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": body["model"], "choices": choices})
 
@@ -59,3 +61,18 @@ def test_llamacpp_backend_generates_from_the_embedded_gguf(tmp_path):
     assert len(outs) == 2 and all(len(o) == 1 and isinstance(o[0], str) and o[0] for o in outs)
     # greedy is deterministic: the same prompt gives the same text
     assert backend.generate(make_mcq(1), max_new_tokens=12)[0] == outs[0]
+
+
+def test_open_ended_items_get_rouge_l(tmp_path):
+    from openai import OpenAI
+
+    from medtune.data.records import Answer, Record
+
+    client = OpenAI(base_url="http://test/v1", api_key="k", http_client=httpx.Client(transport=_fake_endpoint([])))
+    backend = OpenAIBackend("http://test/v1", "m", "sections", client=client)
+    open_item = Record.create(source="t", task="management", question="Chest pain, ST elevation: first step?",
+                              answer=Answer(text="Give aspirin and call cardiology."))
+    summary = evaluate(backend, BenchmarkSpec(name="t", files="-"), [*make_mcq(2), open_item], tmp_path, protocol="cot")
+    assert summary["accuracy"]["n"] == 2  # the open item is not in the accuracy
+    assert 0.7 < summary["open_ended"]["rougeL_f1"] < 1.0
+    assert "ROUGE-L" in (tmp_path / "report.md").read_text()
