@@ -250,12 +250,13 @@ def fit(s: Setup, cfg: RunConfig, run_dir: Path, resume: bool = False, progress:
     if start == 0 and t.eval_steps:
         _eval_and_track(s, cfg, run_dir, 0, state, metrics)
     bar = tqdm(total=s.total_steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
-    t0, elapsed0, step = time.perf_counter(), state["elapsed_s"], start
+    step = start
     for step in range(start + 1, s.total_steps + 1):
+        t0 = time.perf_counter()
         loss, tokens, local = _run_step(s, cfg, step - 1)
+        state["elapsed_s"] += time.perf_counter() - t0  # step time only: evals and saves are not training
         state["tokens"] += tokens
         state["rank_tokens"] += local
-        state["elapsed_s"] = elapsed0 + time.perf_counter() - t0
         state["window"].append(loss)
         tps = state["tokens"] / max(state["elapsed_s"], 1e-9)
         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:.0f}", refresh=False)

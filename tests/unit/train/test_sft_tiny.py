@@ -1,0 +1,74 @@
+"""The run-folder contract, learning, early stopping and full fine-tuning on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from medtune.config import ConfigError, load_config
+from medtune.train import load_trained, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
+from train_helpers import write_records  # noqa: E402
+
+
+def cfg_for(base: Path, *overrides: str):
+    return load_config(None, [f"model.base={base}", "data.max_length=192", "data.val_fraction=0.15", "train.batch_size=2",
+                              "train.lora.r=4", "train.lora.alpha=8", "train.logging_steps=1", *overrides])
+
+
+def test_run_folder_contract_and_eval_loss_falls(tmp_path, tiny_model_dir):
+    data = write_records(tmp_path / "records.jsonl", n=40)
+    cfg = cfg_for(tiny_model_dir, "train.max_steps=24", "train.learning_rate=0.01", "train.eval_steps=8")
+    res = train(cfg, data, tmp_path / "run", progress=False)
+    run = res.run_dir
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= {p.name for p in (run / "adapter").iterdir()}
+    manifest = json.loads((run / "manifest.json").read_text())
+    for key in ("run_id", "base_model", "base_path", "reasoning_format", "method", "medtune_version", "packages",
+                "data_manifest_sha256", "git_commit", "hardware", "wall_time_s", "tokens_per_s", "peak_memory_mb",
+                "final_eval_loss", "best_eval_loss"):
+        assert key in manifest, key
+    assert manifest["base_model"] == str(tiny_model_dir) and manifest["method"] == "lora"
+    assert list(manifest["data_manifest_sha256"].values())[0] == __import__("hashlib").sha256(data.read_bytes()).hexdigest()
+    assert load_config(run / "config.yaml").model.base == str(tiny_model_dir)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval_loss" in r] == [0, 8, 16, 24]
+    assert list((run / "tensorboard").glob("events.out.tfevents.*")) and (run / "loss_curve.png").stat().st_size > 1000
+    assert res.final_eval_loss < res.first_eval_loss - 0.15, (res.first_eval_loss, res.final_eval_loss)
+    assert res.best_eval_loss == min(r["eval_loss"] for r in rows if "eval_loss" in r)
+
+    tuned = load_trained(run)
+    ids = torch.tensor([tuned.tokenizer("chest pain radiating", add_special_tokens=False)["input_ids"]])
+    base = load_trained.__globals__["load_model"](str(tiny_model_dir))
+    with torch.no_grad():
+        assert not torch.allclose(tuned.model(ids).logits, base.model(ids).logits)
+
+
+def test_early_stopping_when_eval_loss_stops_improving(tmp_path, tiny_model_dir):
+    data = write_records(tmp_path / "records.jsonl", n=24)
+    cfg = cfg_for(tiny_model_dir, "train.max_steps=40", "train.learning_rate=1e-12", "train.eval_steps=2",
+                  "train.early_stopping_patience=2", "train.scheduler=constant")
+    res = train(cfg, data, tmp_path / "run", progress=False)
+    assert res.stopped_early and res.steps == 4  # evals at 0 (best), 2 and 4 (no gain) -> stop
+
+
+def test_full_finetuning_writes_a_model_folder(tmp_path, tiny_model_dir):
+    data = write_records(tmp_path / "records.jsonl", n=16)
+    res = train(cfg_for(tiny_model_dir, "train.method=full", "train.max_steps=2", "train.learning_rate=1e-3"),
+                data, tmp_path / "run", progress=False)
+    assert res.output_dir.name == "model" and (res.output_dir / "config.json").is_file()
+    assert load_trained(res.run_dir).path == res.output_dir
+
+
+def test_refuses_to_overwrite_a_run_and_to_train_on_nothing(tmp_path, tiny_model_dir):
+    (tmp_path / "run" / "checkpoints" / "checkpoint-0000002").mkdir(parents=True)
+    data = write_records(tmp_path / "records.jsonl", n=8)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg_for(tiny_model_dir, "train.max_steps=1"), data, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="no trainable samples"):
+        train(cfg_for(tiny_model_dir, "train.max_steps=1", "data.max_length=16", "data.truncation=drop"), data,
+              tmp_path / "other", progress=False)
