@@ -56,6 +56,7 @@ def _lora_steps(model_dir: str, seq_len: int, batch: int, r: int, steps: int, gr
             model.enable_input_require_grads()
         targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.05, target_modules=targets))
+        model.train()  # dropout active and gradient checkpointing engaged, as in real training
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
