@@ -97,12 +97,29 @@ def collate_padded(examples: Sequence[RenderedExample], pad_id: int) -> dict[str
 
 
 def make_batches(examples: Sequence[RenderedExample], *, packing: bool, batch_size: int, max_length: int) -> list[list[int]]:
-    """Micro-batches as lists of example indices: packs of ``batch_size * max_length`` tokens,
-    or (no packing) length-sorted groups of ``batch_size`` so padding stays small."""
+    """Forward passes as lists of example indices: packs of at most ``max_length`` tokens, or
+    (no packing) length-sorted groups of ``batch_size`` so that padding stays small.
+
+    With packing, one "batch" of ``batch_size`` is ``batch_size`` packs run one after the other
+    (see :func:`micro_batches_per_step`): each pack is a single row, so attention costs
+    ``max_length**2`` per pack rather than ``(batch_size * max_length)**2`` for one long row, and
+    activation memory is that of one row.
+    """
     if packing:
-        return pack_best_fit([len(e) for e in examples], batch_size * max_length)
+        return pack_best_fit([len(e) for e in examples], max_length)
     order = sorted(range(len(examples)), key=lambda i: (len(examples[i]), i))
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def micro_batches_per_step(*, packing: bool, batch_size: int, grad_accum: int, processes: int) -> int:
+    """Forward passes per optimizer step across all processes.
+
+    >>> micro_batches_per_step(packing=True, batch_size=4, grad_accum=2, processes=1)
+    8
+    >>> micro_batches_per_step(packing=False, batch_size=4, grad_accum=2, processes=2)
+    4
+    """
+    return grad_accum * processes * (batch_size if packing else 1)
 
 
 def trainable_tokens(examples: Sequence[RenderedExample], batch: Sequence[int]) -> int:

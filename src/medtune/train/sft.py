@@ -26,7 +26,14 @@ from typing import Any
 from ..config.schema import RunConfig
 from . import checkpoints as ckpt
 from .data import TrainingData, prepare_data
-from .packing import collate_packed, collate_padded, epoch_order, make_batches, trainable_tokens
+from .packing import (
+    collate_packed,
+    collate_padded,
+    epoch_order,
+    make_batches,
+    micro_batches_per_step,
+    trainable_tokens,
+)
 from .setup import apply_peft, build_optimizer, build_scheduler, count_parameters
 
 log = logging.getLogger(__name__)
@@ -99,7 +106,8 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     model = apply_peft(model, t, loaded.source.preset)
     set_seed(t.seed)  # adapter init consumed RNG; re-seed so the data-independent stream starts equal
     batches = make_batches(data.train, packing=t.packing, batch_size=t.batch_size, max_length=cfg.data.max_length)
-    per_step = t.grad_accum * accelerator.num_processes
+    per_step = micro_batches_per_step(packing=t.packing, batch_size=t.batch_size, grad_accum=t.grad_accum,
+                                      processes=accelerator.num_processes)
     total = t.max_steps if t.max_steps > 0 else math.ceil(t.epochs * len(batches) / per_step)
     optimizer = build_optimizer(model, t)
     scheduler = build_scheduler(optimizer, t, total)
@@ -209,7 +217,9 @@ def _run_step(s: Setup, cfg: RunConfig, step: int) -> tuple[float, int, int]:
     import torch
 
     t, acc = cfg.train, s.accelerator
-    glob = step_batches(step, len(s.batches), t.grad_accum * acc.num_processes, t.seed)
+    per_step = micro_batches_per_step(packing=t.packing, batch_size=t.batch_size, grad_accum=t.grad_accum,
+                                      processes=acc.num_processes)
+    glob = step_batches(step, len(s.batches), per_step, t.seed)
     n_global = sum(trainable_tokens(s.data.train, s.batches[g]) for g in glob)
     tokens = sum(len(s.data.train[i]) for g in glob for i in s.batches[g])
     mine = glob[acc.process_index :: acc.num_processes]

@@ -30,7 +30,7 @@ class TrainSection(Section):
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto = fp32 on CPU, bf16 if supported else fp16 on CUDA.")
-    packing: bool = Field(True, description="Padding-free packing of samples into one row (position ids reset per sample).")
+    packing: bool = Field(True, description="Padding-free packing: samples share rows of data.max_length tokens (position ids restart per sample); batch_size = packs per step.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")
     eval_steps: int = Field(0, ge=0, description="Evaluate loss on the validation split every N steps (0 = never).")
     early_stopping_patience: int = Field(0, ge=0, description="Stop after N evaluations without improvement (0 = off).")
