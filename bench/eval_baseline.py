@@ -1,7 +1,7 @@
 """Zero-shot loglik baseline of a model on full benchmarks (lm-evaluation-harness protocol).
 
     nice .venv/bin/python bench/eval_baseline.py --data-root ../shared/data \
-        --benchmarks medqa pubmedqa --model smollm2-135m --out bench/results/eval_baseline.json
+        --benchmarks medqa pubmedqa --model smollm2-135m
 
 Prints and writes acc and acc_norm with Wilson 95% intervals, item counts, seconds and
 the exact protocol, so the numbers can be pasted into docs/benchmarks.md with their
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--work-dir", default=str(medtune_home() / "bench" / "eval_baseline"), help="resumable evaluation folders, one per benchmark")
     ap.add_argument("--shards", type=int, default=1, help="split each benchmark into N interleaved shards (one process each)")
     ap.add_argument("--shard", type=int, default=0, help="which shard this process runs (0-based)")
-    ap.add_argument("--out", default="bench/results/eval_baseline.json")
+    ap.add_argument("--out", default=str(medtune_home() / "bench" / "eval_baseline.json"))
     args = ap.parse_args()
 
     if args.threads:

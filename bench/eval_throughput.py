@@ -1,6 +1,6 @@
 """Throughput of `cot` evaluation: batched generation vs the seed guide's one-at-a-time loop, and llama.cpp.
 
-    nice .venv/bin/python bench/eval_throughput.py --data-root ../shared/data --items 32 --max-new-tokens 64
+    nice .venv/bin/python bench/eval_throughput.py --data-root ../shared/data --items 16 --max-new-tokens 128
 
 Same model (the embedded SmolLM2-135M-Instruct), same MedQA items, same chat prompts
 (medtune.data.render), same greedy decoding and max new tokens, measured side by side
@@ -28,6 +28,7 @@ from medtune.eval.extract import extract_answer
 from medtune.models.embedded import embedded_gguf_path
 from medtune.models.load import load_model
 from medtune.utils.io import atomic_write_json
+from medtune.utils.paths import medtune_home
 
 
 def sequential_loop(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -52,19 +53,20 @@ def timed(fn):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", required=True)
+    ap.add_argument("--benchmark", default="mmlu_medical", help="short-prompt items show decoding cost; long ones (medqa) are prefill-bound")
     ap.add_argument("--items", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch and llama.cpp threads")
     ap.add_argument("--no-llamacpp", action="store_true")
-    ap.add_argument("--out", default="bench/results/eval_throughput.json")
+    ap.add_argument("--out", default=str(medtune_home() / "bench" / "eval_throughput.json"))
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    records = load_benchmark_records(get_benchmark("medqa"), args.data_root, limit=args.items)
+    records = load_benchmark_records(get_benchmark(args.benchmark), args.data_root, limit=args.items)
     loaded = load_model("smollm2-135m", device="cpu")
     fmt = loaded.source.reasoning_format
     backend = TransformersBackend(loaded.model, loaded.tokenizer, fmt, batch_size=args.batch_size)
