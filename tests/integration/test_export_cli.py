@@ -12,14 +12,15 @@ from typer.testing import CliRunner
 from medtune.cli.main import app
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "export"))
-from export_helpers import build_run  # noqa: E402
+from export_helpers import build_run, train_tiny_base  # noqa: E402
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    return build_run(tiny_model_dir, tmp_path_factory.mktemp("cli") / "run")
+    base = train_tiny_base(tiny_model_dir, tmp_path_factory.mktemp("cli") / "base")
+    return build_run(base, base.parent / "run", b_std=0.05)
 
 
 def test_merge_then_export_then_verify(run_dir, tmp_path):

@@ -14,12 +14,18 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from export_helpers import build_run  # noqa: E402
+from export_helpers import build_run, train_tiny_base  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tiny_model_dir, tmp_path_factory) -> Path:
-    return build_run(tiny_model_dir, tmp_path_factory.mktemp("run") / "run")
+def trained_base(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model briefly trained, so its greedy choices are not near-ties (see train_tiny_base)."""
+    return train_tiny_base(tiny_model_dir, tmp_path_factory.mktemp("trained") / "base")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(trained_base, tmp_path_factory) -> Path:
+    return build_run(trained_base, tmp_path_factory.mktemp("run") / "run", b_std=0.05)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ def build_run(base: str | Path, run: Path, r: int = 4, b_std: float = 0.3, seed:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    torch.manual_seed(seed)  # PEFT draws lora_A from the global RNG: fix it so every run builds the same adapter
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(base)
     peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=LINEAR))
@@ -37,3 +38,39 @@ def build_run(base: str | Path, run: Path, r: int = 4, b_std: float = 0.3, seed:
         "medtune_version": "0.1.0", "method": "lora", "data_manifest_sha256": {"train.jsonl": "ab" * 32},
     }))
     return run
+
+
+
+def train_tiny_base(src: str | Path, out: Path, steps: int = 60, seed: int = 0) -> Path:
+    """The tiny random model after a few AdamW steps on the tiny corpus, saved to ``out``.
+
+    A fresh random init has nearly flat next-token distributions: top-2 logits often differ
+    by less than F16 rounding, so "identical greedy tokens" would be luck. A briefly trained
+    model has the peaked distributions real models have; an exact-match failure then means
+    a conversion bug, not a coin flip. (~5 s on CPU.)
+    """
+    import sys
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tiny import CORPUS
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(src)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).train()
+    texts = sorted(set(CORPUS))
+    batch = tok([tok.apply_chat_template([{"role": "user", "content": t}, {"role": "assistant", "content": t}],
+                                         tokenize=False) for t in texts], return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval().save_pretrained(out)
+    tok.save_pretrained(out)
+    GenerationConfig.from_pretrained(src).save_pretrained(out)
+    return out

@@ -12,11 +12,11 @@ from medtune.export import ExportError, merge_run
 IDS = torch.tensor([[5, 17, 42, 99, 120, 7, 33, 250, 3, 64]])
 
 
-def test_merged_logits_equal_base_plus_adapter(tiny_run, tiny_merged, tiny_model_dir):
+def test_merged_logits_equal_base_plus_adapter(tiny_run, tiny_merged, trained_base):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(trained_base, dtype=torch.float32)
     with torch.no_grad():
         base_logits = base(IDS).logits
         unmerged = PeftModel.from_pretrained(base, tiny_run / "adapter").eval()
