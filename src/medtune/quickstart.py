@@ -1,7 +1,8 @@
 """`medtune quickstart`: the whole chain on the embedded defaults, on a CPU, in minutes.
 
-Stages are added here as they land (synth -> train -> eval -> export); each one's output
-feeds the next, and the demo questions show the base model's answers beside the tuned one's.
+synth (compact synthetic cases) -> train (LoRA on SmolLM2-135M) -> eval (base vs tuned on
+held-out synthetic MCQ, Wilson intervals + McNemar) -> export (merge, GGUF Q8_0, Q4_K_M when
+llama.cpp is installed, verified against the merged model) -> the demo questions again.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import DISCLAIMER
 
@@ -20,6 +22,10 @@ DEMO_QUESTIONS = [
     "A 3-year-old boy has a barking cough, inspiratory stridor and a low-grade fever that worsen at night. "
     "What is the most likely diagnosis?",
 ]
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+# The demo trains on these specialties only: on a 2-core CPU there are minutes for a few thousand
+# tokens, which teaches ~30 conditions visibly and 87 not at all.
+DEMO_SPECIALTIES = ["cardiology", "pulmonology", "gastroenterology", "pediatrics", "infectious_disease"]
 
 
 @dataclass
@@ -27,6 +33,7 @@ class QuickstartResult:
     run_dir: Path
     answers: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
 
 
 def ask(model, tokenizer, questions: list[str], max_new_tokens: int = 64) -> list[str]:
@@ -43,17 +50,78 @@ def print_answers(title: str, questions: list[str], answers: list[str], echo=pri
     echo(f"[{DISCLAIMER}]")
 
 
-def run_quickstart(run_dir: str | Path = "runs/quickstart", echo=print) -> QuickstartResult:
+def _timed(result: QuickstartResult, name: str, fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    result.timings[name] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def stage_data(run_dir: Path, n_cases: int, heldout_cases: int) -> tuple[Path, list]:
+    """Compact synthetic training records, and held-out MCQ from another seed (new patients)."""
+    from .synth.engine import generate_records
+    from .train.quickdata import compact_records, write_demo_training_set
+
+    train_path = run_dir / "data" / "train.jsonl"
+    write_demo_training_set(train_path, n_cases=n_cases, seed=0, specialties=DEMO_SPECIALTIES)
+    heldout = list(compact_records(generate_records(heldout_cases, seed=1, specialties=DEMO_SPECIALTIES, tasks=["mcq"])))
+    return train_path, heldout
+
+
+def stage_export(train_dir: Path, run_dir: Path) -> dict:
+    from .export import export_run, llama_cpp_available
+
+    quants = ["q8_0"] + (["q4_k_m"] if llama_cpp_available() else [])
+    return export_run(train_dir, run_dir / "export", quants=quants, verify=True)
+
+
+def run_quickstart(run_dir: str | Path = "runs/quickstart", echo=print, *, n_cases: int = 500,
+                   heldout_cases: int = 120, overrides: list[str] | None = None) -> QuickstartResult:
+    from .config import load_config
+    from .eval.evaluate import compare_models
     from .models.load import load_model
+    from .train import load_trained, train
 
     result = QuickstartResult(Path(run_dir))
     result.run_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    base = load_model("smollm2-135m")
-    result.timings["load_base_s"] = time.perf_counter() - t0
+    base = _timed(result, "load_base_s", load_model, "smollm2-135m")
     echo(f"Loaded the embedded base SmolLM2-135M-Instruct in {result.timings['load_base_s']:.1f} s ({base.path}).")
-    t0 = time.perf_counter()
-    result.answers["base"] = ask(base.model, base.tokenizer, DEMO_QUESTIONS)
-    result.timings["answer_base_s"] = time.perf_counter() - t0
+    result.answers["base"] = _timed(result, "answer_base_s", ask, base.model, base.tokenizer, DEMO_QUESTIONS)
     print_answers("Base model (before fine-tuning)", DEMO_QUESTIONS, result.answers["base"], echo)
+    del base
+
+    echo("\n=== 1/4 synth: compact synthetic cases ===")
+    train_path, heldout = _timed(result, "synth_s", stage_data, result.run_dir, n_cases, heldout_cases)
+    echo(f"{train_path} ({n_cases} cases x diagnosis+mcq), {len(heldout)} held-out MCQ from another seed")
+
+    echo("\n=== 2/4 train: LoRA on SmolLM2-135M ===")
+    cfg = load_config(RECIPE, overrides or [])
+    tr = _timed(result, "train_s", train, cfg, train_path, result.run_dir / "train")
+    result.stages["train"] = {"first_eval_loss": tr.first_eval_loss, "final_eval_loss": tr.final_eval_loss,
+                              "steps": tr.steps, "tokens_per_s": tr.tokens_per_s}
+    echo(f"eval loss {tr.first_eval_loss:.3f} -> {tr.final_eval_loss:.3f} in {tr.steps} steps ({tr.tokens_per_s:.0f} tokens/s)")
+
+    echo("\n=== 3/4 eval: base vs tuned on held-out synthetic MCQ (loglik, chat prompt) ===")
+    cmp = _timed(result, "eval_s", compare_models, "smollm2-135m", result.run_dir / "train", heldout,
+                 result.run_dir / "eval", protocol="loglik", log=lambda *_: None)
+    result.stages["eval"] = cmp
+    d = cmp["difference_b_minus_a"]
+    base_acc, tuned_acc = cmp["base"], cmp["tuned"]
+    echo(f"accuracy base {base_acc['accuracy']:.3f} {base_acc['ci95']} -> tuned {tuned_acc['accuracy']:.3f} "
+         f"{tuned_acc['ci95']} (Wilson 95%, n={tuned_acc['n']}); gain {d['gain']:+.3f} "
+         f"(95% CI {d['ci95'][0]} to {d['ci95'][1]}), McNemar p = {cmp['mcnemar']['p_value']:.3g}; "
+         f"report: {result.run_dir / 'eval'}")
+
+    echo("\n=== 4/4 export: merge, GGUF, verify ===")
+    ex = _timed(result, "export_s", stage_export, result.run_dir / "train", result.run_dir)
+    result.stages["export"] = ex
+    for q, info in ex.get("files", {}).items():
+        echo(f"{q}: {info['path']} ({info['bytes'] / 2**20:.0f} MiB)")
+    for row in ex.get("verify", []):
+        echo(f"verify {row}")
+
+    tuned = load_trained(result.run_dir / "train")
+    result.answers["tuned"] = _timed(result, "answer_tuned_s", ask, tuned.model, tuned.tokenizer, DEMO_QUESTIONS)
+    print_answers("Tuned model (after fine-tuning)", DEMO_QUESTIONS, result.answers["tuned"], echo)
+    echo("timings (s): " + ", ".join(f"{k}={v}" for k, v in result.timings.items()))
     return result
