@@ -50,6 +50,11 @@ class TransformersBackend:
         return score_choices(self.model, self.tokenizer, requests, batch_size=self.batch_size)
 
 
+
+def chat_prompt_json(record: Record, reasoning_format: str, system_prompt: str | None = None) -> str:
+    """The prompt a chat-completion backend is sent, as JSON messages (stored per prediction)."""
+    return json.dumps(build_messages(record, reasoning_format, system_prompt, with_answer=False), ensure_ascii=False)
+
 class LlamaCppBackend:
     """A GGUF file through llama-cpp-python; one prompt at a time (llama.cpp's Python API is not batched)."""
 
@@ -65,7 +70,7 @@ class LlamaCppBackend:
         self.reasoning_format, self.label = reasoning_format, label or Path(gguf_path).name
 
     def prompt(self, record: Record, system_prompt: str | None = None) -> str:
-        return json.dumps(build_messages(record, self.reasoning_format, system_prompt, with_answer=False), ensure_ascii=False)
+        return chat_prompt_json(record, self.reasoning_format, system_prompt)
 
     def generate(self, records: Sequence[Record], *, max_new_tokens: int, temperature: float = 0.0,
                  num_samples: int = 1, seed: int | None = 0, system_prompt: str | None = None) -> list[list[str]]:
@@ -99,7 +104,7 @@ class OpenAIBackend:
         self.model_name, self.reasoning_format, self.label = model, reasoning_format, f"{model}@{endpoint}"
 
     def prompt(self, record: Record, system_prompt: str | None = None) -> str:
-        return json.dumps(build_messages(record, self.reasoning_format, system_prompt, with_answer=False), ensure_ascii=False)
+        return chat_prompt_json(record, self.reasoning_format, system_prompt)
 
     def generate(self, records: Sequence[Record], *, max_new_tokens: int, temperature: float = 0.0,
                  num_samples: int = 1, seed: int | None = 0, system_prompt: str | None = None) -> list[list[str]]:
