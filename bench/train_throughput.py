@@ -5,9 +5,11 @@ the full sequence), same base model, same records, same LoRA, same batch size an
 Each side runs in its own subprocess (so peak RSS is its own), one after the other, in one run:
 
     .venv/bin/python bench/train_throughput.py --steps 6 --batch-size 4 --max-length 512
+    python bench/train_throughput.py --device cuda --steps 50 --batch-size 8 --max-length 1024   # bf16 on a GPU
 
 Reported per side: trained (non-padding) tokens/s over the optimizer steps, padding share,
-and peak RSS (ru_maxrss of the subprocess, model load included). The ratio is medtune / plain.
+and peak memory: RSS (ru_maxrss of the subprocess, model load included) on CPU, peak CUDA
+memory allocated on a GPU (both sides in bf16 there). The ratio is medtune / plain.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def run_medtune(args) -> dict:
     cfg = load_config(None, [f"model.base={args.base}", f"train.max_steps={args.steps}", f"train.batch_size={args.batch_size}",
                              f"data.max_length={args.max_length}", "data.val_fraction=0.0", "train.eval_steps=0",
                              f"train.lora.r={LORA['r']}", f"train.lora.alpha={LORA['alpha']}", f"train.lora.dropout={LORA['dropout']}",
-                             f"train.lora.target_modules=[{','.join(TARGETS)}]", "train.learning_rate=1e-4", "train.logging_steps=1"])
+                             f"train.lora.target_modules=[{','.join(TARGETS)}]", "train.learning_rate=1e-4", "train.logging_steps=1",
+                             f"train.precision={'bf16' if args.device == 'cuda' else 'fp32'}"])
     res = train(cfg, args.records, Path(args.workdir) / "medtune_run", progress=False)
     return {"tokens": res.manifest["tokens_trained"], "train_time_s": res.manifest["train_time_s"], "padding_share": 0.0}
 
@@ -72,7 +75,7 @@ def run_plain(args) -> dict:
     from medtune.data.render import build_messages
     from medtune.models.load import load_model
 
-    loaded = load_model(args.base)
+    loaded = load_model(args.base, device=args.device)
     tok = loaded.tokenizer
     recs = [Record.model_validate_json(line) for line in Path(args.records).read_text().splitlines() if line.strip()]
     texts = [tok.apply_chat_template(build_messages(r, "sections"), tokenize=False) for r in recs]
@@ -92,7 +95,7 @@ def run_plain(args) -> dict:
     model.register_forward_pre_hook(count, with_kwargs=True)
     targs = TrainingArguments(output_dir=str(Path(args.workdir) / "plain_run"), per_device_train_batch_size=args.batch_size,
                               max_steps=args.steps, learning_rate=1e-4, logging_steps=1, save_strategy="no", report_to=[],
-                              use_cpu=True, seed=42, dataloader_num_workers=0, disable_tqdm=True)
+                              use_cpu=args.device == "cpu", bf16=args.device == "cuda", seed=42, dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=targs, train_dataset=ds,
                       data_collator=DataCollatorForLanguageModeling(tok, mlm=False))
     out = trainer.train()
@@ -107,6 +110,8 @@ def child(args) -> None:
     result = (run_medtune if args.mode == "medtune" else run_plain)(args)
     result["tokens_per_s"] = result["tokens"] / result["train_time_s"]
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.device == "cuda":
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     Path(args.json).write_text(json.dumps(result))
 
 
@@ -118,6 +123,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--cases", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: both sides in bf16 on the GPU")
     p.add_argument("--mode", choices=["medtune", "plain"], help=argparse.SUPPRESS)
     p.add_argument("--records", help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -135,17 +141,19 @@ def main() -> None:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--mode", mode, "--records", str(records), "--workdir", str(work),
                         "--json", str(out), "--base", args.base, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                        "--max-length", str(args.max_length), "--threads", str(args.threads)], check=True)
+                        "--max-length", str(args.max_length), "--threads", str(args.threads), "--device", args.device], check=True)
         results[mode] = {**json.loads(out.read_text()), "wall_s": time.perf_counter() - t0}
         print(mode, json.dumps(results[mode]))
     ratio = results["medtune"]["tokens_per_s"] / results["plain"]["tokens_per_s"]
-    mem = results["medtune"]["peak_rss_mb"] / results["plain"]["peak_rss_mb"]
-    print("\n| side | trained tokens/s | padding share | peak RSS MB |\n|---|---|---|---|")
+    key = "peak_cuda_mb" if args.device == "cuda" else "peak_rss_mb"
+    mem = results["medtune"][key] / results["plain"][key]
+    label = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
+    print(f"\n| side | trained tokens/s | padding share | {label} |\n|---|---|---|---|")
     for mode in ("plain", "medtune"):
         r = results[mode]
-        print(f"| {mode} | {r['tokens_per_s']:.1f} | {r['padding_share']:.1%} | {r['peak_rss_mb']:.0f} |")
-    print(f"\nmedtune / plain: {ratio:.2f}x trained tokens/s, {mem:.2f}x peak RSS "
-          f"({args.steps} steps, batch {args.batch_size}, max_length {args.max_length}, {args.threads} threads, base {args.base})")
+        print(f"| {mode} | {r['tokens_per_s']:.1f} | {r['padding_share']:.1%} | {r[key]:.0f} |")
+    print(f"\nmedtune / plain: {ratio:.2f}x trained tokens/s, {mem:.2f}x {label} ({args.device}, "
+          f"{args.steps} steps, batch {args.batch_size}, max_length {args.max_length}, {args.threads} threads, base {args.base})")
 
 
 if __name__ == "__main__":
