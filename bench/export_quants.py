@@ -12,8 +12,9 @@ first N items of the MedQA US 4-option test file, 0-shot, user turn from
 medtune.data.render.build_user_prompt, the model's chat template with generation prompt,
 then the text "Answer:"; prediction = the option letter (" A".." D" tokens) with the
 highest next-token logit. The same token ids are fed to transformers (fp32) and llama.cpp.
-Throughput: 64 greedy tokens after a fixed ~60-token prompt, batch 1, torch 2 threads, llama.cpp half the cores (verify.llama_threads),
-measured in the same process one after the other (a shared, loaded CPU: read the ratio).
+Throughput: 64 greedy tokens after a fixed ~60-token prompt, batch 1, torch 2 threads, llama.cpp half the cores
+(verify.llama_threads), measured after all accuracy runs in --rounds interleaved rounds (HF, then each GGUF, again);
+the median of each is reported, so a burst of load hits every row alike.
 """
 
 from __future__ import annotations
@@ -99,6 +100,28 @@ def gguf_tokens_per_s(llm, prompt_ids, n=64):
     return n / (time.perf_counter() - t)
 
 
+def measure_speeds(model, tok, table: list[dict], prompt: list[int], rounds: int) -> list[float]:
+    """Median tokens/s of each row over ``rounds`` interleaved rounds (row 0 = HF, the others GGUF paths)."""
+    from llama_cpp import Llama
+
+    from medtune.export.verify import llama_threads
+
+    runs: list[list[float]] = [[] for _ in table]
+    for _ in range(rounds):
+        runs[0].append(hf_tokens_per_s(model, tok, prompt))
+        for i, r in enumerate(table[1:], start=1):
+            llm = Llama(r["path"], n_ctx=512, verbose=False, n_threads=llama_threads())
+            try:
+                runs[i].append(gguf_tokens_per_s(llm, prompt))
+            finally:
+                llm.close()
+    return [float(np.median(x)) for x in runs]
+
+
+def _cell(v) -> str:
+    return "-" if v is None else str(v)
+
+
 def prepare(args, work: Path) -> Path:
     from export_helpers import build_run
 
@@ -117,6 +140,7 @@ def main() -> None:
     ap.add_argument("--quants", default="f16,q8_0,q4_k_m,q5_k_m")
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "medqa" / "us_4options_test.jsonl"))
     ap.add_argument("--json", help="Also write the rows here.")
+    ap.add_argument("--rounds", type=int, default=3, help="Interleaved throughput rounds (median reported).")
     ap.add_argument("--verify", action="store_true", help="Also run `export verify` (adds minutes; its columns fill in).")
     args = ap.parse_args()
 
@@ -139,33 +163,34 @@ def main() -> None:
     gold = [g for _, g in rows]
     prompt = rows[0][0][:60]
     hf_pred = hf_letters(model, rows, letter_ids)
-    hf_tps = hf_tokens_per_s(model, tok, prompt)
     table = [{"model": "HF merged (transformers fp32)", "bytes": sum(p.stat().st_size for p in merged.glob("*.safetensors")),
-              "tokens_per_s": round(hf_tps, 1), "speedup": 1.0,
               "accuracy": round(float(np.mean([p == g for p, g in zip(hf_pred, gold)])), 4), "agree_hf": 1.0}]
     verify = {Path(r["gguf"]).name: r for r in summary["verify"]}
     for q, f in summary["files"].items():
         llm = Llama(f["path"], n_ctx=2048, logits_all=True, verbose=False, n_threads=llama_threads())
         try:
             pred = gguf_letters(llm, rows, letter_ids)
-            tps = gguf_tokens_per_s(llm, prompt)
         finally:
             llm.close()
         v = verify.get(Path(f["path"]).name, {})
-        table.append({"model": f"GGUF {q} (llama.cpp)", "bytes": f["bytes"], "tokens_per_s": round(tps, 1),
-                      "speedup": round(tps / hf_tps, 2),
+        table.append({"model": f"GGUF {q} (llama.cpp)", "bytes": f["bytes"], "path": f["path"],
                       "accuracy": round(float(np.mean([p == g for p, g in zip(pred, gold)])), 4),
                       "agree_hf": round(float(np.mean([p == h for p, h in zip(pred, hf_pred)])), 4),
                       "greedy_agreement": v.get("agreement"), "ppl_delta": v.get("ppl_delta")})
+    speeds = measure_speeds(model, tok, table, prompt, args.rounds)
+    for r, tps in zip(table, speeds):
+        r["tokens_per_s"] = round(tps, 1)
+        r["speedup"] = round(tps / speeds[0], 2)
     import os
 
-    print(f"items: {len(rows)} (MedQA US 4-option test, first {len(rows)}); export_run: {export_s:.0f} s "
+    print(f"items: {len(rows)} (MedQA US 4-option test, first {len(rows)}); export_run: {export_s:.0f} s; "
+          f"tokens/s: median of {args.rounds} interleaved rounds "
           f"({json.dumps(summary['timings'])}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("| model | size (MB) | tokens/s | vs HF fp32 | MedQA acc | letter agreement with HF | verify greedy agreement | Δppl |")
     print("|---|---|---|---|---|---|---|---|")
     for r in table:
         print(f"| {r['model']} | {r['bytes'] / 2**20:.0f} | {r['tokens_per_s']} | {r['speedup']}x | {r['accuracy']:.3f} | "
-              f"{r['agree_hf']:.3f} | {r.get('greedy_agreement', '-')} | {r.get('ppl_delta', '-')} |")
+              f"{r['agree_hf']:.3f} | {_cell(r.get('greedy_agreement'))} | {_cell(r.get('ppl_delta'))} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": table, "export": summary}, indent=2, default=str))
 
