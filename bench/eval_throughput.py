@@ -1,18 +1,25 @@
 """Throughput of `cot` evaluation: batched generation vs the seed guide's one-at-a-time loop, and llama.cpp.
 
     nice .venv/bin/python bench/eval_throughput.py --data-root ../shared/data --items 16 --max-new-tokens 128
+    # self-consistency: 5 sampled answers per question
+    nice .venv/bin/python bench/eval_throughput.py --data-root ../shared/data --items 16 --samples 5 --temperature 0.7
 
-Same model (the embedded SmolLM2-135M-Instruct), same MedQA items, same chat prompts
-(medtune.data.render), same greedy decoding and max new tokens, measured side by side
-in one process, alternating the engines over ``--rounds`` rounds so load changes on a
-shared machine hit every engine alike. Reports questions per minute (the median over
-rounds) and the speed-up ratios, and how many greedy outputs agree between the
-batched and the sequential run (padding must not change the answers).
+Same model (the embedded SmolLM2-135M-Instruct), same benchmark items, same chat prompts
+(medtune.data.render), same decoding (greedy, or with ``--temperature T > 0`` sampling at
+temperature T and top_p 1 in both transformers engines) and max new tokens, measured side
+by side in one process, alternating the engines over ``--rounds`` rounds so load changes
+on a shared machine hit every engine alike. Reports questions per minute (the median over
+rounds; a question is answered by ``--samples`` completions) and the speed-up ratios and,
+for greedy decoding only, how many outputs agree between the batched and the sequential
+run (padding must not change the answers; sampled outputs are not comparable).
 
 Engines:
-  * sequential -- the seed guide's loop: tokenize one prompt, model.generate, decode, next.
-  * batched    -- medtune.infer.generate_texts via the eval TransformersBackend (length-sorted, left-padded).
-  * llamacpp   -- the embedded Q4_1 GGUF through llama-cpp-python, one prompt at a time (its API is not batched).
+  * sequential -- the seed guide's loop: for each question, for each sample: tokenize the prompt,
+                  model.generate, decode (so every sample pays its own prompt prefill).
+  * batched    -- medtune.infer.generate_texts via the eval TransformersBackend (length-sorted,
+                  left-padded; with --samples N each prompt is prefilled once and shared by its N samples).
+  * llamacpp   -- the embedded Q4_1 GGUF through llama-cpp-python, one prompt (and sample) at a time
+                  (its API is not batched; it samples with top_k 40).
 """
 
 from __future__ import annotations
@@ -31,16 +38,24 @@ from medtune.utils.io import atomic_write_json
 from medtune.utils.paths import medtune_home
 
 
-def sequential_loop(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
-    """The seed guide's evaluation loop, one example at a time (greedy here, as in the batched run)."""
+def sequential_loop(model, tokenizer, prompts: list[str], max_new_tokens: int, samples: int = 1,
+                    temperature: float = 0.0, seed: int = 0) -> list[list[str]]:
+    """The seed guide's evaluation loop, one example (and one sample) at a time, decoding as in the batched run."""
     import torch
 
+    torch.manual_seed(seed)
+    sample = temperature > 0
     out = []
     for prompt in prompts:
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        with torch.inference_mode():
-            gen = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        out.append(tokenizer.decode(gen[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+        texts = []
+        for _ in range(samples):
+            inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+            with torch.inference_mode():
+                gen = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sample,
+                                     temperature=temperature if sample else None, top_p=1.0 if sample else None,
+                                     pad_token_id=tokenizer.pad_token_id)
+            texts.append(tokenizer.decode(gen[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+        out.append(texts)
     return out
 
 
@@ -56,7 +71,9 @@ def main() -> None:
     ap.add_argument("--benchmark", default="mmlu_medical", help="short-prompt items show decoding cost; long ones (medqa) are prefill-bound")
     ap.add_argument("--items", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=16, help="rows decoded together (questions x samples)")
+    ap.add_argument("--samples", type=int, default=1, help="completions per question (self-consistency)")
+    ap.add_argument("--temperature", type=float, default=0.0, help="0 = greedy; > 0 samples at this temperature, top_p 1")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch and llama.cpp threads")
     ap.add_argument("--no-llamacpp", action="store_true")
@@ -71,31 +88,39 @@ def main() -> None:
     fmt = loaded.source.reasoning_format
     backend = TransformersBackend(loaded.model, loaded.tokenizer, fmt, batch_size=args.batch_size)
     prompts = [backend.prompt(r) for r in records]
+    greedy = args.temperature <= 0
+    decode = {"max_new_tokens": args.max_new_tokens, "num_samples": args.samples, "temperature": args.temperature}
     engines = {
-        "sequential": lambda: sequential_loop(loaded.model, loaded.tokenizer, prompts, args.max_new_tokens),
-        "batched": lambda: [s[0] for s in backend.generate(records, max_new_tokens=args.max_new_tokens)],
+        "sequential": lambda: sequential_loop(loaded.model, loaded.tokenizer, prompts, args.max_new_tokens,
+                                              args.samples, args.temperature),
+        "batched": lambda: backend.generate(records, **decode),
     }
     if not args.no_llamacpp:
         llama = LlamaCppBackend(embedded_gguf_path(), fmt, n_threads=args.threads)
-        engines["llamacpp"] = lambda: [s[0] for s in llama.generate(records, max_new_tokens=args.max_new_tokens)]
+        engines["llamacpp"] = lambda: llama.generate(records, **decode)
     seconds: dict[str, list[float]] = {k: [] for k in engines}
-    outputs: dict[str, list[str]] = {}
+    outputs: dict[str, list[list[str]]] = {}
     for rnd in range(args.rounds):
         for name, fn in engines.items():
             outputs[name], s = timed(fn)
             seconds[name].append(s)
             print(f"round {rnd + 1}: {name:10s} {len(records) / s * 60:7.1f} questions/min ({s:.1f} s)", flush=True)
     qpm = {k: round(len(records) / statistics.median(v) * 60, 1) for k, v in seconds.items()}
-    tokens = {k: sum(len(loaded.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in v) for k, v in outputs.items()}
-    same = sum(a == b for a, b in zip(outputs["sequential"], outputs["batched"]))
-    parsed = {k: sum(extract_answer(t, r.options, fmt).parsed for t, r in zip(v, records)) for k, v in outputs.items()}
+    tokens = {k: sum(len(loaded.tokenizer(t, add_special_tokens=False)["input_ids"]) for s in v for t in s)
+              for k, v in outputs.items()}
+    parsed = {k: sum(extract_answer(t, r.options, fmt).parsed for s, r in zip(v, records) for t in s)
+              for k, v in outputs.items()}
     result = {
-        "items": len(records), "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "rounds": args.rounds,
-        "threads": args.threads, "decoding": "greedy", "questions_per_minute": qpm,
+        "items": len(records), "samples": args.samples, "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size, "rounds": args.rounds, "threads": args.threads,
+        "decoding": "greedy" if greedy else f"sampling (temperature {args.temperature}, top_p 1)",
+        "questions_per_minute": qpm,
         "speedup_batched_vs_sequential": round(qpm["batched"] / qpm["sequential"], 2),
-        "generated_tokens_last_round": tokens, "batched_equals_sequential_outputs": f"{same}/{len(records)}",
-        "parsed_answers_last_round": parsed, "seconds": seconds,
+        "generated_tokens_last_round": tokens, "parsed_answers_last_round": parsed, "seconds": seconds,
     }
+    if greedy:  # sampled outputs differ by chance, so their agreement says nothing about padding
+        same = sum(a == b for a, b in zip(outputs["sequential"], outputs["batched"]))
+        result["batched_equals_sequential_outputs"] = f"{same}/{len(records)}"
     if "llamacpp" in qpm:
         result["speedup_llamacpp_vs_sequential"] = round(qpm["llamacpp"] / qpm["sequential"], 2)
         result["speedup_batched_vs_llamacpp"] = round(qpm["batched"] / qpm["llamacpp"], 2)

@@ -38,12 +38,16 @@ class TransformersBackend:
 
     def generate(self, records: Sequence[Record], *, max_new_tokens: int, temperature: float = 0.0,
                  num_samples: int = 1, seed: int | None = 0, system_prompt: str | None = None) -> list[list[str]]:
-        """num_samples completions per record (rows repeated so all samples share the batches)."""
+        """num_samples completions per record; each prompt is prefilled once and shared by its samples.
+
+        ``batch_size`` counts generated rows: a batch holds ``max(1, batch_size // num_samples)`` records.
+        """
         from ..infer import generate_texts
 
-        prompts = [self.prompt(r, system_prompt) for r in records for _ in range(num_samples)]
+        prompts = [self.prompt(r, system_prompt) for r in records]
         texts = generate_texts(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens,
-                               batch_size=self.batch_size, temperature=temperature, seed=seed)
+                               batch_size=self.batch_size, temperature=temperature, seed=seed,
+                               num_samples=num_samples)
         return [texts[i * num_samples : (i + 1) * num_samples] for i in range(len(records))]
 
     def score_choices(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[ChoiceScores]:
