@@ -1,10 +1,17 @@
 """A compact synthetic training set for CPU demos (quickstart, the slow end-to-end test).
 
 Full synthetic vignettes run 450-850 SmolLM2 tokens (vitals, labs, imaging). A 2-core CPU
-trains ~100-200 tokens/s, so minutes of training need samples of ~150 tokens: this keeps each
-case's presenting complaint and symptoms (the first two sentences of the vignette), the
-question and the options, a reasoning trace limited to those same findings (so the reasoning
-never cites data the shortened question no longer shows), and the gold answer.
+trains ~100-200 tokens/s, so minutes of training need samples of ~100-150 tokens.
+
+``focused_record`` (the demo set) states a case's key findings -- complaint, two leading
+symptoms, one exam finding and one abnormal result -- in one of three phrasings, and its
+reasoning cites exactly those ("Key findings: ... Conclusion: these findings point to X").
+``demo_records`` varies the set by seeded draws: 60% of typical cases are history and
+examination only (so the model must learn what symptoms point to, not only which lab does;
+atypical cases keep their discriminating result), half of the multiple-choice items write their
+choices inline ("pneumothorax, myocardial infarction, pneumonia or GERD?"), and some questions
+follow the case in the same paragraph, the way people type them. ``compact_record`` (the first
+vignette sentences only) is kept for the training throughput bench.
 """
 
 from __future__ import annotations
@@ -12,10 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from ..data.records import Record
+from ..data.records import Answer, Record
+from ..synth.sampling import fmt_num
+from ..synth.writeup import age_text, join_list, lc_first, person_noun
 from ..utils.io import atomic_write_jsonl
 
+_FIRST_PERSON = re.compile(r"\b(I|I'm|my|me)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 
@@ -57,13 +68,110 @@ def compact_records(records: Iterable[Record], **kw: int) -> Iterator[Record]:
         yield compact_record(r, **kw)
 
 
+Findings = tuple[list[str], list[str], list[str]]  # symptoms, exam findings, results (labs, studies)
+
+
+def _pick(case: dict, results: bool = True) -> Findings:
+    """The case's leading symptoms, one exam finding and (``results``) one abnormal lab, else a study."""
+    symptoms = case["symptom_history"]["symptoms"][:2]
+    exam = case["physical_exam"]["findings"][:1]
+    if not results:
+        return symptoms, exam, []
+    labs = [f"{x['name']} {fmt_num(x['value'])} {x['unit']} ({x['flag']})" for x in case["labs"] if x["flag"] != "normal"]
+    return symptoms, exam, labs[:1] or [f"{im['study']}: {im['finding']}" for im in case["imaging"][:1]]
+
+
+def case_summary(case: dict, style: int, findings: Findings | None = None) -> str:
+    """The case in one of three phrasings (0: history then exam, 1: one sentence, 2: a terse note).
+
+    >>> case = {"patient_profile": {"age": 60.0, "sex": "male"}, "chief_complaint": "crushing chest pain",
+    ...         "symptom_history": {"symptoms": ["pain radiating to the left arm"], "duration": {"value": 2, "unit": "hours"}},
+    ...         "physical_exam": {"findings": ["diaphoresis"]}, "labs": [], "imaging": []}
+    >>> for style in range(3):
+    ...     print(case_summary(case, style))
+    A 60-year-old man presents with crushing chest pain for 2 hours. He reports pain radiating to the left arm. Examination shows diaphoresis.
+    A 60-year-old man presents with crushing chest pain, pain radiating to the left arm and diaphoresis.
+    60-year-old man, crushing chest pain for 2 hours; pain radiating to the left arm; diaphoresis.
+    """
+    p = case["patient_profile"]
+    who = f"{age_text(p['age'])} {person_noun(p['age'], p['sex'])}"
+    complaint, (symptoms, exam, results) = case["chief_complaint"], findings or _pick(case)
+    complaint = f'"{complaint}"' if _FIRST_PERSON.search(complaint) else complaint
+    d = case["symptom_history"]["duration"]
+    dur = f"{fmt_num(d['value'])} {d['unit'][:-1] if d['value'] == 1 else d['unit']}"
+    if style == 1:
+        lead = ", ".join([complaint, *symptoms, *exam][:-1])
+        last = [complaint, *symptoms, *exam][-1]
+        text = f"A {who} presents with {lead + ' and ' + last if lead else last}."
+        return text + (f" {results[0][:1].upper()}{results[0][1:]}." if results else "")
+    if style == 2:
+        return f"{who}, {complaint} for {dur}; " + "; ".join(symptoms + exam + results) + "."
+    subject = "The parents report" if p["age"] < 12 else ("He reports" if p["sex"] == "male" else "She reports")
+    text = [f"A {who} presents with {complaint} for {dur}."]
+    text += [f"{subject} {join_list(symptoms)}."] if symptoms else []
+    text += [f"Examination shows {join_list(exam)}."] if exam else []
+    text += [f"Results: {'; '.join(results)}."] if results else []
+    return " ".join(text)
+
+
+def _inline_question(options: dict[str, str]) -> str:
+    names = [lc_first(v) for v in options.values()]
+    return f"Which condition is most likely: {', '.join(names[:-1])} or {names[-1]}?"
+
+
+def focused_record(record: Record, case: dict, style: int = 0, inline: bool = False, findings: Findings | None = None,
+                   one_paragraph: bool = False) -> Record:
+    """A short form of ``record`` built from its ``case``: the key findings in prose, reasoning that cites them.
+
+    ``inline`` writes a multiple-choice item's options into the question ("... pneumothorax,
+    myocardial infarction or pneumonia?") and expects the condition's name as the answer;
+    ``findings`` (default: the leading ones, see ``_pick``) are the ones stated;
+    ``one_paragraph`` puts the question right after the case, as people type it.
+    """
+    findings = findings or _pick(case)
+    symptoms, exam, results_ = findings
+    answer = record.answer_text or ""
+    listed = "; ".join([case["chief_complaint"], *symptoms, *exam, *results_])
+    ask = record.question.strip().split("\n\n")[-1]
+    update: dict = {"reasoning": f"Key findings: {listed}.\nConclusion: these findings point to {answer}.",
+                    "context": None,
+                    "metadata": {**record.metadata, "compacted": "focused", "atypical": case["atypical_presentation"]}}
+    stem, sep = case_summary(case, style, findings), " " if one_paragraph else "\n\n"
+    if inline and record.options:
+        update.update(question=f"{stem}{sep}{_inline_question(record.options)}", options=None, task="diagnosis",
+                      answer=Answer(text=answer), response=f"The most likely diagnosis is {answer}.")
+    else:
+        update.update(question=f"{stem}{sep}{ask}", response=None if record.options else f"The most likely diagnosis is {answer}.")
+    return record.model_copy(update=update)
+
+
+def demo_records(n_cases: int, seed: int, specialties: list[str] | None = None,
+                 tasks: tuple[str, ...] = ("diagnosis", "mcq"), inline_share: float = 0.5,
+                 history_only_share: float = 0.6, one_paragraph_share: float = 0.3) -> Iterator[Record]:
+    """Focused records of ``n_cases`` synthetic cases; phrasing, inline options, history-only cases
+    (typical presentations only: an atypical one needs its lab) and one-paragraph questions vary by a seeded draw."""
+    import random
+
+    from ..synth.engine import iter_cases_and_records
+
+    rng = random.Random(f"medtune-demo:{seed}")
+    for case, records in iter_cases_and_records(n_cases, seed, specialties=specialties or None, tasks=list(tasks)):
+        style = rng.randrange(3)
+        results = case["atypical_presentation"] or rng.random() >= history_only_share
+        findings = _pick(case, results)
+        for r in records:
+            inline = r.task == "mcq" and rng.random() < inline_share
+            yield focused_record(r, case, style, inline=inline, findings=findings,
+                                 one_paragraph=(inline or r.options is None) and rng.random() < one_paragraph_share)
+
+
 def write_demo_training_set(path: str | Path, n_cases: int = 500, seed: int = 0,
-                            specialties: list[str] | None = None, tasks: tuple[str, ...] = ("diagnosis", "mcq")) -> int:
+                            specialties: list[str] | None = None, tasks: tuple[str, ...] = ("diagnosis", "mcq"),
+                            **options: Any) -> int:
     """Synthesize ``n_cases`` cases (one record per task each), compact them, write JSONL; returns the count.
 
-    500 cases x (diagnosis, mcq) = 1,000 records, ~150 SmolLM2 tokens each.
+    500 cases x (diagnosis, mcq) = 1,000 focused records, ~100-150 SmolLM2 tokens each; half of
+    the multiple-choice items have their choices written inline.
     """
-    from ..synth.engine import generate_records
-
-    records = generate_records(n_cases, seed, specialties=specialties or None, tasks=list(tasks))
-    return atomic_write_jsonl(path, (r.model_dump(mode="json") for r in compact_records(records)))
+    records = demo_records(n_cases, seed, specialties, tasks, **options)
+    return atomic_write_jsonl(path, (r.model_dump(mode="json") for r in records))

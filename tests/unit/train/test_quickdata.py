@@ -1,0 +1,60 @@
+"""The focused demo training set: every cited finding is in the question, answers are offered, draws are seeded."""
+
+from __future__ import annotations
+
+import re
+
+from medtune.data.render import build_user_prompt
+from medtune.train.quickdata import demo_records, write_demo_training_set
+
+
+def _findings(reasoning: str) -> list[str]:
+    first = reasoning.splitlines()[0]
+    assert first.startswith("Key findings: ")
+    return [x.strip() for x in first[len("Key findings: "):].rstrip(".").split(";")]
+
+
+def test_reasoning_cites_only_what_the_question_states():
+    records = list(demo_records(120, seed=3, specialties=["cardiology", "pulmonology"]))
+    assert len(records) == 240
+    for r in records:
+        stem = r.question.lower()
+        for item in _findings(r.reasoning):
+            assert item.lower().strip('"') in stem, (item, r.question)
+        assert r.reasoning.endswith(f"these findings point to {r.answer_text}.")
+
+
+def test_inline_choices_offer_the_answer_and_lettered_ones_keep_their_letter():
+    records = list(demo_records(200, seed=4, specialties=["cardiology"], tasks=("mcq",)))
+    inline = [r for r in records if r.options is None]
+    lettered = [r for r in records if r.options]
+    assert 0.3 < len(inline) / len(records) < 0.7
+    for r in inline:
+        assert r.task == "diagnosis" and "Which condition is most likely:" in r.question
+        assert r.answer_text[:1].lower() + r.answer_text[1:] in r.question or r.answer_text in r.question
+        assert r.response == f"The most likely diagnosis is {r.answer_text}."
+    for r in lettered:
+        assert r.options[r.answer.letter] == r.answer_text and "\n\nA. " in build_user_prompt(r)
+
+
+def _has_result(r) -> bool:
+    last = _findings(r.reasoning)[-1]
+    return bool(re.search(r"\((high|low)\)$", last)) or ":" in last  # a flagged lab, or "Study: finding"
+
+
+def test_history_only_share_and_atypical_cases_keep_their_result():
+    records = list(demo_records(300, seed=5, specialties=["cardiology", "pulmonology"], tasks=("diagnosis",)))
+    share = 1 - sum(map(_has_result, records)) / len(records)
+    assert 0.35 < share < 0.7, share  # 60% of typical cases are history-only; atypical ones always keep their result
+    atypical = [r for r in records if r.metadata["atypical"]]
+    assert atypical and all(map(_has_result, atypical))
+    always = list(demo_records(300, seed=5, specialties=["cardiology", "pulmonology"], tasks=("diagnosis",),
+                               history_only_share=0.0))
+    assert sum(map(_has_result, always)) / len(always) > 0.9
+
+
+def test_same_seed_same_bytes(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert write_demo_training_set(a, 40, seed=0, specialties=["cardiology"]) == 80
+    write_demo_training_set(b, 40, seed=0, specialties=["cardiology"])
+    assert a.read_bytes() == b.read_bytes()
