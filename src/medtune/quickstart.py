@@ -1,8 +1,9 @@
-"""`medtune quickstart`: the whole chain on the embedded defaults, on a CPU, in minutes.
+"""`medtune quickstart`: the whole chain on the embedded defaults, on a CPU, in ~20 minutes.
 
-synth (compact synthetic cases) -> train (LoRA on SmolLM2-135M) -> eval (base vs tuned on
-held-out synthetic MCQ, Wilson intervals + McNemar) -> export (merge, GGUF Q8_0, Q4_K_M when
-llama.cpp is installed, verified against the merged model) -> the demo questions again.
+synth (focused synthetic cardiology cases) -> train (LoRA on SmolLM2-135M) -> eval (base vs tuned
+on held-out synthetic MCQ by chain of thought, Wilson intervals + McNemar) -> export (merge, GGUF
+Q8_0, Q4_K_M when llama.cpp is installed, verified against the merged model) -> the demo
+questions again.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from typing import Any
 
 from . import DISCLAIMER
 
-# Two questions a 135M instruct model gets wrong out of the box (seen on SmolLM2-135M-Instruct:
-# "Pneumothorax is the most likely diagnosis", and "bronchiolitis" for croup).
+# The demo question a 135M instruct model gets wrong out of the box (seen on SmolLM2-135M-Instruct:
+# "Pneumothorax is the most likely diagnosis"), and a second cardiology case.
 DEMO_QUESTIONS = [
     "A 60-year-old man presents with crushing chest pain radiating to the left arm and diaphoresis. "
     "Which condition is most likely: pneumothorax, myocardial infarction, pneumonia or GERD?",
-    "A 3-year-old boy has a barking cough, inspiratory stridor and a low-grade fever that worsen at night. "
-    "What is the most likely diagnosis?",
+    "A 45-year-old woman has sharp chest pain that is worse lying flat and better sitting forward, "
+    "with a pericardial friction rub. What is the most likely diagnosis?",
 ]
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
-# The demo trains on these specialties only: on a 2-core CPU there are minutes for a few thousand
-# tokens, which teaches ~30 conditions visibly and 87 not at all.
-DEMO_SPECIALTIES = ["cardiology", "pulmonology", "gastroenterology", "pediatrics", "infectious_disease"]
+# The demo trains on one specialty: ~12 minutes of 2-core CPU training (~100k tokens) teach the 6
+# cardiology conditions well (held-out accuracy ~0.97); spread over 12 conditions (cardiology +
+# pulmonology) the same budget shows each one too few times to answer the demo question.
+DEMO_SPECIALTIES = ["cardiology"]
 
 
 @dataclass
@@ -36,7 +38,7 @@ class QuickstartResult:
     stages: dict[str, Any] = field(default_factory=dict)
 
 
-def ask(model, tokenizer, questions: list[str], max_new_tokens: int = 64) -> list[str]:
+def ask(model, tokenizer, questions: list[str], max_new_tokens: int = 128) -> list[str]:
     from .infer import generate_texts
 
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True) for q in questions]
@@ -58,13 +60,12 @@ def _timed(result: QuickstartResult, name: str, fn, *args, **kwargs):
 
 
 def stage_data(run_dir: Path, n_cases: int, heldout_cases: int) -> tuple[Path, list]:
-    """Compact synthetic training records, and held-out MCQ from another seed (new patients)."""
-    from .synth.engine import generate_records
-    from .train.quickdata import compact_records, write_demo_training_set
+    """Focused synthetic training records, and held-out lettered MCQ from another seed (new patients)."""
+    from .train.quickdata import demo_records, write_demo_training_set
 
     train_path = run_dir / "data" / "train.jsonl"
     write_demo_training_set(train_path, n_cases=n_cases, seed=0, specialties=DEMO_SPECIALTIES)
-    heldout = list(compact_records(generate_records(heldout_cases, seed=1, specialties=DEMO_SPECIALTIES, tasks=["mcq"])))
+    heldout = list(demo_records(heldout_cases, seed=1, specialties=DEMO_SPECIALTIES, tasks=("mcq",), inline_share=0.0))
     return train_path, heldout
 
 
@@ -90,7 +91,7 @@ def run_quickstart(run_dir: str | Path = "runs/quickstart", echo=print, *, n_cas
     print_answers("Base model (before fine-tuning)", DEMO_QUESTIONS, result.answers["base"], echo)
     del base
 
-    echo("\n=== 1/4 synth: compact synthetic cases ===")
+    echo("\n=== 1/4 synth: focused synthetic cardiology cases ===")
     train_path, heldout = _timed(result, "synth_s", stage_data, result.run_dir, n_cases, heldout_cases)
     echo(f"{train_path} ({n_cases} cases x diagnosis+mcq), {len(heldout)} held-out MCQ from another seed")
 
@@ -101,9 +102,9 @@ def run_quickstart(run_dir: str | Path = "runs/quickstart", echo=print, *, n_cas
                               "steps": tr.steps, "tokens_per_s": tr.tokens_per_s}
     echo(f"eval loss {tr.first_eval_loss:.3f} -> {tr.final_eval_loss:.3f} in {tr.steps} steps ({tr.tokens_per_s:.0f} tokens/s)")
 
-    echo("\n=== 3/4 eval: base vs tuned on held-out synthetic MCQ (loglik, chat prompt) ===")
+    echo("\n=== 3/4 eval: base vs tuned on held-out synthetic MCQ (cot: greedy, 128 new tokens, strict extraction) ===")
     cmp = _timed(result, "eval_s", compare_models, "smollm2-135m", result.run_dir / "train", heldout,
-                 result.run_dir / "eval", protocol="loglik", log=lambda *_: None)
+                 result.run_dir / "eval", protocol="cot", max_new_tokens=128, batch_size=16, log=lambda *_: None)
     result.stages["eval"] = cmp
     d = cmp["difference_b_minus_a"]
     base_acc, tuned_acc = cmp["base"], cmp["tuned"]

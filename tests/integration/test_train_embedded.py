@@ -1,11 +1,10 @@
-"""End to end on the embedded SmolLM2-135M with the shipped quickstart recipe: 1,000 compact
-synthetic records, 16 LoRA steps; held-out eval loss falls clearly and the tuned model answers
-the demo chest-pain question in the trained reasoning format.
+"""End to end on the embedded SmolLM2-135M with the shipped quickstart recipe (~12 minutes on 2 cores).
 
-Not asserted (and not yet achieved with this budget): that the answer flips from pneumothorax to
-myocardial infarction. A verified run (eval loss 2.32 -> 0.44) answered "Key findings: ...
-crushing chest pain radiating to the left arm; diaphoresis. ... The answer is (A) Pneumothorax":
-it learned the format and picked the first listed option.
+1,000 focused synthetic cardiology records (500 cases x diagnosis + mcq), 200 LoRA steps: the
+held-out eval loss falls clearly and the tuned model answers the demo chest-pain question
+("crushing chest pain radiating to the left arm and diaphoresis") with myocardial infarction,
+where the base model says pneumothorax. It also has to diagnose new synthetic patients (seed 1)
+far above chance, so the flip is not a lucky answer to one question.
 """
 
 from __future__ import annotations
@@ -15,15 +14,22 @@ from pathlib import Path
 import pytest
 
 from medtune.config import load_config
-from medtune.quickstart import DEMO_QUESTIONS, ask
+from medtune.quickstart import DEMO_QUESTIONS, DEMO_SPECIALTIES, ask
 from medtune.train import load_trained, train
-from medtune.train.quickdata import write_demo_training_set
+from medtune.train.quickdata import demo_records, write_demo_training_set
 
 REPO = Path(__file__).resolve().parents[2]
+MI = ("myocardial infarction", "acute coronary syndrome")
+
+
+def final_part(text: str) -> str:
+    return text.split("## Final Response")[-1].lower()
 
 
 @pytest.mark.slow
 def test_quickstart_recipe_on_the_embedded_model(tmp_path):
+    from medtune.data.render import build_user_prompt
+    from medtune.infer import generate_texts
     from medtune.models.load import load_model
 
     question = DEMO_QUESTIONS[0]
@@ -34,15 +40,24 @@ def test_quickstart_recipe_on_the_embedded_model(tmp_path):
     del base
 
     data = tmp_path / "demo.jsonl"
-    assert write_demo_training_set(data, n_cases=500, seed=0, specialties=["cardiology", "pulmonology"]) == 1000
+    assert write_demo_training_set(data, n_cases=500, seed=0, specialties=DEMO_SPECIALTIES) == 1000
     cfg = load_config(REPO / "configs/quickstart.yaml", check_hardware=True, cuda_available=False)
     result = train(cfg, data, tmp_path / "run", progress=False)
-
-    assert result.first_eval_loss is not None and result.final_eval_loss < 0.6 * result.first_eval_loss, result
+    assert result.first_eval_loss is not None and result.final_eval_loss < 0.2 * result.first_eval_loss, result
     audit = result.manifest["render_audit"]["train"]
     assert audit["refused_zero_trainable"] == 0 and audit["rendered"] >= 950
+
     tuned = load_trained(result.run_dir)
     after = ask(tuned.model, tuned.tokenizer, [question], max_new_tokens=128)[0]
     assert after.startswith("## Thinking") and "## Final Response" in after, after
+    assert any(k in final_part(after) for k in MI) and "pneumothorax" not in final_part(after), after
+
+    heldout = list(demo_records(40, seed=1, specialties=DEMO_SPECIALTIES, tasks=("diagnosis",)))
+    prompts = [tuned.tokenizer.apply_chat_template([{"role": "user", "content": build_user_prompt(r)}], tokenize=False,
+                                                   add_generation_prompt=True) for r in heldout]
+    outs = generate_texts(tuned.model, tuned.tokenizer, prompts, max_new_tokens=128, batch_size=20)
+    acc = sum(r.answer_text.lower() in final_part(o) for r, o in zip(heldout, outs)) / len(heldout)
+    assert acc >= 0.6, (acc, outs[:3])  # 6 cardiology conditions: chance is ~0.17
     print(f"\nbefore: {before!r}\nafter: {after!r}\neval loss {result.first_eval_loss:.3f} -> {result.final_eval_loss:.3f}; "
-          f"{result.tokens_per_s:.1f} tokens/s; wall {result.wall_time_s:.0f} s")
+          f"held-out diagnosis accuracy {acc:.3f} (n={len(heldout)}); {result.tokens_per_s:.1f} tokens/s; "
+          f"wall {result.wall_time_s:.0f} s")
