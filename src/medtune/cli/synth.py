@@ -39,13 +39,13 @@ def synth(
     if ctx.invoked_subcommand:
         return
     from ..config.load import ConfigError
-    from ..config.sections.synth import SynthSection
+    from ..config.sections.synth import SynthSection, TeacherSection
     from ..synth import preview_text, run_synth_section
 
     try:
         section = SynthSection(n=n, seed=seed, specialties=_split(specialties), tasks=_split(tasks) or SynthSection().tasks,
-                               kb_dir=str(kb_dir) if kb_dir else None, teacher_url=teacher, teacher_model=teacher_model,
-                               teacher_key_env=teacher_key_env, bias_variants=bias_variants)
+                               kb_dir=str(kb_dir) if kb_dir else None, bias_variants=bias_variants,
+                               teacher=TeacherSection(url=teacher, model=teacher_model, key_env=teacher_key_env))
     except ValidationError as e:
         fail(f"invalid synth options: {e}")
     try:

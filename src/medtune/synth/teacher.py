@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from pydantic import BaseModel, ConfigDict, Field
 
+from ..config.sections.synth import TeacherSection as TeacherConfig
 from ..data.records import Record
 from ..utils.io import atomic_write_jsonl
 
@@ -39,23 +39,6 @@ SYSTEM_WRITER = ("You are a careful attending physician writing teaching materia
                  '{"reasoning": "...", "final_answer": "..."}.')
 SYSTEM_VERIFIER = ("You are a strict medical verifier. Decide whether the draft's final answer agrees with the gold "
                    'answer and its reasoning supports it. Reply with JSON only: {"agrees": true|false, "reasons": "..."}.')
-
-
-class TeacherConfig(BaseModel):
-    """Where the teacher and verifier live and how hard to try."""
-
-    model_config = ConfigDict(extra="forbid")
-    url: str = Field(description="OpenAI-compatible base URL of the teacher, e.g. http://127.0.0.1:8080/v1.")
-    model: str = Field(description="Teacher model name at that endpoint.")
-    key_env: str = Field("MEDTUNE_TEACHER_API_KEY", description="Environment variable holding the API key.")
-    verifier_url: str | None = Field(None, description="Verifier base URL (default: the teacher's).")
-    verifier_model: str | None = Field(None, description="Verifier model (default: the teacher's).")
-    max_refine: int = Field(2, ge=0, description="Refinements after a disagreeing verdict before rejecting.")
-    concurrency: int = Field(4, ge=1, description="Items processed in parallel.")
-    max_retries: int = Field(4, ge=0, description="Retries per request on errors or malformed JSON.")
-    backoff_s: float = Field(1.0, ge=0, description="First backoff delay; doubles each retry.")
-    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
-    temperature: float = Field(0.3, ge=0, description="Sampling temperature of the teacher.")
 
 
 class TransportError(RuntimeError):
@@ -215,15 +198,13 @@ def run_teacher(records_in: str | Path, records_out: str | Path, cfg: TeacherCon
 
 
 def teacher_from_section(section: Any) -> TeacherConfig | None:
-    """TeacherConfig from the RunConfig ``synth`` section, or None when no teacher URL is set."""
-    if not section.teacher_url:
+    """The ``synth.teacher`` settings of a RunConfig section, or None when no teacher URL is set."""
+    teacher = section.teacher
+    if not teacher.url:
         return None
-    if not section.teacher_model:
+    if not teacher.model:
         from ..config.load import ConfigError, ConfigProblem
 
-        raise ConfigError([ConfigProblem("synth.teacher_model", "a teacher URL needs a model name",
-                                         "pass --teacher-model NAME (or set synth.teacher_model)")])
-    return TeacherConfig(url=section.teacher_url, model=section.teacher_model, key_env=section.teacher_key_env,
-                         verifier_url=section.teacher_verifier_url, verifier_model=section.teacher_verifier_model,
-                         max_refine=section.teacher_max_refine, concurrency=section.teacher_concurrency,
-                         max_retries=section.teacher_max_retries, timeout_s=section.teacher_timeout_s)
+        raise ConfigError([ConfigProblem("synth.teacher.model", "a teacher URL needs a model name",
+                                         "pass --teacher-model NAME (or set synth.teacher.model)")])
+    return teacher

@@ -197,3 +197,16 @@ def test_backoff_grows_exponentially(server, tmp_path, monkeypatch):
     result = run_teacher(tmp_path / "one.jsonl", tmp_path / "out.jsonl", _cfg(url, backoff_s=0.2, concurrency=1))
     assert result["accepted"] == 1 and script.calls[("write", recs[0].id)] == 3
     assert time.perf_counter() - start >= 0.6
+
+
+def test_teacher_settings_live_in_one_nested_section():
+    from medtune.config import load_config
+    from medtune.config.load import ConfigError
+    from medtune.synth.teacher import teacher_from_section
+
+    assert teacher_from_section(load_config(None, []).synth) is None  # no URL: no teacher
+    cfg = load_config(None, ["synth.teacher.url=http://127.0.0.1:9/v1", "synth.teacher.model=m", "synth.teacher.max_refine=5"])
+    teacher = teacher_from_section(cfg.synth)
+    assert (teacher.url, teacher.model, teacher.max_refine, teacher.concurrency) == ("http://127.0.0.1:9/v1", "m", 5, 4)
+    with pytest.raises(ConfigError, match="synth.teacher.model"):
+        teacher_from_section(load_config(None, ["synth.teacher.url=http://127.0.0.1:9/v1"]).synth)

@@ -3,6 +3,22 @@ from pydantic import Field
 from .base import Section
 
 
+class TeacherSection(Section):
+    """Where the teacher and verifier live and how hard to try (no ``url``: no teacher)."""
+
+    url: str | None = Field(None, description="OpenAI-compatible base URL of the teacher, e.g. http://127.0.0.1:8080/v1.")
+    model: str | None = Field(None, description="Teacher model name at that endpoint.")
+    key_env: str = Field("MEDTUNE_TEACHER_API_KEY", description="Environment variable holding the API key.")
+    verifier_url: str | None = Field(None, description="Verifier base URL (default: the teacher's).")
+    verifier_model: str | None = Field(None, description="Verifier model (default: the teacher's).")
+    max_refine: int = Field(2, ge=0, description="Refinements after a disagreeing verdict before an item is rejected.")
+    concurrency: int = Field(4, ge=1, description="Teacher requests in flight at once.")
+    max_retries: int = Field(4, ge=0, description="Retries per request on errors or malformed JSON (exponential backoff).")
+    backoff_s: float = Field(1.0, ge=0, description="First backoff delay; doubles each retry.")
+    timeout_s: float = Field(60.0, gt=0, description="Timeout of one teacher request in seconds.")
+    temperature: float = Field(0.3, ge=0, description="Sampling temperature of the teacher.")
+
+
 class SynthSection(Section):
     n: int = Field(1000, ge=1, description="Number of cases to generate.")
     seed: int = Field(0, description="Random seed; the same seed gives byte-identical output.")
@@ -12,13 +28,6 @@ class SynthSection(Section):
         description="Task types to emit from each case.",
     )
     kb_dir: str | None = Field(None, description="Extra knowledge-base folder with user conditions.")
-    teacher_url: str | None = Field(None, description="OpenAI-compatible base URL of an optional teacher LLM.")
-    teacher_model: str | None = Field(None, description="Model name at the teacher endpoint.")
-    teacher_key_env: str = Field("MEDTUNE_TEACHER_API_KEY", description="Environment variable holding the teacher's API key.")
-    teacher_verifier_url: str | None = Field(None, description="OpenAI-compatible base URL of the verifier (default: the teacher's).")
-    teacher_verifier_model: str | None = Field(None, description="Verifier model name (default: the teacher model).")
-    teacher_max_refine: int = Field(2, ge=0, description="Refinements after a disagreeing verdict before an item is rejected.")
-    teacher_concurrency: int = Field(4, ge=1, description="Teacher requests in flight at once.")
-    teacher_max_retries: int = Field(4, ge=0, description="Retries per teacher request on errors or malformed JSON (exponential backoff).")
-    teacher_timeout_s: float = Field(60.0, gt=0, description="Timeout of one teacher request in seconds.")
+    teacher: TeacherSection = Field(default_factory=TeacherSection,
+                                    description="Optional teacher LLM that rewrites and verifies the reasoning.")
     bias_variants: bool = Field(False, description="Add bias-probe copies (sex, age band, ethnicity) of demographic-neutral cases.")
