@@ -183,9 +183,9 @@ def main() -> None:
         r["speedup"] = round(tps / speeds[0], 2)
     import os
 
-    print(f"items: {len(rows)} (MedQA US 4-option test, first {len(rows)}); export_run: {export_s:.0f} s; "
-          f"tokens/s: median of {args.rounds} interleaved rounds "
-          f"({json.dumps(summary['timings'])}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"items: {len(rows)} (MedQA US 4-option test, first {len(rows)}); export_run: {export_s:.0f} s "
+          f"({json.dumps(summary['timings'])}); tokens/s: median of {args.rounds} interleaved rounds; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("| model | size (MB) | tokens/s | vs HF fp32 | MedQA acc | letter agreement with HF | verify greedy agreement | Δppl |")
     print("|---|---|---|---|---|---|---|---|")
     for r in table:
