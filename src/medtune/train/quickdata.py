@@ -17,7 +17,7 @@ vignette sentences only) is kept for the training throughput bench.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +61,6 @@ def compact_record(record: Record, sentences: int = 2, findings: int = 3) -> Rec
     response = _SENTENCE_END.split(record.response.strip())[0] if record.response else None
     return record.model_copy(update={"question": question, "reasoning": reasoning, "response": response,
                                      "context": None, "metadata": {**record.metadata, "compacted": True}})
-
-
-def compact_records(records: Iterable[Record], **kw: int) -> Iterator[Record]:
-    for r in records:
-        yield compact_record(r, **kw)
 
 
 Findings = tuple[list[str], list[str], list[str]]  # symptoms, exam findings, results (labs, studies)
