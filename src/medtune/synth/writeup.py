@@ -102,8 +102,13 @@ def vignette(f: dict[str, Any]) -> str:
     return " ".join(s)
 
 
+def abnormal_lab_findings(labs: list[dict[str, Any]]) -> list[str]:
+    """Abnormal results as the reasoning cites them: "Troponin I 302 ng/L (high)"."""
+    return [f"{x['name']} {fmt_num(x['value'])} {x['unit']} ({x['flag']})" for x in labs if x["flag"] != "normal"]
+
+
 def _key_findings(f: dict[str, Any]) -> str:
-    abnormal_labs = [f"{x['name']} {fmt_num(x['value'])} {x['unit']} ({x['flag']})" for x in f["labs"] if x["flag"] != "normal"]
+    abnormal_labs = abnormal_lab_findings(f["labs"])
     items = f["symptoms"][:2] + f["exam"][:1] + abnormal_labs[:2] + [f"{im['study']}: {im['finding']}" for im in f["imaging"][:1]]
     head = f"{age_text(f['age'])} {person_noun(f['age'], f['sex'])} with \"{f['chief_complaint']}\" for {_duration_text(f['duration'])}"
     return head + "; " + "; ".join(items)

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..data.records import Answer, Record
 from ..synth.sampling import fmt_num
-from ..synth.writeup import age_text, join_list, lc_first, person_noun
+from ..synth.writeup import abnormal_lab_findings, age_text, join_list, lc_first, person_noun
 from ..utils.io import atomic_write_jsonl
 
 _FIRST_PERSON = re.compile(r"\b(I|I'm|my|me)\b")
@@ -72,7 +72,7 @@ def _pick(case: dict, results: bool = True) -> Findings:
     exam = case["physical_exam"]["findings"][:1]
     if not results:
         return symptoms, exam, []
-    labs = [f"{x['name']} {fmt_num(x['value'])} {x['unit']} ({x['flag']})" for x in case["labs"] if x["flag"] != "normal"]
+    labs = abnormal_lab_findings(case["labs"])
     return symptoms, exam, labs[:1] or [f"{im['study']}: {im['finding']}" for im in case["imaging"][:1]]
 
 
