@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from evalkit import make_mcq
 
 from medtune.eval.backends import TransformersBackend
-from medtune.infer import _generate_shared_prefill, generate_texts
+from medtune.infer import generate_texts
+from medtune.infer.static import _generate_shared_prefill
 
 QUESTIONS = [
     "Chest pain?",
@@ -69,25 +72,26 @@ def test_shared_prefill_token_ids_match_plain_generate(lively_model, tok):
 
 def test_prompt_is_prefilled_once_not_per_sample(tiny_model, tok):
     prompts, n = _prompts(tok), 4
-    rows, length = _encode(tok, prompts)["input_ids"].shape
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    prefix = len(os.path.commonprefix(ids))
+    width = max(len(i) for i in ids) - prefix  # the suffixes are prefilled left-padded to the longest
     shapes: list[tuple[int, ...]] = []
     hook = tiny_model.register_forward_pre_hook(
         lambda _m, _args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
     try:
-        generate_texts(tiny_model, tok, prompts, max_new_tokens=3, batch_size=rows * n, num_samples=n)
+        generate_texts(tiny_model, tok, prompts, max_new_tokens=3, batch_size=len(prompts) * n, num_samples=n)
         shared_shapes = list(shapes)
         shapes.clear()
-        # the old way: every sample is its own row, so every sample pays the whole prompt
-        generate_texts(tiny_model, tok, [p for p in prompts for _ in range(n)], max_new_tokens=3, batch_size=rows * n)
+        # the old way: every sample is its own prompt, so every sample pays the whole prompt
+        generate_texts(tiny_model, tok, [p for p in prompts for _ in range(n)], max_new_tokens=3,
+                       batch_size=len(prompts) * n)
         repeated_shapes = list(shapes)
     finally:
         hook.remove()
-    # one forward over the prompts minus their last token, then generate feeds one token per row per step
-    assert shared_shapes[0] == (rows, length - 1)
-    assert 2 <= len(shared_shapes) <= 4 and all(s == (rows * n, 1) for s in shared_shapes[1:])
-    prompt_tokens = rows * (length - 1) + rows * n
-    assert prompt_tokens < rows * n * length
-    assert repeated_shapes[0] == (rows * n, length)  # the prompt tokens processed n times
+    # the shared prefix (system turn) once, then each distinct prompt's suffix once, then one token per row per step
+    assert shared_shapes[:2] == [(1, prefix), (len(prompts), width)]
+    assert 1 <= len(shared_shapes[2:]) <= 2 and all(s == (len(prompts) * n, 1) for s in shared_shapes[2:])
+    assert repeated_shapes[:2] == [(1, prefix), (len(prompts) * n, width)]  # the prompt tokens processed n times
 
 
 def test_seeded_sampling_is_reproducible_and_samples_differ(tiny_model, tok):

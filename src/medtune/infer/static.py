@@ -1,4 +1,4 @@
-"""Batched, left-padded generation with transformers (shared by quickstart, eval and serve)."""
+"""Static batches through ``model.generate`` (left-padded): the path for models continuous batching does not cover."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def generate_texts(
+def generate_static(
     model: Any,
     tokenizer: Any,
     prompts: Sequence[str],
@@ -19,7 +19,7 @@ def generate_texts(
     seed: int | None = None,
     num_samples: int = 1,
 ) -> list[str]:
-    """Generate ``num_samples`` completions for each already-templated prompt; greedy when temperature == 0.
+    """``generate_texts`` by fixed batches of ``model.generate``; same arguments and output layout.
 
     Prompts are sorted by length and batched with left padding so that every row's last
     prompt token sits at the same position (required for correct decoder-only batching).
