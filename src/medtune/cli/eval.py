@@ -33,7 +33,7 @@ def run(
     limit: int = typer.Option(None, help="Only the first N items of each benchmark."),
     backend: str = typer.Option("transformers", help="transformers, llamacpp or openai."),
     endpoint: str = typer.Option(None, help="Base URL of an OpenAI-compatible endpoint (openai backend)."),
-    batch_size: int = typer.Option(8, help="Items per batch."),
+    batch_size: int = typer.Option(16, help="loglik: items per forward; cot: rows decoded together (continuous batching)."),
     max_new_tokens: int = typer.Option(256, help="Generation budget (cot)."),
     num_samples: int = typer.Option(1, help="Samples per item; > 1 = majority vote (cot)."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),

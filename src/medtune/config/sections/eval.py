@@ -10,7 +10,7 @@ class EvalSection(Section):
     protocol: Literal["loglik", "cot"] = Field("loglik", description="loglik = argmax choice log-likelihood; cot = generate then extract.")
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N items of each benchmark.")
     max_new_tokens: int = Field(256, ge=1, description="Generation budget for cot.")
-    batch_size: int = Field(8, ge=1, description="Items per forward/generation batch.")
+    batch_size: int = Field(16, ge=1, description="loglik: items per forward; cot: rows decoded together (items x samples, continuous batching).")
     num_samples: int = Field(1, ge=1, description="Samples per item; > 1 = self-consistency majority vote.")
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy.")
     backend: Literal["transformers", "llamacpp", "openai"] = Field("transformers", description="Inference backend.")
