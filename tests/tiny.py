@@ -67,3 +67,16 @@ def build_tiny_model_dir(out_dir: str | Path, hidden: int = 32, layers: int = 2,
     model.save_pretrained(out)
     GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).save_pretrained(out)
     return out
+
+
+def lively(model, scale: float = 0.3, seed: int = 0):
+    """Give a tiny model larger random weights (norms kept): greedy decoding then varies
+    from token to token instead of repeating one, so generation tests can tell outputs apart."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return model

@@ -36,15 +36,19 @@ def generate_texts(
     are ``out[i * num_samples : (i + 1) * num_samples]`` (with one sample, ``out[i]``).
     ``batch_size`` counts rows decoded together (a prompt's samples are separate rows that
     share one prefill of the prompt). Decoding is exactly greedy, or temperature/top-p
-    sampling seeded by ``seed``; it stops at the model's end-of-sequence tokens.
+    sampling seeded by ``seed`` (nothing else from the model's generation config: no top-k,
+    no repetition penalty); it stops at the generation config's and the tokenizer's
+    end-of-sequence tokens.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     if not prompts:
         return []
     kwargs = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "num_samples": num_samples}
+    stop = eos_ids(model, tokenizer)
     if not supports_continuous(model) or not _keeps_last_logits(model):
-        return generate_static(model, tokenizer, prompts, temperature=temperature, top_p=top_p, seed=seed, **kwargs)
+        return generate_static(model, tokenizer, prompts, temperature=temperature, top_p=top_p, seed=seed,
+                               eos_token_ids=stop, **kwargs)
     import torch
 
     if seed is not None:
@@ -52,7 +56,7 @@ def generate_texts(
     # The chat template already contains any BOS token, so don't add special tokens twice.
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batcher = ContinuousBatcher(model, ids, pick=token_picker(temperature, top_p), eos_ids=eos_ids(model, tokenizer),
+    batcher = ContinuousBatcher(model, ids, pick=token_picker(temperature, top_p), eos_ids=stop,
                                 pad_id=pad, **kwargs)
     return [tokenizer.decode(t, skip_special_tokens=True).strip() for t in batcher.run()]
 

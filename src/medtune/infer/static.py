@@ -18,8 +18,13 @@ def generate_static(
     top_p: float = 1.0,
     seed: int | None = None,
     num_samples: int = 1,
+    eos_token_ids: set[int] | None = None,
 ) -> list[str]:
     """``generate_texts`` by fixed batches of ``model.generate``; same arguments and output layout.
+
+    Decoding is the protocol's only: greedy, or temperature/top-p sampling with the model's
+    own top-k and repetition penalty switched off; ``eos_token_ids`` replaces the model's
+    end-of-sequence ids when given.
 
     Prompts are sorted by length and batched with left padding so that every row's last
     prompt token sits at the same position (required for correct decoder-only batching).
@@ -50,10 +55,12 @@ def generate_static(
     device = next(model.parameters()).device
     sample = temperature > 0
     gen_kwargs = {
-        "max_new_tokens": max_new_tokens, "do_sample": sample,
+        "max_new_tokens": max_new_tokens, "do_sample": sample, "repetition_penalty": 1.0,
         "temperature": temperature if sample else None, "top_p": top_p if sample else None,
-        "pad_token_id": tokenizer.pad_token_id,
+        "top_k": 0 if sample else None, "pad_token_id": tokenizer.pad_token_id,
     }
+    if eos_token_ids:
+        gen_kwargs["eos_token_id"] = sorted(eos_token_ids)
     per_batch = batch_size if n == 1 else max(1, batch_size // n)
     try:
         for start in range(0, len(order), per_batch):

@@ -6,6 +6,7 @@ import os
 
 import pytest
 from evalkit import make_mcq
+from tiny import lively
 
 from medtune.eval.backends import TransformersBackend
 from medtune.infer import generate_texts
@@ -27,15 +28,7 @@ def tok(tiny_model_dir):
 
 @pytest.fixture()
 def lively_model(tiny_model):
-    """The tiny model with larger random weights: greedy decoding then varies instead of repeating a newline."""
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in tiny_model.named_parameters():
-            if "norm" not in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return tiny_model
+    return lively(tiny_model)
 
 
 def _prompts(tok) -> list[str]:

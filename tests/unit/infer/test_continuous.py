@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import lively
 
 from medtune.infer import continuous, generate_texts
 from medtune.infer.continuous import ContinuousBatcher, supports_continuous, token_picker
@@ -25,16 +26,6 @@ def tok(tiny_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
-
-
-def _lively(model):
-    """Larger random weights: greedy decoding then varies instead of repeating one token."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return model
 
 
 def _ids(tok) -> list[list[int]]:
@@ -67,7 +58,7 @@ def _stop_token(model, ids, max_new: int, pad: int) -> int:  # pad = the tokeniz
 
 
 def test_greedy_tokens_equal_generate_with_refills_shifts_and_shrinking(tiny_model, tok, monkeypatch):
-    model = _lively(tiny_model)
+    model = lively(tiny_model)
     ids, max_new, pad = _ids(tok), 16, tok.pad_token_id
     stop = _stop_token(model, ids, max_new, pad)
     expected = _one_at_a_time(model, ids, max_new, stop, pad)
@@ -97,7 +88,7 @@ def test_greedy_tokens_equal_generate_with_refills_shifts_and_shrinking(tiny_mod
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])  # a boolean mask; an additive float mask
 def test_generate_texts_matches_static_generate(tiny_model, tok, attention):
-    model = _lively(tiny_model)
+    model = lively(tiny_model)
     model.set_attn_implementation(attention)
     assert model.config._attn_implementation == attention
     prompts = [tok.decode(i) for i in _ids(tok)]
@@ -109,7 +100,7 @@ def test_adapter_model_matches_its_own_generate(tiny_model, tok):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    model = get_peft_model(_lively(tiny_model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+    model = get_peft_model(lively(tiny_model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
                                                           init_lora_weights=False))
     model.eval()
     ids = _ids(tok)
@@ -130,7 +121,7 @@ def test_sliding_window_model_takes_the_static_path(tok):
     cfg = MistralConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=2, sliding_window=8,
                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    model = _lively(MistralForCausalLM(cfg)).eval()
+    model = lively(MistralForCausalLM(cfg)).eval()
     assert not supports_continuous(model)
     ids = _ids(tok)[:3]
     expected = [tok.decode(e, skip_special_tokens=True).strip()
@@ -161,3 +152,17 @@ def test_token_picker_applies_temperature_and_top_p():
     assert abs(share_t2 - 3**0.5 / (1 + 3**0.5)) < 0.02  # logits / 2
     assert token_picker(1.0, 0.5)(logits).eq(1).all()  # the top token alone holds more than half the mass
     assert token_picker(0.0, 1.0)(logits).eq(1).all()
+
+
+@pytest.mark.parametrize("engine", [generate_texts, generate_static])
+def test_model_generation_config_extras_do_not_change_the_protocol(tiny_model, tok, engine):
+    model = lively(tiny_model)
+    ids = _ids(tok)[:3]
+    prompts = [tok.decode(i) for i in ids]
+    before = engine(model, tok, prompts, max_new_tokens=12, batch_size=3)
+    model.generation_config.repetition_penalty = 3.0
+    # the penalty would change these answers if it were applied (plain generate applies it)
+    penalized = _one_at_a_time(model, ids, 12, tok.eos_token_id, tok.pad_token_id)
+    assert [tok.decode(t, skip_special_tokens=True).strip() for t in penalized] != before
+    assert engine(model, tok, prompts, max_new_tokens=12, batch_size=3) == before
+
