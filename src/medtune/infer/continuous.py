@@ -117,7 +117,7 @@ class ContinuousBatcher:
             self.prefix = self._prefill_prefix()
             while self.queue or self._active():
                 free = [r for r, s in enumerate(self.slots) if s.request < 0]
-                if self.queue and free and (len(free) >= self._refill_at() or not self._active()):
+                if self.queue and free and (len(free) >= min(self._refill_at(), len(self.queue)) or not self._active()):
                     self._fill(free)
                 elif not self.queue and 0 < len(self._active()) <= len(self.slots) // 2:
                     self._drop_free_rows()
@@ -129,7 +129,8 @@ class ContinuousBatcher:
         return [r for r, s in enumerate(self.slots) if s.request >= 0]
 
     def _refill_at(self) -> int:
-        """Free rows that trigger a prefill: a few at a time, so prefills are not one-row forwards every step."""
+        """Free rows that trigger a prefill (fewer when fewer requests remain): a few at a time, so
+        prefills are not one-row forwards every step."""
         return max(1, len(self.slots) // 8)
 
     # ------------------------------------------------------------------ prefill
