@@ -39,7 +39,9 @@ def supports_continuous(model: Any) -> bool:
         return False
     if getattr(model.config, "_attn_implementation", None) not in ("sdpa", "eager", None):
         return False
-    layer_types = getattr(cfg, "layer_types", None)
+    if getattr(cfg, "num_attention_heads", None) is None:  # no attention at all (RWKV)
+        return False
+    layer_types = getattr(cfg, "layer_types", None)  # "linear_attention" in Mamba and hybrids
     if layer_types is not None:
         return all(t == "full_attention" for t in layer_types)
     return getattr(cfg, "sliding_window", None) is None or getattr(cfg, "use_sliding_window", True) is False

@@ -135,6 +135,9 @@ def test_sliding_window_model_takes_the_static_path(tok):
     ("MistralConfig", {"sliding_window": None}, True),
     ("MistralConfig", {"sliding_window": 4096}, False),
     ("Gemma2Config", {}, False),
+    ("Qwen3NextConfig", {}, False),
+    ("MambaConfig", {}, False),
+    ("RwkvConfig", {}, False),
 ])
 def test_supports_continuous(name, kwargs, ok):
     import transformers
