@@ -32,8 +32,8 @@ def make_records(path: Path, n: int, seed: int, max_length: int, base: str) -> d
     """A realistic length mix: synthetic cases compacted to 2-6 sentences (~150-450 tokens)."""
     from medtune.data.render import render_example
     from medtune.models.load import load_tokenizer
+    from medtune.synth.demo import compact_record
     from medtune.synth.engine import generate_records
-    from medtune.train.quickdata import compact_record
 
     rng = random.Random(seed)
     tok = load_tokenizer(base)

@@ -61,7 +61,7 @@ def _timed(result: QuickstartResult, name: str, fn, *args, **kwargs):
 
 def stage_data(run_dir: Path, n_cases: int, heldout_cases: int) -> tuple[Path, list]:
     """Focused synthetic training records, and held-out lettered MCQ from another seed (new patients)."""
-    from .train.quickdata import demo_records, write_demo_training_set
+    from .synth.demo import demo_records, write_demo_training_set
 
     train_path = run_dir / "data" / "train.jsonl"
     write_demo_training_set(train_path, n_cases=n_cases, seed=0, specialties=DEMO_SPECIALTIES)

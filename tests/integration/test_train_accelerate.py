@@ -18,7 +18,7 @@ def test_two_process_accelerate_launch(tmp_path, tiny_model_dir):
     out = tmp_path / "run"
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     proc = run([accelerate, "launch", "--config_file", str(REPO / "configs/accelerate/cpu_2proc.yaml"),
-                "--main_process_port", "0", "-m", "medtune.train", "-c", str(cfg), "--data", str(data), "--out", str(out),
+                "--main_process_port", "0", "-m", "medtune", "train", "-c", str(cfg), "--data", str(data), "--out", str(out),
                 "--quiet"], timeout=400)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["hardware"]["processes"] == 2

@@ -15,8 +15,8 @@ import pytest
 
 from medtune.config import load_config
 from medtune.quickstart import DEMO_QUESTIONS, DEMO_SPECIALTIES, ask
+from medtune.synth.demo import demo_records, write_demo_training_set
 from medtune.train import load_trained, train
-from medtune.train.quickdata import demo_records, write_demo_training_set
 
 REPO = Path(__file__).resolve().parents[2]
 MI = ("myocardial infarction", "acute coronary syndrome")

@@ -46,7 +46,7 @@ def env() -> dict[str, str]:
 
 
 def train_cmd(config: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "medtune.train", "-c", str(config), "--data", str(data), "--out", str(out), "--quiet", *extra]
+    return [sys.executable, "-m", "medtune", "train", "-c", str(config), "--data", str(data), "--out", str(out), "--quiet", *extra]
 
 
 def run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ def preview(
     from ..data.importers import iter_records
     from ..data.render import RenderRefused, format_masked_preview, masked_segments, render_example
     from ..models.load import load_tokenizer
-    from ..models.loader import resolve_source
+    from ..models.source import resolve_source
 
     cfg = load_config(config, list(overrides or []))
     source = resolve_source(cfg.model.base)

@@ -49,7 +49,7 @@ _register_all()
 
 def main() -> None:
     from ..config import ConfigError
-    from ..models.loader import ModelLoadError
+    from ..models.source import ModelLoadError
 
     try:
         app()

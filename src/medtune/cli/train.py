@@ -20,7 +20,7 @@ def train_command(
 ) -> None:
     """Fine-tune a base model (LoRA / QLoRA / DoRA / rsLoRA / full) on medtune records.
 
-    Multi-GPU / multi-process: `accelerate launch --config_file configs/accelerate/ddp.yaml -m medtune.train -c ...`.
+    Multi-GPU / multi-process: `accelerate launch --config_file configs/accelerate/ddp.yaml -m medtune train -c ...`.
     """
     from ..config import load_config
     from ..train import train

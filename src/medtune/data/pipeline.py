@@ -163,7 +163,7 @@ def dataset_stats(sources: list[str | Path], tokenizer_spec: str | None = "smoll
     stats: dict[str, Any] = {"counts": counts, "files": [str(s) for s in sources]}
     if tokenizer_spec:
         from ..models.load import load_tokenizer
-        from ..models.loader import resolve_source
+        from ..models.source import resolve_source
 
         source = resolve_source(tokenizer_spec)
         fmt = reasoning_format or source.reasoning_format

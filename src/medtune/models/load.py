@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .loader import ModelLoadError, ModelSource, ensure_local, resolve_source
+from .source import ModelLoadError, ModelSource, ensure_local, resolve_source
 
 
 def pick_device(requested: str = "auto") -> str:

@@ -17,7 +17,8 @@ from typing import Any
 from ..config.load import ConfigError, ConfigProblem
 from ..data.records import Record
 from .bias import probe_variants
-from .kb import Condition, KnowledgeBase, load_kb
+from .kb import KnowledgeBase, load_kb
+from .kb_schema import Condition
 from .sampling import Prepared, demographic_gate, sample_facts
 from .tasks import TASKS, case_records
 from .writeup import case_dict, reasoning_steps, vignette

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from .kb import VITAL_BOUNDS, Condition
+from .kb_schema import VITAL_BOUNDS, Condition
 
 Problem = tuple[tuple, str, str]
 

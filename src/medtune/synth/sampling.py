@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from ..utils.paths import resource_path
-from .kb import Condition, Lab
+from .kb_schema import Condition, Lab
 
 VITAL_KEYS = ("temperature", "heart_rate", "systolic_bp", "diastolic_bp", "respiratory_rate", "spo2")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .kb import Condition
+from .kb_schema import Condition
 from .sampling import Prepared, fmt_num
 
 _VITAL_TEXT = {

@@ -8,7 +8,6 @@ the mask audit, saved as ``RUN/render_report.json``).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from ..config.load import ConfigError, ConfigProblem
 from ..config.sections.data import DataSection
 from ..data.records import Record
 from ..data.render import RenderedExample, RenderReport, render_records
+from ..data.split import assign_split
 from ..utils.io import sha256_file
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".jsonl.gz", ".json.gz", ".csv.gz")
@@ -56,16 +56,6 @@ def resolve_files(train_paths: list[str], val_paths: list[str]) -> tuple[list[Pa
     return train, val
 
 
-def is_validation(record_id: str, fraction: float) -> bool:
-    """Hash-based holdout: a record keeps its side when the dataset grows.
-
-    >>> sum(is_validation(str(i), 0.1) for i in range(1000))
-    104
-    """
-    bucket = int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % 10_000
-    return bucket < fraction * 10_000
-
-
 def read_records(files: list[Path], data: DataSection, quarantine_path: Path | None) -> tuple[list[Record], int]:
     """All valid records from ``files`` (first ``max_records`` only, if set) and the reject count."""
     from ..data.importers import iter_records
@@ -91,8 +81,10 @@ def prepare_data(data: DataSection, tokenizer: Any, fmt: str, train_paths: list[
         val_records, more = read_records(val_files, data.model_copy(update={"max_records": None}), None)
         rejected += more
     else:
-        val_records = [r for r in records if is_validation(r.id, data.val_fraction)]
-        records = [r for r in records if not is_validation(r.id, data.val_fraction)]
+        # The one split of `medtune data split` (content hash + seed): duplicates share a side.
+        sides = [assign_split(r, data.val_fraction, seed=data.split_seed) for r in records]
+        val_records = [r for r, side in zip(records, sides) if side == "val"]
+        records = [r for r, side in zip(records, sides) if side == "train"]
     opts = {"system_prompt": data.system_prompt, "loss_on": data.loss_on, "max_length": data.max_length,
             "truncation": data.truncation}
     train, train_report = render_records(tokenizer, records, fmt, **opts)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.load import LoadedModel, load_model
-from ..models.loader import ModelLoadError
+from ..models.source import ModelLoadError
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:

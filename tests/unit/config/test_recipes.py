@@ -56,7 +56,7 @@ def test_seed_settings_match_the_guide():
 def test_accelerate_configs_parse(path):
     from accelerate.commands.config.config_args import ClusterConfig
 
-    assert "Launch:" in path.read_text() and "-m medtune.train" in path.read_text()
+    assert "Launch:" in path.read_text() and "-m medtune train" in path.read_text()
     cfg = ClusterConfig.from_yaml_file(str(path))  # accelerate's own loader fills defaults and rejects unknown keys
     assert cfg.num_processes >= 2
     if cfg.distributed_type.value == "DEEPSPEED":

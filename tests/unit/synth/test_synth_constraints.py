@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from medtune.synth import generate_cases, generate_records
-from medtune.synth.kb import VITAL_BOUNDS, load_kb
+from medtune.synth.kb import load_kb
+from medtune.synth.kb_schema import VITAL_BOUNDS
 
 N_CASES = 3000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from medtune.data.render import build_user_prompt
-from medtune.train.quickdata import demo_records, write_demo_training_set
+from medtune.synth.demo import demo_records, write_demo_training_set
 
 
 def _findings(reasoning: str) -> list[str]:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..data.records import Answer, Record
-from ..synth.sampling import fmt_num
-from ..synth.writeup import abnormal_lab_findings, age_text, join_list, lc_first, person_noun
 from ..utils.io import atomic_write_jsonl
+from .sampling import fmt_num
+from .writeup import abnormal_lab_findings, age_text, join_list, lc_first, person_noun
 
 _FIRST_PERSON = re.compile(r"\b(I|I'm|my|me)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")

@@ -3,8 +3,8 @@ import time
 import pytest
 
 from medtune.models.load import load_model, load_tokenizer, pick_dtype
-from medtune.models.loader import ModelLoadError, resolve_source
 from medtune.models.registry import load_presets
+from medtune.models.source import ModelLoadError, resolve_source
 
 REQUIRED = {
     "smollm2-135m", "llama-3.2-1b-instruct", "llama-3.2-3b-instruct", "qwen2.5-0.5b-instruct",

@@ -1,4 +1,6 @@
-"""One loader for every kind of base: preset name, HF id, local HF folder, or a .gguf file."""
+"""Resolve a model spec to its source (preset name, HF id, local HF folder, or a .gguf file); loads nothing.
+
+Instantiating the model from a source is `models.load`."""
 
 from __future__ import annotations
 
