@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -58,3 +59,17 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "medqa").is_dir():
         pytest.fail(f"benchmark data not found at {SHARED_DATA}: tests read ../shared/data (or set MEDTUNE_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def browser_page():
+    """A headless Chromium page (tests/browser.py); skipped without a browser, failed under CI=true."""
+    from browser import chromium_page, chromium_path
+
+    if chromium_path() is None or importlib.util.find_spec("playwright") is None:
+        msg = "headless Chromium test: needs Debian's chromium and the playwright package (scripts/test.sh installs both)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    with chromium_page() as page:
+        yield page
