@@ -46,7 +46,9 @@ class PhiDetector:
     def __init__(self, use_presidio: bool = True):
         self.structured = StructuredRecognizer.default()
         self.terms = self.structured.terms
-        self._phrases = [re.compile(rf"(?<!\w){re.escape(p)}(?!\w)", re.IGNORECASE) for p in self.terms.condition_phrases]
+        # one alternation, longest phrase first, so the text is scanned once
+        alternation = "|".join(re.escape(p) for p in self.terms.condition_phrases) or "(?!)"
+        self._phrases = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
         self.presidio = None
         if use_presidio:
             from .presidio import presidio_recognizer
@@ -54,7 +56,7 @@ class PhiDetector:
             self.presidio = presidio_recognizer()
 
     def _protected(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for p in self._phrases for m in p.finditer(text)]
+        return [m.span() for m in self._phrases.finditer(text)]
 
     def detect(self, text: str) -> list[Span]:
         hits = list(self.structured.find(text))

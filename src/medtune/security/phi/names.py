@@ -27,13 +27,13 @@ PARTICLE = r"(?:de\s+la|de\s+los|van\s+der|van\s+den|de|del|da|di|dos|du|van|von
 SEQ = rf"{WORD}(?:[ \t]+(?:{INITIAL}[ \t]+)?(?:{PARTICLE}[ \t]+)?{WORD}){{0,2}}"
 SEQ2 = rf"{WORD}(?:[ \t]+(?:{INITIAL}[ \t]+)?(?:{PARTICLE}[ \t]+)?{WORD}){{1,2}}"
 LAST_FIRST = rf"{WORD}(?:[ \t]+{WORD})?,[ \t]*{WORD}(?:[ \t]+(?:{INITIAL}|[{U}]\b))?"
-UP_LAST_FIRST = rf"{UPWORD}(?:[ \t]+{UPWORD})?,[ \t]*{UPWORD}(?:[ \t]+[{U}]\.?)?"
+UP_LAST_FIRST = rf"{UPWORD}(?:[ \t]+{UPWORD}){{0,2}},[ \t]*{UPWORD}(?:[ \t]+[{U}]\.?)?"
 UP_SEQ = rf"{UPWORD}(?:[ \t]+{UPWORD}){{1,2}}"
 
 STRONG, WEAK, PROPAGATED = 40, 38, 36
 
-_TITLE = rf"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Doctor)\.?[ \t]+(?P<name>{SEQ})"
-_FIELD = (r"\b(?i:patient(?:'s)?\s+name|patient|pt\.?\s+name|pt|name|full\s+name|guardian|next\s+of\s+kin|nok"
+_TITLE = rf"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Doctor)\.?[ \t]+(?P<name>(?:{PARTICLE}[ \t]+)?{SEQ})"
+_FIELD = (r"\b(?i:patient(?:'s)?\s+name|patient|pt\.?\s+name|pt|name|full\s+name|guardian|next\s+of\s+kin|nok|re|cc|attn"
           r"|emergency\s+contact|contact\s+person|pcp|primary\s+care\s+(?:physician|provider)|attending(?:\s+physician)?"
           r"|referring\s+(?:physician|provider)|provider|surgeon|nurse|case\s+manager|social\s+worker|interpreter|spouse)"
           rf"[ \t]*[:\-][ \t]*(?:Dr\.?[ \t]+)?(?P<name>{LAST_FIRST}|{UP_LAST_FIRST}|{SEQ}|{UP_SEQ})")
@@ -41,19 +41,24 @@ _CREDENTIAL = (rf"(?P<name>{SEQ}),?[ \t]+(?:MD|M\.D\.|DO|RN|NP|PA-C|PA|PharmD|DD
                r"|LPN|MBBS)\b")
 _ACTION = (r"\b(?i:electronically\s+signed\s+by|signed\s+by|dictated\s+by|transcribed\s+by|cosigned\s+by|reviewed\s+by"
            r"|seen\s+by|evaluated\s+by|examined\s+by|discussed\s+with|spoke\s+with|spoke\s+to|called|paged|per"
-           r"|accompanied\s+by|cared\s+for\s+by|referred\s+by|care\s+of|c/o|attn)"
+           r"|accompanied\s+by|cared\s+for\s+by|referred\s+by|care\s+of|c/o|contact|notify|ask\s+for|message"
+           r"|(?:the\s+)?patient\s*,)"
            rf"[ \t]*:?[ \t]+(?:Dr\.?[ \t]+)?(?P<name>{SEQ})")
 _RELATION = (r"\b(?i:wife|husband|spouse|partner|son|daughter|mother|father|mom|dad|sister|brother|grandson"
              r"|granddaughter|grandmother|grandfather|niece|nephew|aunt|uncle|friend|neighbou?r|caregiver|fianc[ée]e?"
              r"|boyfriend|girlfriend|guardian|roommate|cousin|stepdaughter|stepson)"
              rf"[ \t]*,?[ \t]+(?:named[ \t]+)?(?P<name>{SEQ})")
-_SUBJECT = (rf"(?P<name>{SEQ})(?=[ \t]+is[ \t]+an?[ \t]+\d|[ \t]*,[ \t]+an?[ \t]+\d{{1,3}}[- ](?:year|yr)|[ \t]*\((?:DOB|age|MRN)\b)"
+_SUBJECT = (rf"(?P<name>{SEQ})(?=[ \t]+is[ \t]+an?[ \t]+(?:[a-z]+[ \t]+){{0,2}}\d|[ \t]*,[ \t]+an?[ \t]+\d{{1,3}}[- ](?:year|yr)|[ \t]*\((?:DOB|age|MRN)\b)"
             rf"|(?P<name2>{SEQ2})(?=[ \t]+(?:presents|presented|reports|reported|states|stated|denies|denied|returns"
             r"|returned|arrived|complains|underwent|tolerated|agrees|agreed|declined|consented|has\s+been"
             r"|was\s+(?:seen|admitted|brought|transferred|discharged))\b)")
 
+# an EHR banner line: "GONZALEZ, MARIA A  54F  Acct ..."
+_BANNER = rf"(?m)^[ \t]*(?P<name>{UP_LAST_FIRST})(?=[ \t]*(?:$|[ \t]{{2}}|\||\d))"
+
 CUES = [(re.compile(_TITLE), STRONG), (re.compile(_FIELD), STRONG), (re.compile(_CREDENTIAL), STRONG),
-        (re.compile(_ACTION), WEAK), (re.compile(_RELATION), WEAK), (re.compile(_SUBJECT), WEAK)]
+        (re.compile(_ACTION), WEAK), (re.compile(_RELATION), WEAK), (re.compile(_SUBJECT), WEAK),
+        (re.compile(_BANNER), WEAK)]
 TOKEN_RE = re.compile(rf"{WORD}|{UPWORD}|{INITIAL}")
 
 

@@ -46,7 +46,7 @@ GLUE = r"(?:\s*(?i:number|num|nbr|no|identifier|id)\b\.?)?(?:\s*[:#=]){0,2}\s*(?
 
 
 def _cue(words: str) -> str:
-    return rf"\b(?i:{words})\b\.?" + GLUE + ID_TOKEN
+    return rf"\b(?i:{words})(?!\w)\.?" + GLUE + ID_TOKEN
 
 
 CUES: dict[PhiType, str] = {
@@ -54,11 +54,11 @@ CUES: dict[PhiType, str] = {
     PhiType.MRN: r"mrn|mr\#|mr\s+number|medical\s+record(?:\s+(?:number|no|\#))?|med\s+rec(?:ord)?|chart\s+(?:number|no|\#)"
                  r"|hospital\s+number|unit\s+number|patient\s+id",
     PhiType.HEALTH_PLAN: r"member(?:\s+(?:id|number|\#))?|subscriber(?:\s+id)?|policy(?:\s+(?:number|no|\#))?|group\s+(?:number|no|\#)"
-                         r"|insurance\s+(?:id|number)|health\s+plan(?:\s+(?:id|number))?|beneficiary(?:\s+(?:id|number))?"
+                         r"|insurance(?:\s+(?:id|number))?|health\s+plan(?:\s+(?:id|number))?|beneficiary(?:\s+(?:id|number))?"
                          r"|medicare(?:\s+(?:id|number|\#))?|medicaid(?:\s+(?:id|number|\#))?|mbi|hicn|plan\s+id",
     PhiType.ACCOUNT: r"account|acct|billing\s+account|encounter\s+(?:number|no|id|\#)|visit\s+(?:number|no|id|\#)|fin|invoice",
     PhiType.LICENSE: r"driver'?s\s+licen[cs]e|dl\#?|licen[cs]e|dea(?:\s+registration)?|npi|certificate|board\s+certification",
-    PhiType.VEHICLE: r"vin|vehicle\s+identification(?:\s+number)?|vehicle\s+id|licen[cs]e\s+plate|plate|tag\s+number|registration\s+plate",
+    PhiType.VEHICLE: r"vin|vehicle\s+identification(?:\s+number)?|vehicle\s+id|licen[cs]e\s+plate|plate|tag(?:\s+number)?|registration\s+plate",
     PhiType.DEVICE: r"serial(?:\s+(?:number|no|\#))?|s/n|sn|device\s+(?:id|identifier|serial)|udi|imei|lot(?:\s+(?:number|\#))?"
                     r"|model\s+(?:number|no|\#)|implant\s+id",
     PhiType.ID: r"study\s+id|subject\s+id|participant\s+id|case\s+(?:number|no|\#)|accession|specimen(?:\s+id)?|requisition"
@@ -67,6 +67,10 @@ CUES: dict[PhiType, str] = {
 }
 # "license plate" must read as a vehicle, not as a license: more specific cues win on equal spans
 CUE_PRIORITY = {PhiType.VEHICLE: 93, PhiType.SSN: 92, PhiType.MRN: 91, PhiType.ID: 85}
+
+# Units after a number make it a measurement (viral loads and cell counts run to 7+ digits).
+UNITS = (r"mg|mcg|ug|µg|g|kg|ml|mL|L|dL|units?|IU|U|%|/|copies|cells|cells/|mmol|mEq|ng|pg|fL|mm|cm|ms|bpm|mmHg"
+         r"|x10|×10|per|/uL|/µL|/mm3|counts?|CFU|cfu|colonies|steps|kcal|cal")
 
 MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
          r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
@@ -90,6 +94,7 @@ DATE_PATTERNS = [
 AGE_PATTERNS = [
     r"\b(?P<id>(?P<n>\d{2,3})\s*(?:-\s*|\s)?(?:years?|yrs?)\s*(?:-\s*|\s)?old)\b",
     r"\b(?P<id>(?P<n>\d{2,3})\s*(?:y/o|y\.o\.|yo|yr\s+old|yrs\s+old))(?![\w/])",
+    r"\b(?P<id>(?P<n>\d{2,3}))(?:M|F)\b",  # "94F" in a header; temperatures are refused by the validator
     r"(?i:\b(?:age[ds]?|aged|lived\s+to|died\s+at|turned|turning|passed\s+away\s+at|age\s+of)\s*[:=]?\s*)(?P<id>(?P<n>\d{2,3}))\b(?![.:/]\d)",
 ]
 
@@ -114,8 +119,13 @@ def _valid_ip(m: re.Match, _t: Terms) -> bool:
         return False
 
 
+# "T 101F" is a temperature; "DIALLO, JAMES T  97M" is a middle initial then an age
+_TEMPERATURE = re.compile(r"(?:(?i:\b(?:temp|temperature|tmax|febrile\s+to|fever\s+(?:of|to)))|(?<![A-Z]{2} )\bT)[\s:=]*$")
+
+
 def _age_over_89(m: re.Match, _t: Terms) -> bool:
-    return 90 <= int(m.group("n")) <= 130
+    before = m.string[max(0, m.start() - 24):m.start()]
+    return 90 <= int(m.group("n")) <= 130 and not _TEMPERATURE.search(before)
 
 
 def _luhn(m: re.Match, _t: Terms) -> bool:
@@ -171,7 +181,7 @@ def build_recognizers(t: Terms) -> list[Recognizer]:
     r += [Recognizer(PhiType.AGE, _compile(p), 50, _age_over_89) for p in AGE_PATTERNS]
     r += _location_recognizers(t)
     r += [
-        Recognizer(PhiType.ID, _compile(r"(?P<id>(?<![\w.,/-])\d{7,}(?![\w,/]|\.\d|\s*(?:mg|mcg|g|kg|ml|mL|L|units?|%|/)\b))"), 10),
+        Recognizer(PhiType.ID, _compile(rf"(?P<id>(?<![\w.,/-])\d{{7,}}(?![\w,/]|\.\d|\s*(?:{UNITS})(?![A-Za-z])))"), 10),
         Recognizer(PhiType.ID, _compile(r"(?P<id>\b[A-Z]{1,4}-?\d{4,}[A-Z0-9-]*\b)"), 10),
         Recognizer(PhiType.ID, _compile(r"(?P<id>\b\d{2,}(?:-\d{2,}){2,}\b)"), 10),
     ]

@@ -5,7 +5,6 @@ Only recognizers that need neither an NLP model nor the network are used; nothin
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 
 from .patterns import Hit
@@ -22,19 +21,20 @@ MIN_SCORE = 0.4
 
 def presidio_recognizer() -> Callable[[str], list[Hit]] | None:
     """A function text -> hits from Presidio's pattern recognizers, or None when Presidio is absent."""
-    if importlib.util.find_spec("presidio_analyzer") is None:
+    try:
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            IbanRecognizer,
+            IpRecognizer,
+            MedicalLicenseRecognizer,
+            UsBankRecognizer,
+            UsItinRecognizer,
+            UsLicenseRecognizer,
+            UsPassportRecognizer,
+            UsSsnRecognizer,
+        )
+    except ImportError:  # the optional extra is not installed
         return None
-    from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
-        IbanRecognizer,
-        IpRecognizer,
-        MedicalLicenseRecognizer,
-        UsBankRecognizer,
-        UsItinRecognizer,
-        UsLicenseRecognizer,
-        UsPassportRecognizer,
-        UsSsnRecognizer,
-    )
 
     recognizers = [cls() for cls in (UsSsnRecognizer, IpRecognizer, CreditCardRecognizer, UsBankRecognizer, IbanRecognizer,
                                      UsLicenseRecognizer, MedicalLicenseRecognizer, UsPassportRecognizer, UsItinRecognizer)]

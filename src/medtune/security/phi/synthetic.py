@@ -68,8 +68,8 @@ def _alnum(rng: random.Random, n: int) -> str:
 class _NoteBuilder:
     """Fills one template, recording each placeholder's span."""
 
-    def __init__(self, rng: random.Random, voc: dict):
-        self.rng, self.voc = rng, voc
+    def __init__(self, rng: random.Random, voc: dict, heldout: bool = False):
+        self.rng, self.voc, self.heldout = rng, voc, heldout
         self.people = {"patient": _Person(rng, voc), "relative": _Person(rng, voc), "doctor": _Person(rng, voc),
                        "nurse": _Person(rng, voc), "pcp": _Person(rng, voc)}
         self.relation = rng.choice(["daughter", "son", "wife", "husband", "sister", "brother", "niece"])
@@ -126,8 +126,8 @@ class _NoteBuilder:
         if kind == "vital":
             return _fill_numbers(rng.choice(c["vitals"]), rng)
         if kind == "lab":
-            if rng.random() < 0.5:
-                return _fill_numbers(rng.choice(c["extra_labs"]), rng)
+            if rng.random() < 0.5 or self.heldout:
+                return _fill_numbers(rng.choice(self.voc["heldout"]["extra_labs"] if self.heldout else c["extra_labs"]), rng)
             name, unit, low, high = rng.choice(labs)
             value = rng.uniform(low, high)
             return f"{name} {value:.1f} {unit}" if high < 100 else f"{name} {value:.0f} {unit}"
@@ -187,7 +187,9 @@ def _fill_numbers(template: str, rng: random.Random) -> str:
               "wbc": f"{rng.uniform(1.5, 28):.1f}", "hb": f"{rng.uniform(5.5, 17.5):.1f}", "plt": rng.randint(20, 650),
               "k": f"{rng.uniform(2.5, 7.2):.1f}", "na": rng.randint(118, 158), "cr": f"{rng.uniform(0.4, 9.5):.1f}",
               "a1c": f"{rng.uniform(4.8, 14.0):.1f}", "trop": f"{rng.uniform(0.01, 25):.2f}", "lac": f"{rng.uniform(0.5, 12):.1f}",
-              "inr": f"{rng.uniform(0.9, 6.0):.1f}", "crp": rng.randint(1, 320), "tsh": f"{rng.uniform(0.01, 60):.2f}"}
+              "inr": f"{rng.uniform(0.9, 6.0):.1f}", "crp": rng.randint(1, 320), "tsh": f"{rng.uniform(0.01, 60):.2f}",
+              "big": rng.randint(1, 999), "bigraw": rng.randint(1_000_000, 9_000_000), "qtc": rng.randint(380, 560),
+              "ph": f"{rng.uniform(6.9, 7.6):.2f}", "uo": rng.randint(100, 3500), "bnp": rng.randint(20, 4500)}
     return template.format(**values)
 
 
@@ -285,27 +287,32 @@ _IDENTIFIERS = {
 }
 
 
-def generate_note(index: int, seed: int = 0) -> GoldNote:
-    """One synthetic note; the same (index, seed) always gives the same note."""
-    rng = random.Random(f"{seed}:{index}")
+def generate_note(index: int, seed: int = 0, heldout: bool = False) -> GoldNote:
+    """One synthetic note; the same (index, seed, heldout) always gives the same note."""
+    rng = random.Random(f"{seed}:{index}:{'heldout' if heldout else 'main'}")
     voc = vocabulary()
-    b = _NoteBuilder(rng, voc)
-    for section, variants in voc["sections"].items():
+    b = _NoteBuilder(rng, voc, heldout)
+    sections = voc["heldout"]["sections"] if heldout else voc["sections"]
+    for section, variants in sections.items():
         count = rng.choice([2, 3]) if section == "identifiers" else 1
         for template in rng.sample(variants, count):
             b.fill(template)
-    return GoldNote(f"synthetic-{seed}-{index}", "".join(b.parts), b.phi, b.clinical)
+    kind = "heldout" if heldout else "synthetic"
+    return GoldNote(f"{kind}-{seed}-{index}", "".join(b.parts), b.phi, b.clinical)
 
 
-def generate_phi_set(min_per_type: int = 50, seed: int = 0, max_notes: int = 2000) -> list[GoldNote]:
-    """Notes until every identifier type has at least ``min_per_type`` instances."""
+def generate_phi_set(min_per_type: int = 50, seed: int = 0, max_notes: int = 2000, heldout: bool = False) -> list[GoldNote]:
+    """Notes until every identifier type has at least ``min_per_type`` instances.
+
+    ``heldout=True``: the held-out templates, never used to tune the recognizers (see the YAML).
+    """
     notes: list[GoldNote] = []
     counts: Counter = Counter()
     while min((counts[t] for t in PhiType), default=0) < min_per_type:
         if len(notes) >= max_notes:
             short = {t.value: counts[t] for t in PhiType if counts[t] < min_per_type}
             raise RuntimeError(f"templates too sparse: after {max_notes} notes still short of {short}")
-        note = generate_note(len(notes), seed)
+        note = generate_note(len(notes), seed, heldout)
         notes.append(note)
         counts.update(t for _, _, t in note.phi)
     return notes
