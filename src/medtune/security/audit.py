@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
@@ -39,6 +40,7 @@ from . import SecurityError
 from .keyfiles import load_or_create_secret, load_or_create_signing_key, write_private
 from .phi.types import PhiType
 
+log = logging.getLogger(__name__)
 FORMAT = 1
 GENESIS = "0" * 64
 LOG_NAME = "audit.jsonl"
@@ -147,6 +149,9 @@ class AuditLog:
     def _resume(self) -> None:
         from .audit_verify import verify_log
 
+        if not self.head_path.exists():
+            log.warning("audit head file %s is missing: a cut of %s past its last checkpoint cannot be checked "
+                        "now; the next checkpoint writes it again", self.head_path, self.path)
         report = verify_log(self.path, self._signing_key.public_key(), self.head_path if self.head_path.exists() else None)
         if not report.ok:
             raise AuditError(f"{self.path} does not verify, refusing to append to it: {report.problems[0]} "

@@ -72,6 +72,28 @@ ROLE_ROUTE_CLASSES: dict[Role, frozenset[RouteClass]] = {
 }
 
 
+# The only paths a request may use without a key. A static page holds no data; the app adds its
+# static prefix here when it serves one (and nothing else).
+PUBLIC_PATHS = frozenset({"/health"})
+
+
+def route_class_problems(routes: dict[str, RouteClass | None], public: frozenset[str] = PUBLIC_PATHS) -> list[str]:
+    """Fail closed: every route needs a class, and only allowlisted paths may be PUBLIC.
+
+    The app's test walks its route table into ``{path: class}`` and asserts this returns [].
+
+    >>> route_class_problems({"/health": RouteClass.PUBLIC, "/v1/new": None, "/debug": RouteClass.PUBLIC})
+    ['/v1/new: no route class (deny by default: give it one)', '/debug: PUBLIC but not in the allowlist']
+    """
+    problems = []
+    for path, cls in routes.items():
+        if cls is None:
+            problems.append(f"{path}: no route class (deny by default: give it one)")
+        elif cls is RouteClass.PUBLIC and path not in public:
+            problems.append(f"{path}: PUBLIC but not in the allowlist")
+    return problems
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a request is: the key id (never the key), the key's name and its role."""

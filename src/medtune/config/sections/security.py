@@ -50,7 +50,7 @@ class SecuritySection(Section):
     audit_signing_key: str = Field("~/.config/medtune/audit-signing.pem",
                                    description="Ed25519 key that signs audit checkpoints; outside audit_dir. Its public half (.pub) and the last checkpoint (.head.json) are written beside it.")
     audit_checkpoint_every: int = Field(64, ge=1, description="Write a signed checkpoint after this many events (1 = after every event).")
-    audit_checkpoint_seconds: float = Field(300.0, gt=0, description="Also write one when this many seconds passed since the last checkpoint.")
+    audit_checkpoint_seconds: float = Field(300.0, gt=0, description="Also write one at the first event after this many seconds since the last checkpoint.")
     # --- PHI
     phi_policy: PhiPolicyName = Field("redact", description="Input text with PHI: redact (the model sees [TYPE] placeholders), block (422 naming the types) or pass. PHI never reaches logs or the audit log in any mode.")
     phi_presidio: bool = Field(True, description="Also run Presidio's pattern recognizers when presidio-analyzer is installed (used offline, never downloaded).")
