@@ -150,7 +150,7 @@ def _place(m: re.Match, t: Terms) -> bool:
 
 def _facility(m: re.Match, t: Terms) -> bool:
     words = re.findall(r"[A-Za-z']+", m.group("id"))
-    return not all(w.rstrip("'s") in t.not_names or w in t.not_names for w in words[:-1])
+    return not all(w.removesuffix("'s") in t.not_names for w in words[:-1])
 
 
 def _state_alternation(t: Terms) -> str:

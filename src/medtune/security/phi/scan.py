@@ -31,7 +31,7 @@ def _rows(path: Path) -> Iterator[tuple[int, object, str]]:
 
 
 def scan_jsonl(src: str | Path, out: str | Path, detector: PhiDetector | None = None) -> dict[str, int]:
-    """Redact every line of ``src`` into ``out`` (written atomically, only if all of ``src`` is valid).
+    """Redact every line of ``src`` into ``out`` (atomically: only if every line of ``src`` is valid).
 
     Returns the count of identifiers found per type (plus ``lines``).
     """
@@ -40,10 +40,13 @@ def scan_jsonl(src: str | Path, out: str | Path, detector: PhiDetector | None = 
         raise SecurityError(f"--out {out} is the input file; write the redacted copy elsewhere")
     detector = detector or default_detector()
     counts: Counter = Counter()
-    rows = []
-    for _, row_id, text in _rows(src):
-        red = detector.redact(text)
-        counts.update(red.counts)
-        rows.append({"id": row_id, "redacted": red.text, "spans": [s.to_json() for s in red.spans]})
-    atomic_write_jsonl(out, rows)
-    return {"lines": len(rows), **dict(sorted(counts.items()))}
+
+    def redacted() -> Iterator[dict]:
+        for _, row_id, text in _rows(src):
+            red = detector.redact(text)
+            counts.update(red.counts)
+            yield {"id": row_id, "redacted": red.text, "spans": [s.to_json() for s in red.spans]}
+
+    # streamed into a temp file; a bad line raises and the temp file is removed, so `out` is untouched
+    lines = atomic_write_jsonl(out, redacted())
+    return {"lines": lines, **dict(sorted(counts.items()))}
