@@ -1,0 +1,88 @@
+"""`medtune keys create|list|revoke`: API keys for `medtune serve` (salted hashes at rest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..config.sections.security import SecuritySection
+from .common import console, err_console, fail
+
+keys_app = typer.Typer(help="Create, list and revoke API keys (roles: clinician, auditor, admin).", no_args_is_help=True)
+STORE_HELP = SecuritySection.model_fields["keys_file"].description
+DEFAULT_STORE = Path(SecuritySection().keys_file)
+
+
+def _store(path: Path):
+    from ..security import SecurityError
+    from ..security.keys import KeyStore
+
+    try:
+        return KeyStore(path)
+    except (SecurityError, OSError) as e:
+        fail(str(e))
+
+
+@keys_app.command("create")
+def create(
+    name: str = typer.Option(..., "--name", help="Who or what holds the key (shown in `keys list`)."),
+    role: str = typer.Option(..., "--role", help="clinician (inference), auditor (audit log) or admin (keys, metrics)."),
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help=STORE_HELP),
+) -> None:
+    """Create a key and print it once; only its salted hash is stored."""
+    from ..security import SecurityError
+    from ..security.keys import Role
+
+    if role not in {r.value for r in Role}:
+        fail(f"--role {role!r}: use one of {', '.join(r.value for r in Role)}")
+    try:
+        key, rec = _store(store).create(name, role)
+    except (SecurityError, OSError) as e:
+        fail(str(e))
+    err_console.print(f"created key id {rec.id} ({rec.role}, {rec.name}) in {store}. "
+                      "The key below is shown once and is not stored: give it to its holder now.")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def list_keys(
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+) -> None:
+    """List key ids, names, roles and revocation times (never keys or hashes)."""
+    from ..security import SecurityError
+
+    try:
+        records = _store(store).records()
+    except SecurityError as e:
+        fail(str(e))
+    if as_json:
+        for r in records:
+            typer.echo(json.dumps({"id": r.id, "name": r.name, "role": r.role, "created": r.created, "revoked": r.revoked}))
+        return
+    table = Table("id", "name", "role", "created", "status")
+    for r in records:
+        table.add_row(r.id, r.name, r.role, r.created, "active" if r.active else f"revoked {r.revoked}")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke(
+    key: str = typer.Argument(..., help="Key id (or name, when exactly one active key has it)."),
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help=STORE_HELP),
+) -> None:
+    """Revoke a key; a running server refuses it from its next request."""
+    from ..security import SecurityError
+
+    try:
+        rec = _store(store).revoke(key)
+    except (SecurityError, OSError) as e:
+        fail(str(e))
+    console.print(f"revoked {rec.id} ({rec.role}, {rec.name}) at {rec.revoked}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")

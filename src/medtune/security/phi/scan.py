@@ -1,0 +1,52 @@
+"""``scan_jsonl``: redact a JSONL file of ``{"id", "text"}`` lines into ``{"id", "redacted", "spans"}``."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from ...utils.io import atomic_write_jsonl
+from .. import SecurityError
+from .detector import PhiDetector, default_detector
+
+
+def _rows(path: Path) -> Iterator[tuple[int, object, str]]:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SecurityError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise SecurityError(f"{path}:{n}: expected an object with `id` and `text`")
+            if "id" not in row:
+                raise SecurityError(f"{path}:{n}: field `id` is missing")
+            if not isinstance(row.get("text"), str):
+                raise SecurityError(f"{path}:{n}: field `text` is missing or not a string")
+            yield n, row["id"], row["text"]
+
+
+def scan_jsonl(src: str | Path, out: str | Path, detector: PhiDetector | None = None) -> dict[str, int]:
+    """Redact every line of ``src`` into ``out`` (atomically: only if every line of ``src`` is valid).
+
+    Returns the count of identifiers found per type (plus ``lines``).
+    """
+    src, out = Path(src), Path(out)
+    if src.resolve() == out.resolve():
+        raise SecurityError(f"--out {out} is the input file; write the redacted copy elsewhere")
+    detector = detector or default_detector()
+    counts: Counter = Counter()
+
+    def redacted() -> Iterator[dict]:
+        for _, row_id, text in _rows(src):
+            red = detector.redact(text)
+            counts.update(red.counts)
+            yield {"id": row_id, "redacted": red.text, "spans": [s.to_json() for s in red.spans]}
+
+    # streamed into a temp file; a bad line raises and the temp file is removed, so `out` is untouched
+    lines = atomic_write_jsonl(out, redacted())
+    return {"lines": lines, **dict(sorted(counts.items()))}
