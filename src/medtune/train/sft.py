@@ -315,7 +315,8 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
     tps = stats["tokens"] / max(stats["elapsed_s"], 1e-9)
     fields = {
         "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "base_model": cfg.model.base,
-        "base_path": str(s.loaded.path), "reasoning_format": s.fmt, "method": cfg.train.method,
+        "base_path": str(s.loaded.path), "reasoning_format": s.fmt, "system_prompt": cfg.data.system_prompt,
+        "method": cfg.train.method,
         "output": out.name, "output_is_best_checkpoint": use_best, "data_files": s.data.files,
         "data_manifest_sha256": s.data.files, "quarantined_records": s.data.quarantined,
         "examples": {"train": len(s.data.train), "val": len(s.data.val)},
