@@ -7,6 +7,7 @@ A records spec is one of
 * a folder written by medtune -- ``medtune synth``, ``data import``, ``data split`` or
   ``data mix``: its ``manifest.json`` names the file(s) holding the records (key ``records``);
   folders written before that key are read by their known layout;
+* a folder of record files without a manifest: every data file in it (each checked);
 * a Hugging Face dataset, ``hf:ID[:CONFIG][@SPLIT][#REVISION]`` (``data/hf.py``).
 
 Anything else (a missing path, an empty folder, a folder of unrelated files, a training run,
@@ -111,6 +112,11 @@ def _layout_without_manifest(folder: Path) -> tuple[str, Any]:
         return ("synth" if (folder / "cases.jsonl").is_file() else "records"), "records.jsonl"
     if (folder / "train.jsonl").is_file():
         return "split", LEGACY_LAYOUT["split"]
+    # A user's folder of record files (e.g. several downloaded sources): each must pass its own check.
+    data_files = sorted(p.name for p in folder.iterdir() if p.is_file() and base_suffix(p) in RECORD_SUFFIXES
+                        and not p.name.startswith((".", "quarantine")))
+    if data_files:
+        return "records", data_files
     names = sorted(p.name for p in folder.iterdir())[:6]
     held = f"it holds {', '.join(names)}{' ...' if len(names) == 6 else ''}" if names else "it is empty"
     raise DataError(f"{folder}: not a records folder ({held}); expected {EXPECTED}")
@@ -166,7 +172,12 @@ def resolve_records(spec: str | Path, fmt: str = "auto", *, role: Role = "train"
     if missing:
         raise DataError(f"{path}: its manifest names {missing}, which {'is' if len(missing) == 1 else 'are'} missing; "
                         "re-run the command that wrote the folder")
-    formats = {check_records_file(f, fmt) for f in files + val}
+    try:
+        formats = {check_records_file(f, fmt) for f in files + val}
+    except DataError as e:
+        if _read_manifest(path) is not None or kind != "records":
+            raise
+        raise DataError(f"{path}: not a records folder: {e}") from None
     return RecordsSource(text, kind if kind in KINDS else "records", tuple(files),
                          formats.pop() if len(formats) == 1 else fmt, tuple(val))
 

@@ -67,6 +67,20 @@ def test_import_split_and_mix_folders_name_their_records(tmp_path, synth_dir):
     assert len(list(read_records(resolve_records(mixed).files[0]))) == 6 + 3
 
 
+def test_a_folder_of_record_files_reads_each_and_refuses_one_it_cannot_read(tmp_path, synth_dir):
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    _o1_file(folder / "o1.jsonl")
+    (folder / "synth.jsonl").write_bytes((synth_dir / "records.jsonl").read_bytes())
+    (folder / "README.md").write_text("notes")
+    src = resolve_records(folder)
+    assert [Path(f).name for f in src.files] == ["o1.jsonl", "synth.jsonl"] and src.format == "auto"
+    assert len(list(iter_records(src.files[0]))) == 6
+    (folder / "predictions.jsonl").write_text(json.dumps({"id": "q1", "protocol": "loglik", "pred": "A"}) + "\n")
+    with pytest.raises(DataError, match="sources: not a records folder: .*predictions.jsonl: cannot detect the format"):
+        resolve_records(folder)
+
+
 def test_explicit_format_that_does_not_match_is_refused_up_front(tmp_path, synth_dir):
     """configs/reasonmed-lora-1b.yaml's bug: imported medtune records read with format reasonmed."""
     with pytest.raises(DataError, match=r"do not match format 'reasonmed'.*look like format 'medtune'"):
