@@ -29,19 +29,6 @@ def _section(bench: Path, **kw) -> EvalSection:
     return EvalSection(benchmarks=[str(bench)], batch_size=4, **kw)
 
 
-@pytest.fixture()
-def no_model_load(monkeypatch):
-    """Fail if a backend is built: refusals must come before any model loads."""
-    import medtune.eval.backends
-    import medtune.eval.stage
-
-    def refuse(*a, **k):
-        pytest.fail("a model was loaded before the refusal")
-
-    monkeypatch.setattr(medtune.eval.stage, "build_backend", refuse)
-    monkeypatch.setattr(medtune.eval.backends, "build_backend", refuse)
-
-
 def test_second_model_into_the_same_folder_is_refused_naming_what_differs(tiny_model_dir, two_runs, heldout, tmp_path,
                                                                           monkeypatch):
     """The issue's report: base into O, then the tuned run into O printed 'resuming' and the base's accuracy."""
@@ -182,3 +169,17 @@ def test_file_hashes_are_cached_by_size_and_mtime(tmp_path, monkeypatch):
     assert identity.cached_sha256(weights) == first and len(calls) == 1  # read once
     weights.write_bytes(b"\x02" * 1001)
     assert identity.cached_sha256(weights) != first and len(calls) == 2  # a changed file is hashed again
+
+
+def test_endpoint_models_are_identified_by_url_and_served_name(heldout):
+    from medtune.eval.benchmarks import get_benchmark
+
+    a = identity.describe_model("med-8b", backend="openai", endpoint="http://gpu:8000/v1")
+    b = identity.describe_model("med-8b", backend="openai", endpoint="http://other:8000/v1")
+    assert a.identity == "endpoint http://gpu:8000/v1 model med-8b" and a.chat_template_sha256 is None
+    spec = get_benchmark(str(heldout))
+    diff = identity.fingerprint_diff(identity.build_fingerprint(a, protocol="cot", spec=spec, benchmark_sha256="x"),
+                                     identity.build_fingerprint(b, protocol="cot", spec=spec, benchmark_sha256="x"))
+    assert diff == [("model.identity", a.identity, b.identity)]
+    with pytest.raises(ValueError, match="needs --endpoint"):
+        identity.describe_model("med-8b", backend="openai")
