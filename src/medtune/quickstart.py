@@ -69,6 +69,18 @@ def stage_data(run_dir: Path, n_cases: int, heldout_cases: int) -> tuple[Path, l
     return train_path, heldout
 
 
+def stage_eval(run_dir: Path, heldout: list, base: str = "smollm2-135m", max_new_tokens: int = 128) -> dict:
+    """Base vs RUN/train on the held-out MCQ into RUN/eval/{base,tuned}.
+
+    A re-run retrains, so its evaluation starts over (``overwrite``): rows of the previous
+    tuned model are never reported as the new one's.
+    """
+    from .eval.evaluate import compare_models
+
+    return compare_models(base, run_dir / "train", heldout, run_dir / "eval", protocol="cot", max_new_tokens=max_new_tokens,
+                          batch_size=16, log=lambda *_: None, overwrite=True)
+
+
 def stage_export(train_dir: Path, run_dir: Path) -> dict:
     from .export import export_run, llama_cpp_available
 
@@ -79,7 +91,6 @@ def stage_export(train_dir: Path, run_dir: Path) -> dict:
 def run_quickstart(run_dir: str | Path = "runs/quickstart", echo=print, *, n_cases: int = 500,
                    heldout_cases: int = 120, overrides: list[str] | None = None) -> QuickstartResult:
     from .config import load_config
-    from .eval.evaluate import compare_models
     from .models.load import load_model
     from .train import load_trained, train
 
@@ -103,8 +114,7 @@ def run_quickstart(run_dir: str | Path = "runs/quickstart", echo=print, *, n_cas
     echo(f"eval loss {tr.first_eval_loss:.3f} -> {tr.final_eval_loss:.3f} in {tr.steps} steps ({tr.tokens_per_s:.0f} tokens/s)")
 
     echo("\n=== 3/4 eval: base vs tuned on held-out synthetic MCQ (cot: greedy, 128 new tokens, strict extraction) ===")
-    cmp = _timed(result, "eval_s", compare_models, "smollm2-135m", result.run_dir / "train", heldout,
-                 result.run_dir / "eval", protocol="cot", max_new_tokens=128, batch_size=16, log=lambda *_: None)
+    cmp = _timed(result, "eval_s", stage_eval, result.run_dir, heldout)
     result.stages["eval"] = cmp
     d = cmp["difference_b_minus_a"]
     base_acc, tuned_acc = cmp["base"], cmp["tuned"]

@@ -18,7 +18,6 @@ import hashlib
 import heapq
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from .importers import DataError, iter_records
@@ -35,9 +34,19 @@ class MixSource:
 
 
 def parse_mix_spec(spec: str) -> MixSource:
-    """``PATH[:weight=W][:cap=N][:format=F]`` -> MixSource (a bare ``PATH:W`` means weight W)."""
+    """``PATH[:weight=W][:cap=N][:format=F]`` -> MixSource (a bare ``PATH:W`` means weight W).
+
+    PATH may be ``hf:ID[:CONFIG][@SPLIT]``: a bare non-numeric part right after the id is its CONFIG.
+
+    >>> parse_mix_spec("hf:owner/name:en@train:cap=100")
+    MixSource(path='hf:owner/name:en@train', weight=None, cap=100, format='auto')
+    """
     parts = spec.split(":")
     path, opts = parts[0], parts[1:]
+    if path == "hf" and opts:
+        path, opts = f"hf:{opts[0]}", opts[1:]
+        if opts and "=" not in opts[0] and not _is_number(opts[0]):
+            path, opts = f"{path}:{opts[0]}", opts[1:]
     src = MixSource(path)
     for opt in opts:
         key, eq, value = opt.partition("=")
@@ -59,6 +68,14 @@ def parse_mix_spec(spec: str) -> MixSource:
     return src
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def planned_counts(sources: list[MixSource], available: list[int], total: int | None) -> list[int]:
     """How many items each source contributes (before any cap is larger than what exists).
 
@@ -78,6 +95,16 @@ def planned_counts(sources: list[MixSource], available: list[int], total: int | 
             count = min(count, src.cap)
         counts.append(count)
     return counts
+
+
+def _resolved(src: MixSource) -> MixSource:
+    """The source with its path resolved to the one records file (a medtune folder or hf: spec is accepted)."""
+    from .contract import resolve_records
+
+    files = resolve_records(src.path, src.format).files
+    if len(files) != 1:
+        raise DataError(f"{src.path}: holds {len(files)} record files; mix them as separate sources")
+    return MixSource(files[0], src.weight, src.cap, src.format)
 
 
 def _count(src: MixSource, options: dict[str, Any]) -> int:
@@ -108,9 +135,7 @@ def mix_datasets(sources: list[MixSource], total: int | None = None, seed: int =
     if not sources:
         raise DataError("mix needs at least one source")
     options = options or {}
-    for src in sources:
-        if not Path(src.path).is_file():
-            raise DataError(f"{src.path}: no such file")
+    sources = [_resolved(src) for src in sources]
     available = [_count(s, options) for s in sources]
     counts = planned_counts(sources, available, total)
     chosen: list[tuple[bytes, Record]] = []

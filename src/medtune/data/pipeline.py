@@ -14,6 +14,7 @@ from typing import Any
 
 from ..utils.io import atomic_open, atomic_write_json
 from .contamination import BenchmarkIndex, ContaminationReport, filter_contaminated
+from .contract import source_files
 from .dedupe import DedupeReport, dedupe_records
 from .importers import ImportStream, Quarantine, iter_records
 from .io import write_records
@@ -44,9 +45,10 @@ def import_files(sources: list[str | Path], out_dir: str | Path, fmt: str = "aut
     Returns the summary (per-file counts; ``quarantined`` > 0 is what ``--strict`` fails on).
     """
     out_dir = Path(out_dir)
+    files = source_files(sources, fmt)  # every source checked before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     with Quarantine(out_dir / QUARANTINE_NAME, keep_entries=False) as quarantine:
-        streams = [iter_records(src, fmt, quarantine=quarantine, **options) for src in sources]
+        streams = [iter_records(src, fmt, quarantine=quarantine, **options) for src in files]
         report = DedupeReport()
         records = dedupe_records(_chain(streams), report, threshold=near_threshold) if dedupe else _chain(streams)
         written = write_records(out_dir / RECORDS_NAME, records)
@@ -63,7 +65,7 @@ def import_files(sources: list[str | Path], out_dir: str | Path, fmt: str = "aut
         outputs.append(file_entry(out_dir / "dedupe.json"))
     inputs = [file_entry(s.path, **_file_summary(s)) for s in streams]
     opts = {"format": fmt, "dedupe": dedupe, "near_threshold": near_threshold, **{k: str(v) for k, v in options.items()}}
-    write_manifest(out_dir, build_manifest("import", inputs, outputs, opts, summary))
+    write_manifest(out_dir, build_manifest("import", inputs, outputs, opts, summary, records=RECORDS_NAME))
     return summary
 
 
@@ -71,7 +73,7 @@ def validate_files(sources: list[str | Path], fmt: str = "auto", quarantine_path
                    **options: Any) -> tuple[dict[str, Any], Quarantine]:
     """Check files without writing records; returns per-file counts and the quarantine (first entries kept)."""
     with Quarantine(quarantine_path) as quarantine:
-        streams = [iter_records(src, fmt, quarantine=quarantine, **options) for src in sources]
+        streams = [iter_records(src, fmt, quarantine=quarantine, **options) for src in source_files(sources, fmt)]
         for stream in streams:
             for _ in stream:
                 pass
@@ -84,7 +86,7 @@ def split_file(sources: list[str | Path], out_dir: str | Path, val: float, test:
     out_dir = Path(out_dir)
     report = SplitReport()
     wanted = [s for s in SPLITS if s == "train" or (s == "val" and val > 0) or (s == "test" and test > 0)]
-    streams = [iter_records(src, fmt) for src in sources]
+    streams = [iter_records(src, fmt) for src in source_files(sources, fmt)]
     with _MultiWriter(out_dir, wanted) as handles:
         for name, record in split_records(_chain(streams), val, test, seed, stratify, report):
             handles.write(name, record)
@@ -92,7 +94,8 @@ def split_file(sources: list[str | Path], out_dir: str | Path, val: float, test:
     outputs = [file_entry(out_dir / f"{s}.jsonl", records=report.counts[s]) for s in wanted]
     inputs = [file_entry(s.path, **_file_summary(s)) for s in streams]
     opts = {"val": val, "test": test, "seed": seed, "stratify": stratify, "format": fmt}
-    write_manifest(out_dir, build_manifest("split", inputs, outputs, opts, summary))
+    write_manifest(out_dir, build_manifest("split", inputs, outputs, opts, summary,
+                                           records={s: f"{s}.jsonl" for s in wanted}))
     return summary
 
 
@@ -123,7 +126,7 @@ def mix_files(sources: list[MixSource], out_dir: str | Path, total: int | None =
     inputs = [file_entry(e["path"], **{k: v for k, v in e.items() if k != "path"}) for e in entries]
     summary = {"written": written, "sources": entries}
     write_manifest(out_dir, build_manifest("mix", inputs, [file_entry(out_dir / RECORDS_NAME, records=written)],
-                                           {"total": total, "seed": seed}, summary))
+                                           {"total": total, "seed": seed}, summary, records=RECORDS_NAME))
     return summary
 
 
@@ -137,7 +140,7 @@ def check_contamination(train: list[str | Path], against: list[str | Path], *, n
     for bench in against:
         bench_counts[str(bench)] = index.add_all(iter_records(bench, **(against_options or {})), prefix=f"{Path(bench).name}:")
     report = ContaminationReport()
-    streams = [iter_records(src, fmt) for src in train]
+    streams = [iter_records(src, fmt) for src in source_files(train, fmt)]
     records = filter_contaminated(_chain(streams), index, report, drop=drop_to is not None)
     if drop_to is not None:
         write_records(drop_to, records)
@@ -159,7 +162,7 @@ def dataset_stats(sources: list[str | Path], tokenizer_spec: str | None = "smoll
     """Counts plus token-length percentiles of the rendered samples (and a histogram PNG)."""
     from .stats import count_fields, length_summary, plot_histogram, token_lengths
 
-    counts, records = count_fields(_chain([iter_records(s) for s in sources]))
+    counts, records = count_fields(_chain([iter_records(s) for s in source_files(sources)]))
     stats: dict[str, Any] = {"counts": counts, "files": [str(s) for s in sources]}
     if tokenizer_spec:
         from ..models.load import load_tokenizer

@@ -4,8 +4,8 @@ Each declaration says where the file lies (relative to a data root the user pass
 ``--data-root`` / ``eval.data_root``, the CLI also reads ``$MEDTUNE_DATA_ROOT``), which
 importer reads it (``medtune.data.importers``), and, for the ``loglik`` protocol, the
 lm-evaluation-harness prompt and choice continuation as Jinja templates, so our numbers
-can be set beside the harness's. Any record-schema JSONL (synthetic or user data) is a
-benchmark too: pass its path instead of a name.
+can be set beside the harness's. Any records file, medtune data folder or ``hf:ID`` dataset
+(``medtune.data.contract``) is a benchmark too: pass it instead of a name.
 
 >>> sorted(load_benchmarks())
 ['medmcqa', 'medqa', 'mmlu_medical', 'pubmedqa']
@@ -25,6 +25,7 @@ Answer:
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,7 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..data.hf import is_hf_spec
 from ..data.records import Record
 from ..utils.paths import resource_path
 
@@ -104,13 +106,42 @@ def get_benchmark(name_or_path: str) -> BenchmarkSpec:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return load_benchmark_file(path)
-    if path.is_file():
-        return BenchmarkSpec(name=path.stem, files=str(path.resolve()), description=f"record file {path}",
-                             loglik=LoglikSpec(style="chat"))
-    raise BenchmarkError(f"unknown benchmark {name_or_path!r}: use one of {sorted(known)} or a path to a record file")
+    if path.exists() or is_hf_spec(name_or_path):
+        return _records_benchmark(name_or_path)
+    raise BenchmarkError(f"unknown benchmark {name_or_path!r}: use one of {sorted(known)}, a record file, "
+                         "a medtune data folder or hf:ID[:CONFIG][@SPLIT]")
 
 
-def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None) -> list[Path]:
+def _records_benchmark(spec: str) -> BenchmarkSpec:
+    """A record file, a medtune data folder (a split folder's test.jsonl, else val.jsonl) or an hf: dataset, as a benchmark."""
+    from ..data.contract import resolve_records
+    from ..data.importers import DataError
+
+    try:
+        source = resolve_records(spec, role="eval")
+    except DataError as e:
+        raise BenchmarkError(str(e)) from None
+    if len(source.files) != 1:
+        raise BenchmarkError(f"{spec}: holds {len(source.files)} record files; pass one of them")
+    (target,) = source.files
+    name = _hf_name(spec) if source.kind == "hf" else Path(spec).name if source.kind != "file" else Path(spec).stem
+    return BenchmarkSpec(name=name, files=target if source.kind == "hf" else str(Path(target).resolve()),
+                         importer=source.format, description=f"records {source.describe()}", loglik=LoglikSpec(style="chat"))
+
+
+def _hf_name(spec: str) -> str:
+    """A folder-safe benchmark name for an hf: spec: the dataset name, its config and split."""
+    from ..data.hf import parse_hf_spec
+
+    parsed = parse_hf_spec(spec)
+    parts = [Path(parsed.path).name, parsed.config, parsed.split]
+    return "_".join(re.sub(r"[^A-Za-z0-9._-]+", "-", p).strip("-") for p in parts if p)
+
+
+def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None) -> list[Path | str]:
+    """The benchmark's files (an ``hf:`` spec stands for itself)."""
+    if is_hf_spec(spec.files):
+        return [spec.files]
     pattern = Path(spec.files)
     if not pattern.is_absolute():
         if data_root is None:

@@ -1,6 +1,7 @@
 """The evaluation stage: run a protocol over records into a resumable folder, then summarise.
 
 Output folder (one benchmark x protocol x model):
+  fingerprint.json   what the rows are a function of (model files, prompt, protocol, decoding, benchmark; eval/identity.py)
   predictions.jsonl  append-only per-item rows (prompt, raw output, extracted answer, correct, option log-probs)
   summary.json       accuracy + Wilson 95% CI, per subject, calibration, length analysis, consistency
   report.md / report.html   human-readable; the HTML embeds its plots as base64 PNG (one self-contained file)
@@ -10,12 +11,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..data.records import Answer, Record
 from ..utils.io import atomic_write_json
 from .benchmarks import BenchmarkSpec, LoglikSpec
+from .identity import (
+    Decoding,
+    EvalModel,
+    build_fingerprint,
+    describe_backend,
+    describe_model,
+    records_sha,
+)
 from .metrics import (
     accuracy_by_group,
     accuracy_summary,
@@ -67,28 +77,42 @@ def evaluate(
     chunk_size: int = 32,
     write_report: bool = True,
     log: Callable[[str], None] = print,
+    system_prompt: str | None = None,
+    model: EvalModel | None = None,
+    benchmark_sha256: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate ``records`` with ``backend``; completed items already in ``out_dir`` are skipped (resume)."""
+    """Evaluate ``records`` with ``backend``; completed items of the same evaluation in ``out_dir`` are skipped (resume).
+
+    ``model`` describes the backend's model (``identity.describe_model``: file hashes, prompt
+    settings); without it the backend's weights are hashed and ``system_prompt`` is used.
+    ``benchmark_sha256`` is the hash of the benchmark's source (default: of ``records``). A folder
+    holding another evaluation's rows is refused (EvalIdentityError naming what differs) unless
+    ``overwrite``, which discards them and starts over.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: use loglik or cot")
     out_dir = Path(out_dir)
+    model = model or describe_backend(backend, system_prompt)
+    decoding = Decoding(max_new_tokens=max_new_tokens, temperature=temperature, num_samples=num_samples, seed=seed)
+    fingerprint = build_fingerprint(model, protocol=protocol, spec=spec, decoding=decoding,
+                                    benchmark_sha256=benchmark_sha256 or records_sha(list(records)))
     store = PredictionStore(out_dir / "predictions.jsonl")
-    previous = store.load()
-    if previous and previous[0].get("protocol") != protocol:
-        raise ValueError(f"{store.path} holds {previous[0].get('protocol')} predictions; use another --out for protocol {protocol}")
+    resumed = store.claim(fingerprint, overwrite=overwrite)
     items = list(records) + permuted_records(records, permutations)
-    done = {r["id"] for r in previous}
+    done = {r["id"] for r in store.load()}
     todo = [r for r in items if r.id not in done]
-    if done:
-        log(f"resuming: {len(done)} items already in {store.path}, {len(todo)} to go")
+    if resumed:
+        log(f"resuming the same evaluation ({store.fingerprint_path.name} matches): {len(done)} items already in "
+            f"{store.path}, {len(todo)} to go")
     t0 = time.perf_counter()
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start : start + chunk_size]
         if protocol == "loglik":
-            rows = run_loglik(backend, spec, chunk)
+            rows = run_loglik(backend, spec, chunk, system_prompt=model.system_prompt)
         else:
-            rows = run_cot(backend, chunk, max_new_tokens=max_new_tokens, temperature=temperature,
-                           num_samples=num_samples, seed=seed, subject_field=spec.subject_field)
+            rows = run_cot(backend, chunk, max_new_tokens=max_new_tokens, temperature=temperature, num_samples=num_samples,
+                           seed=seed, system_prompt=model.system_prompt, subject_field=spec.subject_field)
         for row, record in zip(rows, chunk):
             row["pred_text"] = (record.options or {}).get(row["pred"]) if row.get("pred") else None
             if record.metadata.get("perm_of"):
@@ -99,6 +123,9 @@ def evaluate(
     summary = summarize(store.load(), spec, protocol, model=getattr(backend, "label", "model"))
     summary["settings"] = {"max_new_tokens": max_new_tokens, "temperature": temperature, "num_samples": num_samples,
                            "seed": seed, "permutations": permutations, "backend": getattr(backend, "name", "?")}
+    summary["prompt"] = {"system_prompt": model.system_prompt, "reasoning_format": model.reasoning_format,
+                         "from": model.prompt_source}
+    summary["model_identity"] = model.identity
     summary["seconds_this_session"] = round(seconds, 1)
     atomic_write_json(out_dir / "summary.json", summary)
     if write_report:
@@ -155,24 +182,40 @@ def compare_models(
     max_new_tokens: int = 256,
     device: str = "auto",
     log: Callable[[str], None] = print,
+    reasoning_format: str | None = None,
+    system_prompt: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Base versus tuned on the same records: both summaries, the gain with its interval, McNemar.
 
-    ``tuned_run_dir`` is a training run (RUN/adapter + RUN/manifest.json). Writes
-    out_dir/base, out_dir/tuned (resumable evaluation folders) and out_dir/compare.{json,md,html}.
+    ``tuned_run_dir`` is a training run (RUN/adapter + RUN/manifest.json). Both models are asked
+    the same way: with the run's training reasoning format and system prompt (its manifest)
+    unless ``reasoning_format`` / ``system_prompt`` override them. Writes out_dir/base,
+    out_dir/tuned (resumable evaluation folders) and out_dir/compare.{json,md,html}.
+    Both folders are checked before any model loads: rows of another evaluation are refused
+    (EvalIdentityError), or discarded with ``overwrite=True`` (what a pipeline re-run wants).
     """
     from .backends import build_backend
     from .report import compare_runs
 
     spec = spec or BenchmarkSpec(name="heldout", files="-", description="held-out records", loglik=LoglikSpec(style="chat"))
     out_dir = Path(out_dir)
+    tuned = describe_model(str(tuned_run_dir), reasoning_format=reasoning_format, system_prompt=system_prompt)
+    base = replace(describe_model(base_spec, reasoning_format=tuned.reasoning_format, system_prompt=tuned.system_prompt or ""),
+                   prompt_source=f"the tuned run's ({tuned.prompt_source})")
+    models, source_sha = {"base": base, "tuned": tuned}, records_sha(list(records))
+    if not overwrite:
+        for label, model in models.items():
+            PredictionStore(out_dir / label / "predictions.jsonl").check(build_fingerprint(
+                model, protocol=protocol, spec=spec, benchmark_sha256=source_sha, decoding=Decoding(max_new_tokens=max_new_tokens)))
     summaries = {}
-    for label, model_spec in (("base", base_spec), ("tuned", str(tuned_run_dir))):
-        backend = build_backend(model_spec, batch_size=batch_size, device=device)
-        summaries[label] = evaluate(backend, spec, records, out_dir / label, protocol=protocol,
-                                    max_new_tokens=max_new_tokens, log=log)
+    for label, model in models.items():
+        backend = build_backend(model.spec, batch_size=batch_size, device=device, reasoning_format=model.reasoning_format)
+        summaries[label] = evaluate(backend, spec, records, out_dir / label, protocol=protocol, max_new_tokens=max_new_tokens,
+                                    log=log, model=model, benchmark_sha256=source_sha, overwrite=overwrite)
         del backend
     result = compare_runs(out_dir / "base", out_dir / "tuned", out_dir)
-    result.update(base=summaries["base"]["accuracy"], tuned=summaries["tuned"]["accuracy"], protocol=protocol)
+    result.update(base=summaries["base"]["accuracy"], tuned=summaries["tuned"]["accuracy"], protocol=protocol,
+                  prompt=summaries["tuned"]["prompt"])
     atomic_write_json(out_dir / "compare.json", result)
     return result

@@ -46,21 +46,25 @@ def item_group(record: Record, subject_field: str | None = None) -> dict[str, An
 CHAT_ANSWER_CUE = "The answer is ("  # how medtune's training targets state the answer (render.final_answer_text)
 
 
-def chat_loglik_request(backend: Any, record: Record) -> tuple[str, list[str]]:
+def chat_loglik_request(backend: Any, record: Record, system_prompt: str | None = None) -> tuple[str, list[str]]:
     """The trained format: chat prompt, empty reasoning, then "The answer is (" + each option letter.
 
     Scores what a tuned model was taught to say, without paying for generated reasoning.
     """
     if not record.options:
         raise ValueError(f"item {record.id} has no options; the loglik protocol needs multiple choice")
-    context = backend.prompt(record) + format_assistant(None, CHAT_ANSWER_CUE, backend.reasoning_format)
+    context = backend.prompt(record, system_prompt) + format_assistant(None, CHAT_ANSWER_CUE, backend.reasoning_format)
     return context, list(record.options)
 
 
-def run_loglik(backend: Any, spec: BenchmarkSpec, records: Sequence[Record]) -> list[dict[str, Any]]:
-    """Score every record's choices with the backend; one prediction row per record."""
+def run_loglik(backend: Any, spec: BenchmarkSpec, records: Sequence[Record],
+               system_prompt: str | None = None) -> list[dict[str, Any]]:
+    """Score every record's choices with the backend; one prediction row per record.
+
+    ``system_prompt`` applies to the chat style (the harness style has no chat turns).
+    """
     if spec.loglik.style == "chat":
-        requests = [chat_loglik_request(backend, r) for r in records]
+        requests = [chat_loglik_request(backend, r, system_prompt) for r in records]
     else:
         requests = [loglik_request(spec, r) for r in records]
     scores = backend.score_choices(requests)

@@ -5,6 +5,11 @@ Each finished chunk of items is appended as JSON lines and fsynced; an interrupt
 the same output folder skips them. A torn last line (a crash in the middle of a write)
 is cut off before appending, never silently merged into the next row.
 
+Rows are only ever resumed by the same evaluation: ``fingerprint.json`` beside the rows
+(``eval/identity.py``: model files, prompt, protocol, decoding, benchmark) is written before
+the first row, and :meth:`PredictionStore.claim` refuses a different fingerprint, naming every
+differing field, unless the caller asks to start over (``overwrite``).
+
 >>> import tempfile, pathlib
 >>> store = PredictionStore(pathlib.Path(tempfile.mkdtemp()) / "predictions.jsonl")
 >>> store.append([{"id": "q1", "correct": True}])
@@ -20,12 +25,66 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..utils.io import atomic_write_json
+
+FINGERPRINT_NAME = "fingerprint.json"
+# What an evaluation folder holds besides the rows; discarded together when starting over.
+DERIVED = ("summary.json", "report.md", "report.html")
+
+
+class EvalIdentityError(ValueError):
+    """An output folder holds predictions of a different evaluation; the message names what differs."""
+
 
 class PredictionStore:
     """predictions.jsonl of one evaluation (one benchmark, one protocol, one model)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.fingerprint_path = self.path.parent / FINGERPRINT_NAME
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        if not self.fingerprint_path.is_file():
+            return None
+        return json.loads(self.fingerprint_path.read_text(encoding="utf-8"))
+
+    def check(self, fingerprint: dict[str, Any]) -> None:
+        """Raise EvalIdentityError if rows of another evaluation are here; writes nothing."""
+        from .identity import fingerprint_diff
+
+        rows = self.load()
+        if not rows:
+            return
+        old = self.fingerprint()
+        fix = "Evaluate into another folder (--out NEW), or pass --overwrite to discard these predictions and start over."
+        if old is None:
+            raise EvalIdentityError(f"{self.path.parent} holds {len(rows)} predictions without a {FINGERPRINT_NAME} "
+                                    f"(an older medtune): nothing says which model made them. {fix}")
+        diff = fingerprint_diff(old, fingerprint)
+        if diff:
+            was = (old.get("info") or {}).get("model_spec")
+            lines = [f"  {name}: {_show(a)} -> {_show(b)}" for name, a, b in diff]
+            raise EvalIdentityError(
+                f"{self.path.parent} holds {len(rows)} predictions of a different evaluation"
+                f"{f' (model {was})' if was else ''}; rows are never mixed. What differs (old -> new):\n"
+                + "\n".join(lines) + f"\n{fix}")
+
+    def claim(self, fingerprint: dict[str, Any], *, overwrite: bool = False) -> int:
+        """Make this folder the store of ``fingerprint``; return how many rows are resumed.
+
+        Same fingerprint: resume. No rows yet: (re)write the fingerprint. Otherwise refused,
+        unless ``overwrite``: the old rows, summary and reports are deleted first, then the new
+        fingerprint is written (a crash in between leaves no rows, which any evaluation may claim).
+        """
+        if overwrite:
+            for name in (self.path.name, *DERIVED):
+                (self.path.parent / name).unlink(missing_ok=True)
+        else:
+            self.check(fingerprint)
+        resumed = len(self.load())
+        if not resumed or self.fingerprint() is None:
+            atomic_write_json(self.fingerprint_path, fingerprint)
+        return resumed
 
     def _repair_torn_tail(self) -> None:
         """Truncate a last line without its newline (a write interrupted by a crash)."""
@@ -66,3 +125,13 @@ class PredictionStore:
                 f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _show(value: Any) -> str:
+    """A fingerprint value for a one-line diff: digests shortened, long text cut."""
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return value[:19]
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,4 +1,4 @@
-"""`run_synth`: write records, cases and a dataset card for one seed; `preview_text` for reviewers.
+"""`run_synth`: write records, cases, a dataset card and manifest.json for one seed; `preview_text` for reviewers.
 
 Files are streamed into temp files and renamed into place only when complete (utils.io), so a
 crash or Ctrl-C never leaves half a dataset that looks whole. Memory stays flat: only counters
@@ -86,7 +86,7 @@ def render_card(summary: dict[str, Any], **info: Any) -> str:
 def run_synth(out_dir: str | Path, n: int, seed: int, tasks: list[str] | None = None,
               specialties: list[str] | None = None, kb_dir: str | Path | list[str | Path] | None = None,
               teacher: Any | None = None, bias_variants: bool = False) -> dict[str, Any]:
-    """Generate ``n`` cases into ``out_dir`` (records.jsonl, cases.jsonl, dataset_card.md, stats.json).
+    """Generate ``n`` cases into ``out_dir`` (records.jsonl, cases.jsonl, dataset_card.md, stats.json, manifest.json).
 
     ``teacher`` is an optional :class:`medtune.synth.teacher.TeacherConfig`; when given, the
     records' reasoning is rewritten by the endpoint, verified against the KB label, and written
@@ -120,7 +120,17 @@ def run_synth(out_dir: str | Path, n: int, seed: int, tasks: list[str] | None = 
     result = {**summary, **{k: v for k, v in info.items() if k != "teacher"},
               "paths": {"records": str(out / RECORDS), "cases": str(out / CASES), "card": str(out / CARD)}}
     atomic_write_json(out / STATS, result)
+    _write_manifest(out, summary, info)
     return result
+
+
+def _write_manifest(out: Path, summary: dict[str, Any], info: dict[str, Any]) -> None:
+    """manifest.json like the data commands': ``records`` names the file training reads (cases.jsonl is not records)."""
+    from ..data.manifest import build_manifest, file_entry, write_manifest
+
+    outputs = [file_entry(out / RECORDS, records=summary["records"]), file_entry(out / CASES, records=summary["cases"])]
+    options = {k: v for k, v in info.items() if k != "teacher"} | {"teacher": bool(info.get("teacher"))}
+    write_manifest(out, build_manifest("synth", [], outputs, options, summary, records=RECORDS))
 
 
 def preview_text(n: int = 20, seed: int = 0, specialties: list[str] | None = None,

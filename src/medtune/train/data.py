@@ -1,9 +1,12 @@
-"""Training data: read records through the importers, split off validation, render and audit.
+"""Training data: resolve the sources, read records through the importers, split off validation, render and audit.
 
-Reading goes through ``medtune.data.importers.iter_records`` (any supported format; bad rows
-go to ``RUN/quarantine.jsonl`` with file, line, field and reason, never silently lost) and
-rendering through ``medtune.data.render.render_records`` (the inference rendering path plus
-the mask audit, saved as ``RUN/render_report.json``).
+Sources are resolved by the data contract (``medtune.data.contract``: a records file, a synth /
+import / split / mix folder, or ``hf:ID``); reading goes through the importers (any supported
+format; bad rows go to ``RUN/quarantine.jsonl`` with file, line, field and reason, never silently
+lost). Both happen in :func:`load_training_records`, before the trainer loads a model, so bad data
+fails in seconds. Rendering (:func:`render_training_data`) goes through
+``medtune.data.render.render_records`` (the inference rendering path plus the mask audit, saved
+as ``RUN/render_report.json``).
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from typing import Any
 
 from ..config.load import ConfigError, ConfigProblem
 from ..config.sections.data import DataSection
+from ..data.contract import RecordsSource, iter_source_records, resolve_records
+from ..data.importers import DataError
+from ..data.quality import Quarantine
 from ..data.records import Record
 from ..data.render import RenderedExample, RenderReport, render_records
 from ..data.split import assign_split
 from ..utils.io import sha256_file
-
-DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".jsonl.gz", ".json.gz", ".csv.gz")
 
 
 @dataclass
@@ -31,66 +35,94 @@ class TrainingData:
     quarantined: int = 0
 
 
-def _data_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES)
-                  and not p.name.startswith(("quarantine", "manifest")))
+@dataclass
+class TrainingRecords:
+    """The records a run trains on, read and split before any model is loaded."""
+
+    train: list[Record]
+    val: list[Record]
+    sources: list[RecordsSource]
+    quarantined: int = 0
+
+    def files(self) -> dict[str, str]:
+        """Every file read -> its sha256 (an hf: source -> the dataset's fingerprint)."""
+        from ..data.hf import dataset_fingerprint, is_hf_spec
+
+        paths = [f for s in self.sources for f in s.files]
+        return {f: dataset_fingerprint(f) if is_hf_spec(f) else sha256_file(f) for f in paths}
 
 
-def resolve_files(train_paths: list[str], val_paths: list[str]) -> tuple[list[Path], list[Path]]:
-    """Files for training and validation; a folder with train.jsonl (+ val.jsonl) is a split."""
-    train, val = [], [Path(p) for p in val_paths]
-    for raw in train_paths:
-        p = Path(raw)
-        if p.is_dir() and (p / "train.jsonl").is_file():
-            train.append(p / "train.jsonl")
-            if not val_paths and (p / "val.jsonl").is_file():
-                val.append(p / "val.jsonl")
-        elif p.is_dir():
-            train.extend(_data_files(p))
-        else:
-            train.append(p)
-    missing = [str(p) for p in train + val if not p.is_file()]
-    if missing or not train:
-        raise ConfigError([ConfigProblem("data.train_files", f"no such data file(s): {missing}" if missing else "no training data given",
-                                         "pass --data RECORDS (a JSONL file or a folder) or set data.train_files")], "data")
+def _data_problem(e: DataError) -> ConfigError:
+    return ConfigError([ConfigProblem("data.train_files", str(e), "pass --data RECORDS (see docs/data-formats.md)")], "data")
+
+
+def resolve_sources(train_paths: list[str], val_paths: list[str], fmt: str = "auto") -> tuple[list[RecordsSource], list[RecordsSource]]:
+    """Training and validation sources, checked by the data contract (``data.contract``); reads no model.
+
+    A split folder's val.jsonl becomes validation data unless validation files are given.
+    """
+    if not train_paths:
+        raise ConfigError([ConfigProblem("data.train_files", "no training data given",
+                                         "pass --data RECORDS (a file, a medtune data folder or hf:ID) or set data.train_files")], "data")
+    try:
+        train = [resolve_records(p, fmt) for p in train_paths]
+        val = [resolve_records(p, fmt) for p in val_paths]
+    except DataError as e:
+        raise _data_problem(e) from None
+    if not val_paths:
+        val = [RecordsSource(s.spec, s.kind, s.val_files, s.format) for s in train if s.val_files]
     return train, val
 
 
-def read_records(files: list[Path], data: DataSection, quarantine_path: Path | None) -> tuple[list[Record], int]:
-    """All valid records from ``files`` (first ``max_records`` only, if set) and the reject count."""
-    from ..data.importers import iter_records
-    from ..data.quality import Quarantine
-
+def read_records(sources: list[RecordsSource], data: DataSection, quarantine: Quarantine) -> list[Record]:
+    """All valid records of ``sources`` (first ``max_records`` only, if set); rejects go to ``quarantine``."""
     out: list[Record] = []
-    with Quarantine(quarantine_path, keep_entries=False) as q:
-        for f in files:
-            for rec in iter_records(f, data.format, quarantine=q):
-                out.append(rec)
-                if data.max_records and len(out) >= data.max_records:
-                    return out, q.count
-    return out, q.count
+    for source in sources:
+        for rec in iter_source_records(source, quarantine=quarantine):
+            out.append(rec)
+            if data.max_records and len(out) >= data.max_records:
+                return out
+    return out
 
 
-def prepare_data(data: DataSection, tokenizer: Any, fmt: str, train_paths: list[str] | None = None,
-                 run_dir: Path | None = None) -> TrainingData:
-    """Records -> rendered, audited train/val examples plus the data manifest (sha256 per file)."""
-    train_files, val_files = resolve_files(train_paths or data.train_files, data.val_files if not train_paths else [])
-    quarantine = run_dir / "quarantine.jsonl" if run_dir else None
-    records, rejected = read_records(train_files, data, quarantine)
-    if val_files:
-        val_records, more = read_records(val_files, data.model_copy(update={"max_records": None}), None)
-        rejected += more
-    else:
+def load_training_records(data: DataSection, train_paths: list[str] | None = None,
+                          run_dir: Path | None = None) -> TrainingRecords:
+    """Resolve, read and split the training data; a problem here is raised before any model loads."""
+    train_sources, val_sources = resolve_sources(train_paths or data.train_files,
+                                                 data.val_files if not train_paths else [], data.format)
+    with Quarantine(run_dir / "quarantine.jsonl" if run_dir else None, keep_entries=False) as q:
+        try:
+            records = read_records(train_sources, data, q)
+            val_records = read_records(val_sources, data.model_copy(update={"max_records": None}), q)
+        except DataError as e:
+            raise _data_problem(e) from None
+    if not records:
+        where = f"; see {run_dir / 'quarantine.jsonl'}" if run_dir else ""
+        reasons = ", ".join(f"{k} ({v})" for k, v in q.by_reason.most_common(3)) or "none"
+        raise ConfigError([ConfigProblem("data.train_files", f"no valid training records in {', '.join(s.spec for s in train_sources)}: "
+                                         f"{q.count} rejected (top reasons: {reasons}){where}",
+                                         "check data.format (auto detects it) and the source fields")], "data")
+    if not val_sources:
         # The one split of `medtune data split` (content hash + seed): duplicates share a side.
         sides = [assign_split(r, data.val_fraction, seed=data.split_seed) for r in records]
         val_records = [r for r, side in zip(records, sides) if side == "val"]
         records = [r for r, side in zip(records, sides) if side == "train"]
+    return TrainingRecords(records, val_records, train_sources + val_sources, q.count)
+
+
+def render_training_data(records: TrainingRecords, data: DataSection, tokenizer: Any, fmt: str) -> TrainingData:
+    """Rendered, audited train/val examples plus the data manifest (sha256 per file)."""
     opts = {"system_prompt": data.system_prompt, "loss_on": data.loss_on, "max_length": data.max_length,
             "truncation": data.truncation}
-    train, train_report = render_records(tokenizer, records, fmt, **opts)
-    val, val_report = render_records(tokenizer, val_records, fmt, **opts)
+    train, train_report = render_records(tokenizer, records.train, fmt, **opts)
+    val, val_report = render_records(tokenizer, records.val, fmt, **opts)
     if not train:
         raise ConfigError([ConfigProblem("data", f"no trainable samples: {train_report.summary()}",
                                          "raise data.max_length or check the records' answers")], "data")
-    files = {str(f): sha256_file(f) for f in train_files + val_files}
-    return TrainingData(train, val, {"train": train_report, "val": val_report}, files, rejected)
+    return TrainingData(train, val, {"train": train_report, "val": val_report}, records.files(), records.quarantined)
+
+
+def prepare_data(data: DataSection, tokenizer: Any, fmt: str, train_paths: list[str] | None = None,
+                 run_dir: Path | None = None) -> TrainingData:
+    """Records -> rendered, audited train/val examples (``load_training_records`` + ``render_training_data``)."""
+    return render_training_data(load_training_records(data, train_paths, run_dir), data, tokenizer, fmt)

@@ -1,7 +1,8 @@
 """What a run leaves behind besides the adapter: metrics, TensorBoard, loss curve, manifest.
 
 The manifest is what lets eval/export (and a reader a year later) know exactly what was
-trained: base spec and resolved path, reasoning format, method, package versions, the sha256
+trained: base spec and resolved path, reasoning format and system prompt (eval asks the tuned model
+the same way, ``training_prompt``), method, package versions, the sha256
 of every training file, git commit, hardware, wall time, throughput, memory and losses.
 """
 
@@ -142,3 +143,24 @@ def write_manifest(run_dir: Path, fields: dict[str, Any]) -> Path:
 
     manifest = {"medtune_version": __version__, "packages": package_versions(), "git_commit": git_commit(), **fields}
     return atomic_write_json(run_dir / "manifest.json", manifest)
+
+
+def training_prompt(run_dir: str | Path) -> dict[str, Any]:
+    """The reasoning format and system prompt a run was trained with: what eval asks it with by default.
+
+    Read from RUN/manifest.json; runs from before the manifest carried ``system_prompt`` fall
+    back to the resolved RUN/config.yaml (``data.system_prompt``).
+    """
+    import yaml
+
+    run = Path(run_dir)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    if "system_prompt" in manifest:
+        system_prompt = manifest["system_prompt"]
+    else:
+        try:
+            config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            config = {}
+        system_prompt = (config.get("data") or {}).get("system_prompt")
+    return {"reasoning_format": manifest.get("reasoning_format"), "system_prompt": system_prompt}

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..config.schema import RunConfig
 from . import checkpoints as ckpt
-from .data import TrainingData, prepare_data
+from .data import TrainingData, load_training_records, render_training_data
 from .packing import (
     collate_packed,
     collate_padded,
@@ -92,13 +92,15 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     mp = mixed_precision(t.precision, device)
     accelerator = Accelerator(mixed_precision=mp, cpu=not device.startswith("cuda"))
     set_seed(t.seed)
+    # Data first: a wrong source or unreadable records fail in seconds, not after the base model loads.
+    records = load_training_records(cfg.data, data_paths, run_dir if accelerator.is_main_process else None)
     four_bit = t.method == "qlora" or cfg.model.load_in_4bit
     # Frozen bases can sit in half precision on GPU; fully tuned weights stay fp32 (autocast does the rest).
     dtype = cfg.model.dtype if cfg.model.dtype != "auto" or t.method != "full" else "float32"
     loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=dtype, load_in_4bit=four_bit,
                         revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
     fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else loaded.source.reasoning_format
-    data = prepare_data(cfg.data, loaded.tokenizer, fmt, data_paths, run_dir if accelerator.is_main_process else None)
+    data = render_training_data(records, cfg.data, loaded.tokenizer, fmt)
     model = loaded.model
     model.config.use_cache = False
     if t.gradient_checkpointing:
@@ -313,7 +315,8 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
     tps = stats["tokens"] / max(stats["elapsed_s"], 1e-9)
     fields = {
         "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "base_model": cfg.model.base,
-        "base_path": str(s.loaded.path), "reasoning_format": s.fmt, "method": cfg.train.method,
+        "base_path": str(s.loaded.path), "reasoning_format": s.fmt, "system_prompt": cfg.data.system_prompt,
+        "method": cfg.train.method,
         "output": out.name, "output_is_best_checkpoint": use_best, "data_files": s.data.files,
         "data_manifest_sha256": s.data.files, "quarantined_records": s.data.quarantined,
         "examples": {"train": len(s.data.train), "val": len(s.data.val)},

@@ -105,3 +105,24 @@ def test_real_benchmark_loglik_on_a_few_items(tiny_model_dir, shared_data, tmp_p
     rows = [json.loads(x) for x in (tmp_path / "pubmedqa-loglik" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["id"].isdigit() and set(r["option_probs"]) == {"A", "B", "C"} for r in rows)
     assert rows[0]["prompt"].startswith("Abstract: ") and rows[0]["prompt"].endswith("\nAnswer:")
+
+
+def test_run_on_an_hf_dataset_and_a_synth_folder(tiny_model_dir, tmp_path):
+    """Eval record sources follow the data contract: hf:ID (here a dataset saved with `datasets`) and medtune folders."""
+    import datasets
+
+    from medtune.synth.run import run_synth
+
+    rows = [{"question": r.question, "options": r.options, "answer_idx": r.answer.letter, "answer": r.options[r.answer.letter]}
+            for r in make_mcq(4)]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "mcq_ds"))
+    run_synth(tmp_path / "synth", 3, seed=0, tasks=["mcq"])
+    runner = CliRunner()
+    r = runner.invoke(app, ["eval", "run", str(tiny_model_dir), "-b", f"hf:{tmp_path / 'mcq_ds'}", "-b", str(tmp_path / "synth"),
+                            "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    hf_rows = [json.loads(x) for x in (tmp_path / "out" / "mcq_ds_train-loglik" / "predictions.jsonl").read_text().splitlines()]
+    synth_rows = (tmp_path / "out" / "synth-loglik" / "predictions.jsonl").read_text().splitlines()
+    assert [x["gold"] for x in hf_rows] == [row["answer_idx"] for row in rows] and len(synth_rows) == 3
+    bad = runner.invoke(app, ["eval", "run", str(tiny_model_dir), "-b", str(tmp_path / "out"), "--out", str(tmp_path / "o2")])
+    assert bad.exit_code == 2 and "not a records folder" in bad.output

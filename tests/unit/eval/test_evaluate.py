@@ -82,7 +82,7 @@ def test_evaluate_resumes_after_interruption(backend, tmp_path):
 def test_evaluate_refuses_to_mix_protocols(backend, tmp_path):
     records = make_mcq(2)
     evaluate(backend, SPEC, records, tmp_path, write_report=False)
-    with pytest.raises(ValueError, match="loglik predictions"):
+    with pytest.raises(ValueError, match="protocol: 'loglik' -> 'cot'"):
         evaluate(backend, SPEC, records, tmp_path, protocol="cot", write_report=False)
 
 

@@ -94,7 +94,15 @@ def open_binary(path: Path) -> IO[bytes]:
 
 def iter_raw_rows(path: str | Path, *, csv_header: bool = True,
                   max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawRow]:
-    """Yield the rows of one file, choosing the reader from the suffix (``.jsonl``, ``.json``, ``.csv``...)."""
+    """Yield the rows of one file, choosing the reader from the suffix (``.jsonl``, ``.json``, ``.csv``...).
+
+    An ``hf:ID[:CONFIG][@SPLIT]`` spec reads a Hugging Face dataset's rows instead (``data/hf.py``).
+    """
+    from ..hf import is_hf_spec, iter_hf_rows
+
+    if is_hf_spec(path):
+        yield from iter_hf_rows(path)
+        return
     path = Path(path)
     suffix = base_suffix(path)
     if suffix in (".jsonl", ".ndjson"):
@@ -206,6 +214,10 @@ def _iter_parquet(path: Path) -> Iterator[RawRow]:
 
 def sniff_rows(path: str | Path, limit: int = 20) -> list[Any]:
     """The first ``limit`` parseable rows (dicts, or lists for headerless CSV) for format detection."""
+    from ..hf import is_hf_spec, iter_hf_rows
+
+    if is_hf_spec(path):
+        return [row.data for row in iter_hf_rows(path, limit=limit)]
     path = Path(path)
     header = base_suffix(path) not in (".csv", ".tsv") or _csv_has_header(path)
     rows = []

@@ -1,0 +1,237 @@
+"""What an evaluation's numbers are a function of, known before a model is loaded.
+
+A prediction store (``eval/store.py``) records a fingerprint built here; resuming into a folder
+whose fingerprint differs is refused, so a base model's rows can never be reported as a tuned
+model's. The fingerprint holds:
+
+* ``model``: sha256 over the model's files (weights, config, tokenizer; for a training run the
+  base's files and the adapter's), or the endpoint URL and served model name;
+* ``prompt``: the chat template (sha256 of its text), system prompt, reasoning format, and a
+  sha256 of medtune's own rendering of a fixed probe item (catches a changed prompt layout);
+* ``protocol`` and ``decoding`` (max_new_tokens, temperature, num_samples, seed, top_p -- cot only);
+* ``benchmark``: sha256 of its source file(s) (or of the records given), and of its declaration.
+
+Fields that do not shape a protocol's numbers are left out of it (decoding for loglik; the chat
+prompt for harness-style loglik), so changing them does not refuse a resume.
+
+File hashes are cached by path, size and mtime (``$MEDTUNE_HOME/file-hashes.json``): a 16 GB
+model is read once, not at every evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.records import Answer, Record
+from ..utils.io import atomic_write_json, sha256_file, sha256_text
+from ..utils.paths import medtune_home
+
+SCHEMA = 1
+SKIP_SUFFIXES = (".md", ".png", ".jpg", ".lock", ".gitattributes")
+# Top-level files only: HF snapshots, medtune runs and save_pretrained folders are flat.
+PROBE = Record.create(source="probe", task="mcq", question="Which organ pumps blood?", context="A probe item.",
+                      options={"A": "Heart", "B": "Liver"}, answer=Answer(letter="A"))
+
+
+def cached_sha256(path: str | Path) -> str:
+    """sha256 of a file, remembered by (resolved path, size, mtime) so big weights are read once."""
+    path = Path(path).resolve()
+    st = path.stat()
+    cache_path = medtune_home() / "file-hashes.json"
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    stamp = [st.st_size, st.st_mtime_ns]
+    hit = cache.get(str(path))
+    if hit and hit[:2] == stamp:
+        return hit[2]
+    digest = sha256_file(path)
+    cache = {k: v for k, v in cache.items() if Path(k).exists()}  # forget deleted files (test folders, old runs)
+    cache[str(path)] = [*stamp, digest]
+    try:
+        atomic_write_json(cache_path, cache, indent=None)
+    except OSError:  # a read-only home: hashing still works, just uncached
+        pass
+    return digest
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over (name, sha256) of a model folder's top-level files (docs and locks excluded)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and not p.name.endswith(SKIP_SUFFIXES) and p.name != "COMPLETE")
+    return sha256_text(json.dumps([[p.name, cached_sha256(p)] for p in files]))
+
+
+def _digest(target: Path) -> str:
+    return cached_sha256(target) if target.is_file() else folder_digest(target)
+
+
+@dataclass(frozen=True)
+class EvalModel:
+    """A model as evaluation sees it: identity and the prompt it is asked with (nothing loaded)."""
+
+    spec: str
+    backend: str
+    identity: str  # "sha256:..." of the files, or "endpoint URL model NAME"
+    chat_template_sha256: str | None
+    reasoning_format: str
+    system_prompt: str | None
+    prompt_source: str  # where reasoning format / system prompt came from, for the summary
+    run_dir: str | None = None
+
+
+def _run_parts(run: Path) -> tuple[Path, Path, Any, str]:
+    """(base folder, adapter-or-model folder, tokenizer, the base's default reasoning format) of a training
+    run, as ``load_trained`` resolves them."""
+    from transformers import AutoTokenizer
+
+    from ..models.load import load_tokenizer
+    from ..models.source import ensure_local, resolve_source
+    from ..train.load import read_manifest
+
+    manifest = read_manifest(run)
+    if (run / "model").is_dir():
+        source = resolve_source(str(run / "model"))
+        return run / "model", run / "model", load_tokenizer(source), source.reasoning_format
+    base_path = manifest.get("base_path") or manifest["base_model"]
+    base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
+    source = resolve_source(base_spec)
+    base = ensure_local(source)
+    tok = AutoTokenizer.from_pretrained(str(run / "adapter"))
+    if not getattr(tok, "chat_template", None):
+        tok.chat_template = load_tokenizer(source).chat_template
+    return base, run / "adapter", tok, source.reasoning_format
+
+
+def _template_sha(tokenizer: Any) -> str | None:
+    template = getattr(tokenizer, "chat_template", None)
+    return sha256_text(template if isinstance(template, str) else json.dumps(template, sort_keys=True)) if template else None
+
+
+def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | None = None,
+                   reasoning_format: str | None = None, system_prompt: str | None = None) -> EvalModel:
+    """Identity and prompt settings of ``spec`` for evaluation; hashes files and reads a tokenizer, loads no weights.
+
+    A training run folder (``RUN/manifest.json``) is asked with the system prompt and reasoning
+    format its training used, unless ``reasoning_format`` / ``system_prompt`` override them
+    (``system_prompt=""`` means explicitly none).
+    """
+    from ..models.load import load_tokenizer
+    from ..models.source import ensure_local, resolve_source
+    from ..train.manifest import training_prompt
+
+    run_dir = spec if backend == "transformers" and (Path(spec) / "manifest.json").is_file() else None
+    trained = training_prompt(run_dir) if run_dir else None
+    fmt_source = ("override" if reasoning_format else "training run manifest" if trained and trained["reasoning_format"]
+                  else "model default")
+    sys_source = "override" if system_prompt is not None else "training run manifest" if trained else "none"
+    if backend == "openai":
+        if not endpoint:
+            raise ValueError("the openai backend needs --endpoint URL (an OpenAI-compatible /v1 base URL)")
+        identity, template, default_fmt = f"endpoint {endpoint} model {spec}", None, "plain"
+    elif backend == "llamacpp":
+        if not Path(spec).is_file():
+            raise ValueError(f"GGUF file not found: {spec}")
+        identity, template, default_fmt = f"sha256:{cached_sha256(spec)}", None, "plain"  # the template is inside the file
+    elif run_dir:
+        base, output, tok, base_fmt = _run_parts(Path(run_dir))
+        identity = "sha256:" + sha256_text(_digest(base) + _digest(output))
+        template, default_fmt = _template_sha(tok), trained["reasoning_format"] or base_fmt
+    else:
+        source = resolve_source(spec)
+        identity = f"sha256:{_digest(ensure_local(source))}"
+        template, default_fmt = _template_sha(load_tokenizer(source)), source.reasoning_format
+    chosen_system = system_prompt if system_prompt is not None else (trained or {}).get("system_prompt")
+    return EvalModel(spec, backend, identity, template, reasoning_format or default_fmt or "plain",
+                     chosen_system or None, f"reasoning format: {fmt_source}; system prompt: {sys_source}", run_dir)
+
+
+def describe_backend(backend: Any, system_prompt: str | None = None) -> EvalModel:
+    """An EvalModel for a backend built by hand (tests, Python callers): identity = sha256 of its weights.
+
+    Hashes every parameter (seconds for small models, long for big ones); ``run_eval`` and
+    ``compare_models`` use :func:`describe_model` instead, which hashes files once and caches.
+    """
+    fmt = getattr(backend, "reasoning_format", "plain")
+    common = {"reasoning_format": fmt, "system_prompt": system_prompt or None, "prompt_source": "caller"}
+    if getattr(backend, "name", "") == "openai":
+        return EvalModel(backend.label, "openai", f"endpoint {backend.client.base_url} model {backend.model_name}", None, **common)
+    if getattr(backend, "name", "") == "llamacpp":
+        return EvalModel(backend.label, "llamacpp", f"sha256:{cached_sha256(backend.llm.model_path)}", None, **common)
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in backend.model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return EvalModel(getattr(backend, "label", "model"), getattr(backend, "name", "transformers"),
+                     f"sha256:{h.hexdigest()}", _template_sha(getattr(backend, "tokenizer", None)), **common)
+
+
+def rendering_sha(model: EvalModel) -> str:
+    """medtune's own layout of a fixed probe item (user turn, system prompt, reasoning scaffold, answer cue)."""
+    from ..data.render import build_messages, format_assistant
+    from .runners import CHAT_ANSWER_CUE
+
+    probe = build_messages(PROBE, model.reasoning_format, model.system_prompt, with_answer=True)
+    return sha256_text(json.dumps([probe, format_assistant(None, CHAT_ANSWER_CUE, model.reasoning_format)]))
+
+
+@dataclass
+class Decoding:
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    num_samples: int = 1
+    seed: int | None = 0
+    top_p: float = 1.0  # not configurable yet: every backend decodes with the full distribution
+
+
+def records_sha(records: list[Record]) -> str:
+    """sha256 of records as evaluated (for records given in memory, e.g. the quickstart's held-out set)."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(r.model_dump_json().encode())
+    return h.hexdigest()
+
+
+def build_fingerprint(model: EvalModel, *, protocol: str, spec: Any, benchmark_sha256: str,
+                      decoding: Decoding | None = None) -> dict[str, Any]:
+    """The fingerprint of one (model, benchmark, protocol, settings) evaluation; see the module docstring."""
+    from .. import __version__
+
+    chat_prompt = protocol == "cot" or spec.loglik.style == "chat"
+    prompt = {"chat_template_sha256": model.chat_template_sha256, "system_prompt": model.system_prompt,
+              "reasoning_format": model.reasoning_format, "rendering_sha256": rendering_sha(model)} if chat_prompt else None
+    return {
+        "schema": SCHEMA,
+        "model": {"identity": model.identity, "backend": model.backend},
+        "protocol": protocol,
+        "prompt": prompt,
+        "decoding": asdict(decoding or Decoding()) if protocol == "cot" else None,
+        "benchmark": {"name": spec.name, "source_sha256": benchmark_sha256,
+                      "declaration_sha256": sha256_text(spec.model_dump_json(exclude={"description", "provenance"}))},
+        "info": {"model_spec": model.spec, "prompt_source": model.prompt_source, "medtune_version": __version__},
+    }
+
+
+def fingerprint_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted field, old, new) for every identity field that differs; ``info`` (spec as typed, versions) is not identity.
+
+    >>> fingerprint_diff({"protocol": "loglik", "decoding": None}, {"protocol": "cot", "decoding": {"seed": 0}})
+    [('decoding', None, {'seed': 0}), ('protocol', 'loglik', 'cot')]
+    """
+    out: list[tuple[str, Any, Any]] = []
+    for key in sorted(set(old) | set(new)):
+        if not prefix and key == "info":
+            continue
+        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(fingerprint_diff(a, b, f"{name}."))
+        elif a != b:
+            out.append((name, a, b))
+    return out
