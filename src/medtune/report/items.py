@@ -78,7 +78,9 @@ def _browser_row(row: dict[str, Any], eval_index: int, question_index: int, opti
                             "subj": group.get("subject") or group.get("specialty")}
     if row.get("raw_output") is not None:
         item["out"] = row["raw_output"]
-        item["fin"], item["hl"] = answer_highlight(row["raw_output"], options, row.get("pred"), fmt)
+        # with several samples the output shown is the first one: highlight what it said, not the vote
+        shown_pred = row["samples"][0].get("pred") if row.get("samples") else row.get("pred")
+        item["fin"], item["hl"] = answer_highlight(row["raw_output"], options, shown_pred, fmt)
     if row.get("option_probs"):
         item["pr"] = row["option_probs"]
     if row.get("votes"):

@@ -144,7 +144,7 @@
     if (item.votes) { summary += ", votes " + JSON.stringify(item.votes); }
     box.appendChild(el("p", null, summary));
     if (item.out !== undefined) {
-      box.appendChild(el("h4", null, "Model output (full)"));
+      box.appendChild(el("h4", null, item.votes ? "Model output (full, first sample; the answer is the majority vote)" : "Model output (full)"));
       box.appendChild(outputBlock(item));
       var legend = el("div", "legend");
       legend.appendChild(el("span", "final", "final-answer part (what the extractor reads)"));
