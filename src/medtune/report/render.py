@@ -35,6 +35,10 @@ def _num(value: Any, digits: int | None = None) -> str:
     return str(value)
 
 
+def _thousands(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else _num(n)
+
+
 def _mib(n_bytes: Any) -> str:
     return "n/a" if n_bytes is None else f"{n_bytes / 2**20:.1f} MiB"
 
@@ -51,7 +55,7 @@ def environment() -> jinja2.Environment:
         autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    env.filters.update(num=_num, mib=_mib)
+    env.filters.update(num=_num, mib=_mib, thousands=_thousands)
     # Compact JSON for the item data; tojson still escapes < > & ' so model text cannot close the <script>.
     env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "separators": (",", ":"), "sort_keys": False}
     return env
