@@ -56,8 +56,8 @@ def write_jsonl(path: Path, records: list[Record]) -> Path:
     return path
 
 
-def build_tiny_run(root: Path) -> Path:
-    """root/run laid out like runs/quickstart, made by train, compare_models (cot), evaluate (loglik) and export."""
+def build_tiny_run(root: Path, name: str = "run") -> Path:
+    """root/NAME laid out like runs/quickstart, made by train, compare_models (cot), evaluate (loglik) and export."""
     from tiny import build_tiny_model_dir
 
     from medtune.config import load_config
@@ -68,7 +68,7 @@ def build_tiny_run(root: Path) -> Path:
     from medtune.train import train
 
     base = build_tiny_model_dir(root / "tiny", hidden=64)
-    run = root / "run"
+    run = root / name
     data = write_jsonl(run / "data" / "train.jsonl", mcq_records(48))
     cfg = load_config(None, [f"model.base={base}", "data.max_length=224", "data.val_fraction=0.1", "train.method=full",
                              "train.batch_size=4", "train.logging_steps=2", "train.max_steps=60",
