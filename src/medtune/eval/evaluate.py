@@ -29,6 +29,7 @@ from .identity import (
 from .metrics import (
     accuracy_by_group,
     accuracy_summary,
+    chance_level,
     counterfactual_consistency,
     expected_calibration_error,
     length_vs_correctness,
@@ -145,7 +146,8 @@ def summarize(rows: list[dict[str, Any]], spec: BenchmarkSpec, protocol: str, mo
         "benchmark": spec.name, "model": model, "protocol": protocol, "protocol_description": PROTOCOLS[protocol],
         "harness_task": spec.loglik.harness_task if protocol == "loglik" and spec.loglik.style == "harness" else None,
         "loglik_style": spec.loglik.style if protocol == "loglik" else None,
-        "chance": spec.chance, "accuracy": accuracy_summary(correct, unparseable),
+        "chance": chance_level([len(r.get("options") or r.get("option_probs") or {}) for r in main], spec.chance),
+        "accuracy": accuracy_summary(correct, unparseable),
         "by_subject": accuracy_by_group(main, "subject"),
     }
     if protocol == "loglik" and main:

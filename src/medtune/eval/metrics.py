@@ -74,6 +74,37 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[str, A
     return {"b": b, "c": c, "statistic": round(stat, 4), "p_value": float(chi2.sf(stat, 1)), "test": "chi-square, continuity corrected"}
 
 
+def paired_flips(correct_a: dict[str, bool], correct_b: dict[str, bool]) -> dict[str, list[str]]:
+    """Items whose correctness changed from A to B: ``gained`` (A wrong, B right), ``lost`` (A right, B wrong).
+
+    Their counts are McNemar's c and b on the common items.
+
+    >>> paired_flips({"q1": False, "q2": True, "q3": True}, {"q1": True, "q2": False, "q3": True, "q4": True})
+    {'gained': ['q1'], 'lost': ['q2']}
+    """
+    common = sorted(set(correct_a) & set(correct_b))
+    return {"gained": [i for i in common if correct_b[i] and not correct_a[i]],
+            "lost": [i for i in common if correct_a[i] and not correct_b[i]]}
+
+
+def chance_level(option_counts: Sequence[int], declared: float | None = None) -> float | None:
+    """Expected accuracy of uniform guessing: the mean of 1/(number of options) over items.
+
+    Per item, so a mix of 4- and 5-option items gets its true chance level. Falls back to
+    the benchmark's declared value when an item's option count is unknown (0).
+
+    >>> chance_level([5, 5, 5])
+    0.2
+    >>> chance_level([4, 5])
+    0.225
+    >>> chance_level([4, 0], declared=0.25)
+    0.25
+    """
+    if not option_counts or any(n <= 0 for n in option_counts):
+        return declared
+    return round(sum(1 / n for n in option_counts) / len(option_counts), 4)
+
+
 def paired_difference(correct_a: Sequence[bool], correct_b: Sequence[bool], z: float = 1.959964) -> dict[str, Any]:
     """Accuracy gain B - A with a Wald interval for paired proportions (Newcombe's method 10 is tighter; this is standard)."""
     n = len(correct_a)

@@ -7,7 +7,7 @@
   samples with majority vote (self-consistency); strict extraction from the final part.
 
 A prediction row is a plain dict (one JSON line in predictions.jsonl):
-id, protocol, gold, pred, correct, status, group (subject/group_id), and per protocol
+id, protocol, question, options, gold, pred, correct, status, group (subject/group_id), and per protocol
 option_logprobs/option_probs/pred_norm/correct_norm or raw_output/samples/reasoning_chars.
 """
 
@@ -41,6 +41,11 @@ def item_group(record: Record, subject_field: str | None = None) -> dict[str, An
     if subject_field and md.get(subject_field) is not None:
         group["subject"] = md[subject_field]
     return group
+
+
+def item_text(record: Record) -> dict[str, Any]:
+    """The question and options as asked, kept in each row so a report can show the item without its source file."""
+    return {"question": record.question, "options": dict(record.options or {})}
 
 
 CHAT_ANSWER_CUE = "The answer is ("  # how medtune's training targets state the answer (render.final_answer_text)
@@ -81,7 +86,7 @@ def run_loglik(backend: Any, spec: BenchmarkSpec, records: Sequence[Record],
             "option_logprobs": dict(zip(letters, [round(x, 4) for x in s.logprobs])),
             "option_probs": dict(zip(letters, [round(p, 5) for p in s.probs])),
             "confidence": round(max(s.probs), 5),
-            "group": item_group(record, spec.subject_field),
+            "group": item_group(record, spec.subject_field), **item_text(record),
         })
     return rows
 
@@ -122,7 +127,8 @@ def run_cot(backend: Any, records: Sequence[Record], *, max_new_tokens: int = 25
             row = score_output(record, samples, backend.reasoning_format)
         else:
             row = _score_open(record, samples[0], backend.reasoning_format)
-        row.update(protocol="cot", prompt=backend.prompt(record, system_prompt), group=item_group(record, subject_field))
+        row.update(protocol="cot", prompt=backend.prompt(record, system_prompt), group=item_group(record, subject_field),
+                   **item_text(record))
         rows.append(row)
     return rows
 

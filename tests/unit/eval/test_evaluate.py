@@ -99,7 +99,7 @@ def test_cot_with_self_consistency_and_report(backend, tmp_path):
     assert summary["accuracy"]["unparseable"] == sum(r["status"] != "ok" for r in main)
     assert "permutation_consistency" in summary and summary["counterfactual_consistency"]["groups"] == 2
     html = (tmp_path / "report.html").read_text()
-    assert "data:image/png;base64," in html and "research" in html.lower()
+    assert "data:image/svg+xml;base64," in html and "research" in html.lower()
     assert "Wilson" in (tmp_path / "report.md").read_text()
 
 
@@ -108,7 +108,7 @@ def test_loglik_summary_has_calibration_and_subjects(backend, tmp_path):
     assert set(summary["by_subject"]) == {"cardiology", "pulmonology"}
     assert 0 <= summary["calibration"]["ece"] <= 1
     assert sum(b["count"] for b in summary["calibration"]["bins"]) == 8
-    assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
+    assert "data:image/svg+xml;base64," in (tmp_path / "report.html").read_text()
 
 
 def test_compare_models_base_vs_two_adapters(tiny_model_dir, two_runs, tmp_path):
@@ -130,7 +130,10 @@ def test_compare_models_base_vs_two_adapters(tiny_model_dir, two_runs, tmp_path)
         assert lo <= r["tuned"]["accuracy"] <= hi
     assert json.loads((tmp_path / "c1" / "compare.json").read_text())["items"] == 16
     assert "McNemar" in (tmp_path / "c1" / "compare.md").read_text()
-    assert (tmp_path / "c1" / "compare.html").read_text().count("<pre>") == 3
+    # compare.html is the rendered report of both evaluations (tables, not Markdown source in a <pre>)
+    html = (tmp_path / "c1" / "compare.html").read_text()
+    assert "|---|" not in html and html.count('<tr data-eval="') == 2 and 'data-compare="' in html
+    assert len(r1["flips"]["gained"]) == r1["mcnemar"]["c"] and len(r1["flips"]["lost"]) == r1["mcnemar"]["b"]
 
 
 def test_transformers_backend_uses_the_chat_template(tiny_model_dir, tiny_tokenizer):
