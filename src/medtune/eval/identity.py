@@ -152,7 +152,8 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
 
 
 def describe_backend(backend: Any, system_prompt: str | None = None) -> EvalModel:
-    """An EvalModel for a backend built by hand (tests, Python callers): identity = sha256 of its weights.
+    """An EvalModel for a backend built by hand (tests, Python callers): identity = sha256 of its weights,
+    or the backend's own ``identity`` string when it has no weights (custom or scripted backends).
 
     Hashes every parameter (seconds for small models, long for big ones); ``run_eval`` and
     ``compare_models`` use :func:`describe_model` instead, which hashes files once and caches.
@@ -163,6 +164,10 @@ def describe_backend(backend: Any, system_prompt: str | None = None) -> EvalMode
         return EvalModel(backend.label, "openai", f"endpoint {backend.client.base_url} model {backend.model_name}", None, **common)
     if getattr(backend, "name", "") == "llamacpp":
         return EvalModel(backend.label, "llamacpp", f"sha256:{cached_sha256(backend.llm.model_path)}", None, **common)
+    if getattr(backend, "identity", None):  # a custom backend that names what it is (no weights to hash)
+        return EvalModel(getattr(backend, "label", "model"), getattr(backend, "name", "custom"), str(backend.identity), None, **common)
+    if getattr(backend, "model", None) is None:
+        raise ValueError(f"backend {type(backend).__name__} has no model weights to fingerprint: give it an `identity` string")
     import torch
 
     h = hashlib.sha256()

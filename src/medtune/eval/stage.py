@@ -79,7 +79,7 @@ def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: s
             overwrite=overwrite,
         )
         index["benchmarks"][spec.name] = {"folder": str(folder), "accuracy": summary["accuracy"],
-                                          "accuracy_norm": summary.get("accuracy_norm"), "chance": spec.chance}
+                                          "accuracy_norm": summary.get("accuracy_norm"), "chance": summary.get("chance")}
         atomic_write_json(out_dir / "index.json", index)
     return index
 

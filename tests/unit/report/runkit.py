@@ -93,6 +93,7 @@ class ScriptedBackend:
 
     def __init__(self, label: str, skill: float, seed: int):
         self.label, self.skill, self.rng = label, skill, random.Random(seed)
+        self.identity = f"scripted:{label}:skill={skill}:seed={seed}"  # what the eval fingerprint records
 
     def prompt(self, record: Record, system_prompt: str | None = None) -> str:
         return build_user_prompt(record)
