@@ -55,11 +55,18 @@ class LiveRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     cancelled: bool = False
+    cancelled_samples: set[int] = field(default_factory=set)
     generator: torch.Generator | None = field(default=None, repr=False)
 
-    def cancel(self) -> None:
-        """Stop generating (read by the engine thread at its next step)."""
-        self.cancelled = True
+    def cancel(self, sample: int | None = None) -> None:
+        """Stop generating one sample, or all (read by the engine thread at its next step)."""
+        if sample is None:
+            self.cancelled = True
+        else:
+            self.cancelled_samples.add(sample)
+
+    def is_cancelled(self, sample: int) -> bool:
+        return self.cancelled or sample in self.cancelled_samples
 
 
 def sample_rows(logits: torch.Tensor, settings: list[tuple[float, float, torch.Generator | None]]) -> torch.Tensor:
@@ -91,6 +98,32 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, top: int) -> list
     return out
 
 
+def choose_and_emit(logits: torch.Tensor, samples: list[tuple[LiveRequest, int]], eos: set[int]) -> list[int]:
+    """Each row's next token for its (request, sample), emitted with its log-probabilities when asked;
+    an end-of-sequence token is returned but not emitted. Shared by every engine fed with LiveRequests."""
+    lives = [live for live, _ in samples]
+    tokens = sample_rows(logits, [(x.temperature, x.top_p, x.generator) for x in lives])
+    want = [x for x in lives if x.logprobs]
+    details = token_logprobs(logits, tokens, max(x.top_logprobs for x in want)) if want else [{}] * len(lives)
+    out = tokens.tolist()
+    for (live, sample), token, info in zip(samples, out, details):
+        if token not in eos:
+            if live.logprobs and "top_logprobs" in info:
+                info = {**info, "top_logprobs": info["top_logprobs"][: live.top_logprobs]}
+            live.emit(sample, token, info if live.logprobs else {})
+    return out
+
+
+def prepare_generator(request: LiveRequest) -> None:
+    """A per-request random generator for sampled requests (seeded when the request gives a seed)."""
+    if request.temperature > 0 and request.generator is None:
+        request.generator = torch.Generator(device="cpu")
+        if request.seed is not None:
+            request.generator.manual_seed(request.seed)
+        else:
+            request.generator.seed()
+
+
 class LiveBatcher(ContinuousBatcher):
     """The continuous-batching engine fed by a queue; ``serve_forever`` runs it on the calling thread."""
 
@@ -116,12 +149,7 @@ class LiveBatcher(ContinuousBatcher):
             raise ValueError("every prompt needs at least one token")
         if request.max_new_tokens < 1 or request.n < 1:
             raise ValueError("max_new_tokens and n must be >= 1")
-        if request.temperature > 0 and request.generator is None:
-            request.generator = torch.Generator(device="cpu")
-            if request.seed is not None:
-                request.generator.manual_seed(request.seed)
-            else:
-                request.generator.seed()
+        prepare_generator(request)
         with self._wake:
             self._inbox.append(request)
             self._wake.notify()
@@ -167,7 +195,7 @@ class LiveBatcher(ContinuousBatcher):
 
     def _step(self) -> None:
         for row, slot in enumerate(self.slots):
-            if slot.request >= 0 and self.samples[slot.request][0].cancelled:
+            if slot.request >= 0 and self._cancelled(slot.request):
                 self._finish(row, "cancelled")
         self._drop_cancelled_queue()
         free = [r for r, s in enumerate(self.slots) if s.request < 0]
@@ -184,11 +212,15 @@ class LiveBatcher(ContinuousBatcher):
             self._reset_buffers()  # idle: free the KV memory; the next request starts a small buffer
 
     def _drop_cancelled_queue(self) -> None:
-        for rid in [r for r in self.queue if self.samples[r][0].cancelled]:
+        for rid in [r for r in self.queue if self._cancelled(r)]:
             self.queue.remove(rid)
             self._end(rid, "cancelled")
         for key in [k for k in self.prefilled if not any(self.samples[r][1] == k for r in self.queue)]:
             del self.prefilled[key]  # every sample of that prompt was cancelled before it got a row
+
+    def _cancelled(self, request: int) -> bool:
+        live, _key, sample = self.samples[request]
+        return live.is_cancelled(sample)
 
     def _add_rows(self, count: int) -> None:
         if count <= 0:
@@ -259,17 +291,7 @@ class LiveBatcher(ContinuousBatcher):
 
     def _choose(self, logits: torch.Tensor, requests: list[int]) -> list[int]:
         """Pick each request's next token and emit it (an end-of-sequence token is not emitted)."""
-        lives = [self.samples[r][0] for r in requests]
-        tokens = sample_rows(logits, [(x.temperature, x.top_p, x.generator) for x in lives])
-        want = [x for x in lives if x.logprobs]
-        details = token_logprobs(logits, tokens, max(x.top_logprobs for x in want)) if want else [{}] * len(lives)
-        out = tokens.tolist()
-        for request, live, token, info in zip(requests, lives, out, details):
-            if token not in self.eos:
-                if live.logprobs and "top_logprobs" in info:
-                    info = {**info, "top_logprobs": info["top_logprobs"][: live.top_logprobs]}
-                live.emit(self.samples[request][2], token, info if live.logprobs else {})
-        return out
+        return choose_and_emit(logits, [self.samples[r][::2] for r in requests], self.eos)
 
     def _finish(self, row: int, reason: str = "stop") -> None:
         request = self.slots[row].request
