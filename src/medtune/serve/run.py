@@ -45,10 +45,13 @@ def run_server(settings: ServeSettings | ServeSection, **uvicorn_options: Any) -
 
     from .app import create_app
 
+    from .backends import build_backend
+
     if not isinstance(settings, ServeSettings):
         settings = load_settings(settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    backend, identity = build_backend(settings)  # before uvicorn: a model that cannot load is a plain error
+    app = create_app(settings, backend=backend, identity=identity)
     options = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,
                "timeout_graceful_shutdown": settings.shutdown_timeout_s, "access_log": False, **uvicorn_options}
     uvicorn.run(app, **options)
