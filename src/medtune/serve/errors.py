@@ -48,7 +48,11 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None, s
     """One readable line naming the first bad field (and how many more), plus the param and a code."""
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
-    loc = [str(x) for x in first.get("loc", ()) if x != "body"]
+    loc = _field_path(first)
+    # A union field (``stop: str | list[str]``) reports one error per member; the one that is not a
+    # plain type mismatch says what is wrong ("at most 4 items").
+    same = [e for e in errors if _field_path(e) == loc]
+    first = next((e for e in same if not e.get("type", "").endswith("_type")), first)
     if first.get("type") == "json_invalid":
         ctx = first.get("ctx") or {}
         return f"malformed JSON body: {ctx.get('error', first['msg'])}", None, "invalid_json"
@@ -60,6 +64,15 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None, s
     got = first.get("input")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {json.dumps(got)[:60]})"
     return f"{where}{first['msg']}{shown}{more}", param, first.get("type", "invalid_value")
+
+
+def _field_path(error: dict) -> list[str]:
+    """The field's path without pydantic's "body" root and union member tags ("str", "list[str]")."""
+    return [str(x) for x in error.get("loc", ()) if x != "body" and not _is_type_tag(x)]
+
+
+def _is_type_tag(part: object) -> bool:
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool", "dict", "list", "none") or "[" in part)
 
 
 def install_error_handlers(app: FastAPI) -> None:
