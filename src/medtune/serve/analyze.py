@@ -89,8 +89,9 @@ def differential_names(text: str) -> list[str]:
 def open_answer(text: str, fmt: str) -> str | None:
     """The final answer of an open question: the final part's first line, without an answer cue."""
     _, final = split_reasoning(text, fmt)
-    line = next((ln.strip(" *#-") for ln in final.splitlines() if ln.strip(" *#-")), "")
-    line = _ANSWER_CUE.sub("", line).split(". ")[0].strip(" .")
+    final = re.sub(r"[*_`]+", "", final)  # markdown emphasis
+    line = next((ln.strip(" #-") for ln in final.splitlines() if ln.strip(" #-")), "")
+    line = re.split(r"[.!?](?:\s|$)", _ANSWER_CUE.sub("", line))[0].strip(" .")
     return line or None
 
 

@@ -44,7 +44,6 @@ def run_server(settings: ServeSettings | ServeSection, **uvicorn_options: Any) -
     import uvicorn
 
     from .app import create_app
-
     from .backends import build_backend
 
     if not isinstance(settings, ServeSettings):
