@@ -32,7 +32,7 @@ def tiny_gguf(tiny_model_dir, tmp_path_factory):
     for f in tiny_model_dir.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens", "generation_config", "chat_template")):
             (folder / f.name).write_bytes(f.read_bytes())
-    out = folder / "tiny-f16.gguf"
+    out = folder / "tiny-f32.gguf"
     convert_hf_to_gguf(folder, out, "f32")
     return out
 
