@@ -30,7 +30,8 @@ class Metrics:
     async def observe(self, ctx: RequestContext) -> None:
         """End-of-request hook: count and time the request (labels are route templates, never raw paths)."""
         route = ctx.route or "unmatched"
-        self.requests.labels(route, str(ctx.status)).inc()
+        status = ctx.extra.get("stream_error_status", ctx.status)  # an error sent inside a 200 stream
+        self.requests.labels(route, str(status)).inc()
         if ctx.latency_s is not None:
             self.latency.labels(route).observe(ctx.latency_s)
         if ctx.first_token_s is not None:
