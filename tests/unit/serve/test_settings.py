@@ -44,3 +44,30 @@ def test_serve_command_is_the_exact_cli():
     assert serve_command(section) == ["medtune", "serve", "runs/a/export/m-q4_k_m.gguf", "--port", "9000", "--slots", "4"]
     with pytest.raises(ValueError, match="no model"):
         serve_command(ServeSection())
+
+
+def test_startup_logs_what_is_served_and_its_sha256(tiny_model_dir, caplog):
+    from serve_helpers import live_server, make_app
+
+    caplog.set_level("INFO", logger="medtune.serve")
+    with live_server(make_app(tiny_model_dir)):
+        pass
+    started = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("serving tiny"))
+    assert f"sha256 {'ab' * 32}" in started and "run run-test" in started and "Research use only" in started
+
+
+def test_identity_digests_the_served_weights(tiny_model_dir, tmp_path):
+    from medtune.serve.backends.hf import build_transformers
+    from medtune.serve.identity import digest_files
+    from medtune.utils.io import sha256_file
+
+    backend, identity = build_transformers(str(tiny_model_dir), ServeSection(slots=2))
+    assert identity.sha256 == sha256_file(tiny_model_dir / "model.safetensors")
+    assert identity.served_name == tiny_model_dir.name and backend.parallel == 2
+    a, b = tmp_path / "model-00001.safetensors", tmp_path / "model-00002.safetensors"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    combined, files = digest_files([b, a])
+    assert list(files) == [str(a), str(b)] and combined not in files.values()
+    b.write_bytes(b"tw0")
+    assert digest_files([a, b])[0] != combined  # any shard's change changes the digest
