@@ -93,4 +93,12 @@ def test_logprobs_and_top_logprobs(client):
     for entry in content:
         assert entry.logprob <= 0 and len(entry.top_logprobs) == 3
         assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob)  # greedy picks the most likely
-    assert "".join(e.token for e in content) == r.choices[0].message.content
+    assert b"".join(bytes(e.bytes) for e in content).decode("utf-8", "replace") == r.choices[0].message.content
+
+
+def test_completions_legacy_logprobs(client):
+    r = client.completions.create(model="tiny", prompt="Fever and", max_tokens=5, temperature=0, logprobs=2)
+    lp = r.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == r.usage.completion_tokens
+    assert lp.text_offset[0] == 0 and lp.text_offset == sorted(lp.text_offset)
+    assert all(len(t) <= 2 for t in lp.top_logprobs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,21 @@ from ...infer.live import LiveBatcher
 from ..identity import ModelIdentity, digest_files, run_id_of, weight_files
 from .base import BackendError, EngineBackend, Prompt
 from .text import PrefixDetokenizer
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte <-> printable character table, which byte-level BPE vocabularies are written in."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = list(keep), 0
+    for b in range(256):
+        if b not in keep:
+            keep.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(keep, map(chr, chars)))
+
+
+_BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
 
 
 def load_hf(spec: str, device: str) -> tuple[Any, Any, str, list[Path], str | None]:
@@ -51,6 +67,8 @@ class TransformersBackend(EngineBackend):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.engine = LiveBatcher(model, max_rows=slots, eos_ids=eos_ids(model, tokenizer), pad_id=pad)
         self._score_lock = threading.Lock()
+        decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+        self._byte_level = type(decoder).__name__ == "ByteLevel"
 
     def render(self, prompt: Prompt) -> str:
         if prompt.messages is not None:
@@ -66,6 +84,12 @@ class TransformersBackend(EngineBackend):
         return PrefixDetokenizer(self.tokenizer)
 
     def token_bytes(self, token: int) -> bytes:
+        """The token's raw bytes (a byte-level BPE piece can hold part of a UTF-8 character)."""
+        piece = self.tokenizer.convert_ids_to_tokens(token)
+        if self._byte_level and isinstance(piece, str) and all(c in _BYTE_DECODER for c in piece):
+            return bytes(_BYTE_DECODER[c] for c in piece)
+        if isinstance(piece, str) and re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", piece):  # sentencepiece byte fallback
+            return bytes([int(piece[3:5], 16)])
         return self.tokenizer.decode([token]).encode("utf-8")
 
     async def score_options(self, context: str, options: list[str]) -> list[float]:
