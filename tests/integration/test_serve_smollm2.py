@@ -39,7 +39,7 @@ def server(smollm2_q4_k_m):
     from medtune.serve.backends import build_backend
     from medtune.serve.settings import ServeSettings
 
-    settings = ServeSettings(model=str(smollm2_q4_k_m), slots=4, threads=2, context_length=1024, analyze_max_tokens=64)
+    settings = ServeSettings(model=str(smollm2_q4_k_m), slots=4, threads=1, context_length=1024, analyze_max_tokens=64)
     backend, identity = build_backend(settings)
     assert backend.name == "llamacpp" and len(identity.sha256) == 64
     with live_server(create_app(settings, backend=backend, identity=identity)) as (url, _):

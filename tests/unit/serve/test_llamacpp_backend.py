@@ -41,7 +41,7 @@ def tiny_gguf(tiny_model_dir, tmp_path_factory):
 def backend(tiny_gguf):
     from medtune.serve.backends.llamacpp import LlamaCppBackend
 
-    b = LlamaCppBackend(tiny_gguf, served_name="tiny", slots=4, context_length=512, threads=2, reasoning_format="sections")
+    b = LlamaCppBackend(tiny_gguf, served_name="tiny", slots=4, context_length=512, threads=1, reasoning_format="sections")
     yield b
     asyncio.run(b.close())
     b.engine.close()
@@ -65,12 +65,16 @@ async def _generate(backend, prompts, max_tokens=12, **kw):
 
 def test_parallel_slots_match_llama_one_at_a_time(backend, tiny_gguf):
     got = asyncio.run(_generate(backend, PROMPTS))
-    llm = llama_cpp.Llama(model_path=str(tiny_gguf), n_ctx=512, n_threads=2, verbose=False)
+    llm = llama_cpp.Llama(model_path=str(tiny_gguf), n_ctx=512, n_threads=1, verbose=False)
     for prompt, (text, finish) in zip(PROMPTS, got):
-        rendered = backend.render(Prompt(messages=[{"role": "user", "content": prompt}]))
-        ref = llm.create_completion(rendered, max_tokens=12, temperature=0.0, top_k=1)["choices"][0]
-        assert text == ref["text"], prompt
-        assert finish.completion_tokens == ref.get("usage", {}).get("completion_tokens", finish.completion_tokens)
+        ids = backend.prepare(Prompt(messages=[{"role": "user", "content": prompt}])).tokens
+        ref: list[int] = []
+        for token in llm.generate(ids, top_k=1, temp=0.0, reset=True):  # llama-cpp-python's own greedy loop
+            if llm.token_eos() == token or len(ref) == 12:
+                break
+            ref.append(token)
+        assert text == b"".join(backend.engine.piece(t) for t in ref).decode("utf-8", "replace"), prompt
+        assert finish.completion_tokens == len(ref)
 
 
 def test_repeated_prompt_reuses_the_slot_cache(backend):
@@ -95,7 +99,7 @@ def test_option_scores_are_the_models_log_probabilities(backend, tiny_gguf):
     context = backend.render(Prompt(messages=[{"role": "user", "content": "Chest pain? A. MI B. PE"}])) + "The answer is ("
     asyncio.run(backend.start())
     scores = asyncio.run(backend.score_options(context, ["A", "B", "pneumothorax"]))
-    llm = llama_cpp.Llama(model_path=str(tiny_gguf), n_ctx=512, n_threads=2, verbose=False, logits_all=True)
+    llm = llama_cpp.Llama(model_path=str(tiny_gguf), n_ctx=512, n_threads=1, verbose=False, logits_all=True)
     for option, score in zip(["A", "B", "pneumothorax"], scores):
         ctx_ids = llm.tokenize(context.encode(), add_bos=False, special=True)
         ids = llm.tokenize((context + option).encode(), add_bos=False, special=True)

@@ -75,7 +75,10 @@ class SlotEngine:
         params = llama_cpp.llama_context_default_params()
         params.n_ctx, params.n_seq_max, params.kv_unified = n_ctx * slots, slots, False
         params.n_batch = params.n_ubatch = max(n_batch, slots)
-        params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
+        # ggml's worker threads spin at barriers: more threads than free cores stalls every step, so the
+        # default is the cores this process may run on (sched_getaffinity), not the machine's count
+        params.n_threads = params.n_threads_batch = threads or _usable_cores()
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as llama-cpp-python's Llama does on CPU
         self.ctx = LlamaContext(model=self.model, params=params, verbose=False)
         self.n_batch = params.n_batch
         self.batch = LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
@@ -87,6 +90,7 @@ class SlotEngine:
         self._inbox: deque[LiveRequest | ScoreJob] = deque()
         self._wake = threading.Condition()
         self._stopping = False
+        self._pieces: dict[int, bytes] = {}
 
     # ------------------------------------------------------------------ any thread
     def submit(self, work: LiveRequest | ScoreJob) -> None:
@@ -261,12 +265,30 @@ class SlotEngine:
         return self.model.tokenize(text.encode("utf-8"), add_bos, True)
 
     def piece(self, token: int) -> bytes:
-        return self.model.token_to_piece(token, special=False)
+        """The token's bytes (``LlamaModel.token_to_piece`` returns its whole 32-byte buffer, NULs included)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            size = 32
+            while True:
+                buf = ctypes.create_string_buffer(size)
+                n = self._lib.llama_token_to_piece(self.model.vocab, token, buf, size, 0, False)
+                if n >= 0:
+                    break
+                size = -n  # too small: llama.cpp says how much it needs
+            cached = self._pieces[token] = buf.raw[:n]
+        return cached
 
     def close(self) -> None:
         self.batch.close()
         self.ctx.close()
         self.model.close()
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
