@@ -56,7 +56,7 @@ class LiveRequest:
     top_logprobs: int = 0
     cancelled: bool = False
     cancelled_samples: set[int] = field(default_factory=set)
-    generator: torch.Generator | None = field(default=None, repr=False)
+    generators: list[torch.Generator] = field(default_factory=list, repr=False)  # one per sample
 
     def cancel(self, sample: int | None = None) -> None:
         """Stop generating one sample, or all (read by the engine thread at its next step)."""
@@ -102,7 +102,8 @@ def choose_and_emit(logits: torch.Tensor, samples: list[tuple[LiveRequest, int]]
     """Each row's next token for its (request, sample), emitted with its log-probabilities when asked;
     an end-of-sequence token is returned but not emitted. Shared by every engine fed with LiveRequests."""
     lives = [live for live, _ in samples]
-    tokens = sample_rows(logits, [(x.temperature, x.top_p, x.generator) for x in lives])
+    tokens = sample_rows(logits, [(live.temperature, live.top_p, live.generators[k] if live.generators else None)
+                                  for live, k in samples])
     want = [x for x in lives if x.logprobs]
     details = token_logprobs(logits, tokens, max(x.top_logprobs for x in want)) if want else [{}] * len(lives)
     out = tokens.tolist()
@@ -115,13 +116,16 @@ def choose_and_emit(logits: torch.Tensor, samples: list[tuple[LiveRequest, int]]
 
 
 def prepare_generator(request: LiveRequest) -> None:
-    """A per-request random generator for sampled requests (seeded when the request gives a seed)."""
-    if request.temperature > 0 and request.generator is None:
-        request.generator = torch.Generator(device="cpu")
-        if request.seed is not None:
-            request.generator.manual_seed(request.seed)
-        else:
-            request.generator.seed()
+    """One random generator per sample of a sampled request, seeded ``seed + sample`` when the request
+    gives a seed: a sample's tokens then do not depend on which other rows share its decode steps."""
+    if request.temperature > 0 and not request.generators:
+        for k in range(request.n):
+            g = torch.Generator(device="cpu")
+            if request.seed is not None:
+                g.manual_seed(request.seed + k)
+            else:
+                g.seed()
+            request.generators.append(g)
 
 
 class LiveBatcher(ContinuousBatcher):

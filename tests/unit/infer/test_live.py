@@ -167,3 +167,19 @@ def test_bad_requests_are_refused_at_submit(tiny_model, tok):
         engine.submit(LiveRequest(prompt=[], max_new_tokens=4, emit=Collector()))
     with pytest.raises(ValueError, match=">= 1"):
         engine.submit(LiveRequest(prompt=[1, 2], max_new_tokens=0, emit=Collector()))
+
+
+def test_a_seeded_sample_does_not_depend_on_its_batch_neighbours(tiny_model, tok, engine_factory):
+    model = lively(tiny_model, scale=0.05)
+    engine = engine_factory(model, tok, stop=-1, max_rows=4)
+    ids = _ids(tok)
+    alone = Collector(n=2)
+    engine.submit(LiveRequest(prompt=ids[1], max_new_tokens=8, emit=alone, n=2, temperature=1.0, seed=3))
+    assert alone.done.wait(60)
+    crowd = [Collector() for _ in range(3)]
+    for prompt, c in zip(ids[2:5], crowd):
+        engine.submit(LiveRequest(prompt=prompt, max_new_tokens=12, emit=c, temperature=1.0))
+    again = Collector(n=2)
+    engine.submit(LiveRequest(prompt=ids[1], max_new_tokens=8, emit=again, n=2, temperature=1.0, seed=3))
+    assert again.done.wait(60) and all(c.done.wait(60) for c in crowd)
+    assert again.tokens == alone.tokens

@@ -45,6 +45,10 @@ class LlamaCppBackend(EngineBackend):
         self.add_bos = model.add_bos_token()
         self.run_id = meta.get("medtune.run_id")
 
+    async def close(self) -> None:
+        await super().close()
+        self.engine.close()  # the llama.cpp context and model memory
+
     def render(self, prompt: Prompt) -> str:
         if prompt.messages is None:
             return prompt.text or ""
