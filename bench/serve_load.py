@@ -77,7 +77,8 @@ def start(kind: str, gguf: Path, threads: int, slots: int, n_ctx: int) -> tuple[
                "--served-name", "bench"]
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-               "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--verbose", "False"]
+               "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--verbose", "False",
+               "--interrupt_requests", "False"]  # its default aborts a running stream when the next request arrives
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
