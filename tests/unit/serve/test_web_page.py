@@ -54,6 +54,7 @@ def test_keyboard_only_case_analysis(browser_page, server):
     page.on("request", lambda r: requests.append(r.url))
     page.goto(url + "/")
     page.wait_for_selector("#model-line:has-text('tiny')")  # (wait_for_function would need 'unsafe-eval')
+    assert page.locator("#disclaimer").inner_text() == DISCLAIMER  # before any answer, too
     page.keyboard.press("Tab")  # the skip link
     page.keyboard.press("Enter")  # jumps to the case box
     assert page.evaluate("document.activeElement.id") == "case"
