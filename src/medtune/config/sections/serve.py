@@ -28,7 +28,7 @@ class ServeSection(Section):
     slots: int = Field(8, ge=1, le=256, description="Sequences decoded together (llama.cpp parallel slots; rows of the transformers batch).")
     queue_size: int = Field(64, ge=0, description="Requests that may wait for a slot; one more is refused with 503 and Retry-After.")
     retry_after_s: int = Field(2, ge=1, description="Retry-After seconds sent with a 503 when the queue is full or the server is stopping.")
-    context_length: int | None = Field(None, ge=64, description="Tokens per sequence, prompt + answer (default: the model's training context, at most 4096).")
+    context_length: int | None = Field(None, ge=64, description="Tokens per sequence, prompt + answer (default: the model's training context, at most 2048; each slot holds this much KV cache).")
     threads: int | None = Field(None, ge=1, description="llama.cpp CPU threads (default: all cores).")
     max_tokens_default: int = Field(512, ge=1, description="Answer budget when a request gives no max_tokens.")
     max_tokens_ceiling: int = Field(2048, ge=1, description="Larger max_tokens values are clamped to this.")

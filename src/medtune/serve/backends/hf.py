@@ -15,6 +15,8 @@ from ..identity import ModelIdentity, digest_files, run_id_of, weight_files
 from .base import BackendError, EngineBackend, Prompt
 from .text import PrefixDetokenizer
 
+DEFAULT_CONTEXT = 2048  # as the llama.cpp backend's default (ServeSection.context_length)
+
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte <-> printable character table, which byte-level BPE vocabularies are written in."""
@@ -61,7 +63,7 @@ class TransformersBackend(EngineBackend):
                                "does not cover; export it to GGUF (`medtune export`) and serve the .gguf, or serve "
                                "it with vLLM behind `--backend openai`", 500)
         limit = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
-        super().__init__(served_name=served_name, context_length=min(context_length or limit, limit),
+        super().__init__(served_name=served_name, context_length=min(context_length or min(limit, DEFAULT_CONTEXT), limit),
                          parallel=slots, reasoning_format=reasoning_format)
         self.model, self.tokenizer = model.eval(), tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -11,7 +11,7 @@ from .base import BackendError, EngineBackend, Prompt
 from .llama_slots import ScoreJob, SlotEngine
 from .text import ByteDetokenizer, render_chat_template
 
-DEFAULT_CONTEXT = 4096
+DEFAULT_CONTEXT = 2048  # per slot: 8 slots x 2048 tokens of an 8B model's KV cache is ~2 GB
 
 
 class _TokenizerAdapter:
