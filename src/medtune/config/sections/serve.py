@@ -11,6 +11,10 @@ from pydantic import Field, model_validator
 
 from .base import Section
 
+# Default tokens per sequence when context_length is not set (capped by the model's own context):
+# each slot holds this much KV cache (8 slots x 2048 tokens of an 8B model: ~2 GB).
+DEFAULT_CONTEXT_CAP = 2048
+
 
 class ServeSection(Section):
     host: str = Field("127.0.0.1", description="Bind address (loopback by default: keep patient data on site).")

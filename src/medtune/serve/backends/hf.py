@@ -8,14 +8,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ...config.sections.serve import DEFAULT_CONTEXT_CAP as DEFAULT_CONTEXT
 from ...infer import eos_ids
 from ...infer.continuous import supports_continuous
 from ...infer.live import LiveBatcher
 from ..identity import ModelIdentity, digest_files, run_id_of, weight_files
 from .base import BackendError, EngineBackend, Prompt
 from .text import PrefixDetokenizer
-
-DEFAULT_CONTEXT = 2048  # as the llama.cpp backend's default (ServeSection.context_length)
 
 
 def _bytes_to_unicode() -> dict[int, str]:

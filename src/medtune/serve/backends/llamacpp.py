@@ -6,12 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ...config.sections.serve import DEFAULT_CONTEXT_CAP as DEFAULT_CONTEXT
 from ..identity import ModelIdentity, digest_files
 from .base import BackendError, EngineBackend, Prompt
 from .llama_slots import ScoreJob, SlotEngine
 from .text import ByteDetokenizer, render_chat_template
-
-DEFAULT_CONTEXT = 2048  # per slot: 8 slots x 2048 tokens of an 8B model's KV cache is ~2 GB
 
 
 class _TokenizerAdapter:
