@@ -125,7 +125,7 @@ class CaseAnalyzer:
         try:
             option_probs = None
             if body.options and self.backend.supports_loglik:
-                option_probs = await self._option_probs(record)
+                option_probs = await self._option_probs(record, prepared)
             k = 1 if option_probs is not None else (body.samples or self.settings.analyze_samples)
             params = SamplingParams(max_tokens=max_tokens, n=k, seed=body.seed,
                                     temperature=0.0 if k == 1 else self.settings.analyze_temperature)
@@ -135,8 +135,10 @@ class CaseAnalyzer:
         doc = self._document(ctx, record, texts, finish, option_probs)
         return CaseAnalysis.model_validate(doc)
 
-    async def _option_probs(self, record: Record) -> dict[str, float]:
-        backend_like = SimpleNamespace(prompt=lambda r: self.backend.render(Prompt(messages=self._messages(r))),
+    async def _option_probs(self, record: Record, prepared: Any) -> dict[str, float]:
+        # The scored context is the prepared prompt (what the gateway let through, e.g. after a PHI
+        # policy), rendered again: never a second copy built from the raw request.
+        backend_like = SimpleNamespace(prompt=lambda _r: self.backend.render(prepared.prompt),
                                        reasoning_format=self.backend.reasoning_format)
         context, letters = chat_loglik_request(backend_like, record)
         logprobs = await self.backend.score_options(context, letters)

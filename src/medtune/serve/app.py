@@ -2,8 +2,8 @@
 
 Everything a request needs hangs off ``app.state``: ``settings``, ``gateway`` (backend, queue,
 model identity), ``metrics`` (its own Prometheus registry), ``guards`` (the checks every
-guarded route runs, in request-path order) and ``end_hooks`` (run with the finished request
-context before its last byte is sent). The model is loaded in the lifespan's startup (the log
+guarded route runs, in request-path order), ``end_hooks`` (run with the finished request
+context before its last byte is sent) and ``response_headers`` (added to every response). The model is loaded in the lifespan's startup (the log
 names what is served and its sha256); shutdown stops admitting, lets in-flight requests finish
 for ``shutdown_timeout_s`` and cancels the rest.
 """
@@ -50,8 +50,9 @@ def create_app(settings: ServeSettings, *, backend: Backend | None = None, ident
     app.state.guards = default_guards()
     app.state.metrics = Metrics(queue_depth=lambda: _gauge(app, "queue_depth"), in_flight=lambda: _gauge(app, "in_flight"))
     app.state.end_hooks = [app.state.metrics.observe, _access_log]
+    app.state.response_headers = {"X-Content-Type-Options": "nosniff"}
     install_error_handlers(app)
-    app.add_middleware(ContextMiddleware, end_hooks=app.state.end_hooks)
+    app.add_middleware(ContextMiddleware, end_hooks=app.state.end_hooks, response_headers=app.state.response_headers)
     from . import routes_case, routes_openai, routes_ops
 
     for router in (routes_openai.make_router(), routes_case.make_router(), *routes_ops.make_routers()):

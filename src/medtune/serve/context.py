@@ -5,7 +5,8 @@ runs: request id, route, timings, token counts, the model digest, and the input 
 texts, which the gateway fills in one place (``Gateway.prepare`` / ``Gateway.run``). When the
 response ends, the app's ``end_hooks`` run with the finished context **before the last byte is
 sent** (a non-streaming response is held back whole until then): metrics and the access log
-today, #14's audit event tomorrow. A hook that raises fails the request closed: a 500 if nothing
+today, #14's audit event tomorrow; ``response_headers`` (the app's dict) are added to every response
+(#14's security headers). A hook that raises fails the request closed: a 500 if nothing
 was sent yet, an aborted stream otherwise. The hooks also run for requests that raised, and for
 clients that went away (status 499).
 """
@@ -67,8 +68,8 @@ def new_request_id() -> str:
 class ContextMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware: streaming responses and disconnects pass through untouched)."""
 
-    def __init__(self, app: Any, end_hooks: list[EndHook]):
-        self.app, self.end_hooks = app, end_hooks
+    def __init__(self, app: Any, end_hooks: list[EndHook], response_headers: dict[str, str]):
+        self.app, self.end_hooks, self.response_headers = app, end_hooks, response_headers
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -92,7 +93,11 @@ class ContextMiddleware:
             nonlocal held
             if message["type"] == "http.response.start":
                 ctx.status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", ctx.request_id.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", ctx.request_id.encode()))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k.lower().encode(), v.encode()) for k, v in self.response_headers.items()
+                            if k.lower().encode() not in present]
                 held = message
                 return
             if message["type"] == "http.response.body" and not message.get("more_body", False) and not ended:

@@ -80,3 +80,41 @@ def test_draining_server_refuses_new_work_with_retry_after(tiny_model_dir):
         assert ready.status_code == 503
         app.state.gateway.draining = False
         assert httpx.get(url + "/ready").json()["status"] == "ready"
+
+
+def test_response_headers_reach_every_response(tiny_model_dir):
+    app = make_app(tiny_model_dir)
+    app.state.response_headers["Content-Security-Policy"] = "default-src 'self'"
+    with live_server(app) as (url, _):
+        for r in (httpx.get(url + "/"), httpx.get(url + "/v1/models"), httpx.get(url + "/nope"),
+                  httpx.post(url + "/v1/chat/completions", json={})):
+            assert r.headers["content-security-policy"] == "default-src 'self'"
+            assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-request-id"].startswith("req-")
+
+
+def test_end_hooks_see_the_texts_and_a_failing_hook_fails_closed(tiny_model_dir):
+    app = make_app(tiny_model_dir)
+    seen: list = []
+    fail = {"on": False}
+
+    async def audit(ctx):
+        seen.append((ctx.route, ctx.status, ctx.input_text, ctx.output_text, ctx.completion_tokens, ctx.model_sha256))
+        if fail["on"]:
+            raise OSError("audit log not writable")
+
+    app.state.end_hooks.append(audit)
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "Chest pain?"}], "max_tokens": 5, "temperature": 0}
+    with live_server(app) as (url, _):
+        ok = httpx.post(url + "/v1/chat/completions", json=body)
+        assert ok.status_code == 200
+        route, status, text_in, text_out, tokens, sha = seen[-1]
+        assert (route, status, sha) == ("/v1/chat/completions", 200, "ab" * 32)
+        assert "user: Chest pain?" in text_in and text_out == ok.json()["choices"][0]["message"]["content"]
+        assert tokens == ok.json()["usage"]["completion_tokens"]
+        fail["on"] = True
+        refused = httpx.post(url + "/v1/chat/completions", json=body)
+        assert refused.status_code == 500 and refused.json()["error"]["code"] == "record_failed"
+        with pytest.raises(httpx.RemoteProtocolError):  # a stream already under way is cut, not ended normally
+            with httpx.stream("POST", url + "/v1/chat/completions", json={**body, "stream": True}) as s:
+                for _ in s.iter_lines():
+                    pass
