@@ -177,12 +177,12 @@ class ContinuousBatcher:
         logits = self._forward(ids, self._prefill_mask(lengths, width, p), positions, cache)
         for row, (i, s) in enumerate(zip(prompt_ids, suffixes, strict=True)):
             spans = ([(0, p)] if p else []) + [(p + width - len(s), p + width)]
-            self.prefilled[i] = _Prefilled(cache, row, spans, logits[row], self.n)
+            self.prefilled[i] = _Prefilled(cache, row, spans, logits[row], self._samples_of(i))
 
     def _fill(self, free: list[int]) -> None:
         """Give free rows to the next requests, prefilling their prompts (once per prompt)."""
         taken = [self.queue.popleft() for _ in range(min(len(free), len(self.queue)))]
-        todo = list(dict.fromkeys(r // self.n for r in taken if r // self.n not in self.prefilled))
+        todo = list(dict.fromkeys(self._prompt_of(r) for r in taken if self._prompt_of(r) not in self.prefilled))
         group: list[int] = []
         for i in todo:
             width = max([len(self.prompts[j]) for j in group + [i]]) - self.prefix_len
@@ -195,12 +195,25 @@ class ContinuousBatcher:
         for row, request in zip(free, taken):
             self._start(row, request)
 
-    def _start(self, row: int, request: int) -> None:
-        """Put a prefilled request in ``row`` and choose its first token."""
-        pre = self.prefilled[request // self.n]
+    def _prompt_of(self, request: int) -> int:
+        """The prompt a request (one sample) continues: requests i*n .. i*n+n-1 are prompt i's samples."""
+        return request // self.n
+
+    def _samples_of(self, prompt: int) -> int:
+        return self.n
+
+    def _take_prefilled(self, request: int) -> _Prefilled:
+        """The request's prompt prefill; dropped once its last sample has a row."""
+        prompt = self._prompt_of(request)
+        pre = self.prefilled[prompt]
         pre.waiting -= 1
         if pre.waiting == 0:
-            del self.prefilled[request // self.n]
+            del self.prefilled[prompt]
+        return pre
+
+    def _start(self, row: int, request: int) -> None:
+        """Put a prefilled request in ``row`` and choose its first token."""
+        pre = self._take_prefilled(request)
         first = int(self.pick(pre.logits[None])[0])
         self.results[request] = [] if first in self.eos else [first]
         if first in self.eos or self.max_new <= 1:
@@ -213,7 +226,8 @@ class ContinuousBatcher:
         self.slots[row] = _Slot(request, [first])
 
     # ------------------------------------------------------------------ decode
-    def _decode_step(self) -> None:
+    def _decode_forward(self) -> torch.Tensor:
+        """One decode step over every row (free rows masked to themselves); the next-token logits ``(rows, vocab)``."""
         kv = self.kv
         if kv.column >= kv.capacity:
             self._reclaim_columns()
@@ -224,7 +238,10 @@ class ContinuousBatcher:
         logits = self._forward(self.next_tokens[:, None], self._mask(visible[:, None, None]),
                                lengths[:, None], kv.cache)
         self.lengths = lengths + active.long()
-        chosen = self.pick(logits)
+        return logits
+
+    def _decode_step(self) -> None:
+        chosen = self.pick(self._decode_forward())
         self.next_tokens = chosen
         for row, token in enumerate(chosen.tolist()):
             slot = self.slots[row]

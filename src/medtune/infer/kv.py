@@ -129,3 +129,33 @@ class KVRows:
         """Keep only ``rows`` (a 1-D index tensor), in that order."""
         for layer in self.layers:
             layer.keys, layer.values = layer.keys[rows], layer.values[rows]
+
+    # -- growth, for a live queue (infer.live): prompts and answers are not known in advance
+    def resize(self, capacity: int, column: int) -> None:
+        """Reallocate every row to ``capacity`` columns, its content moved right to end at ``column``.
+
+        ``column`` may not be left of the current column (content is never cut); the new columns
+        on the left are empty (no live row's mask opens them).
+        """
+        old = self.column
+        if column < old or capacity < column:
+            raise ValueError(f"resize to column {column} / capacity {capacity} from column {old}")
+        shift = column - old
+        for layer in self.layers:
+            k, v = layer.keys, layer.values
+            layer.capacity = capacity
+            layer._allocate(k.shape[0], k.shape[1], k.shape[-1], v.shape[-1], k.dtype, k.device)
+            layer.keys[:, :, shift:column] = k[:, :, :old]
+            layer.values[:, :, shift:column] = v[:, :, :old]
+            layer.column = column
+
+    def add_rows(self, count: int) -> None:
+        """Append ``count`` empty rows."""
+        for layer in self.layers:
+            shape = (count, *layer.keys.shape[1:])
+            layer.keys = torch.cat([layer.keys, layer.keys.new_zeros(shape)])
+            layer.values = torch.cat([layer.values, layer.values.new_zeros((count, *layer.values.shape[1:]))])
+
+    @property
+    def rows(self) -> int:
+        return self.layers[0].keys.shape[0]

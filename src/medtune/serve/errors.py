@@ -1,0 +1,96 @@
+"""Errors in OpenAI's format: ``{"error": {"message", "type", "param", "code"}}``, one path for all of them.
+
+Bad input is the client's: 400 (malformed JSON, wrong types, empty messages, a prompt longer than
+the context), 404 (unknown model or route), 405, 413; a full queue or a stopping server is 503
+with Retry-After; only a fault of the server itself is 500, and its message names no internals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("medtune.serve")
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 405: "invalid_request_error", 408: "timeout_error", 413: "invalid_request_error",
+               422: "invalid_request_error", 429: "rate_limit_error", 503: "overloaded_error", 504: "timeout_error"}
+
+
+class APIError(Exception):
+    """An error response; raise it anywhere in a request and the app answers with it."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code, self.param = status, message, code, param
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return error_body(self.status, self.message, self.code, self.param)
+
+
+def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+                      "param": param, "code": code}}
+
+
+def error_response(err: APIError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None, str]:
+    """One readable line naming the first bad field (and how many more), plus the param and a code."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
+    loc = _field_path(first)
+    # A union field (``stop: str | list[str]``) reports one error per member; the one that is not a
+    # plain type mismatch says what is wrong ("at most 4 items").
+    same = [e for e in errors if _field_path(e) == loc]
+    first = next((e for e in same if not e.get("type", "").endswith("_type")), first)
+    if first.get("type") == "json_invalid":
+        ctx = first.get("ctx") or {}
+        return f"malformed JSON body: {ctx.get('error', first['msg'])}", None, "invalid_json"
+    if first.get("type") == "missing" and not loc:
+        return "the request body is missing (send a JSON object)", None, "missing_body"
+    param = ".".join(loc) or None
+    where = f"{param}: " if param else ""
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    got = first.get("input")
+    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {json.dumps(got)[:60]})"
+    return f"{where}{first['msg']}{shown}{more}", param, first.get("type", "invalid_value")
+
+
+def _field_path(error: dict) -> list[str]:
+    """The field's path without pydantic's "body" root and union member tags ("str", "list[str]")."""
+    return [str(x) for x in error.get("loc", ()) if x != "body" and not _is_type_tag(x)]
+
+
+def _is_type_tag(part: object) -> bool:
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool", "dict", "list", "none") or "[" in part)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param, code = _validation_message(exc)
+        return error_response(APIError(400, message, code=code, param=param))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = {404: "no such route", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+        return error_response(APIError(exc.status_code, message, headers=dict(exc.headers or {})))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s", request.url.path)
+        return error_response(APIError(500, "internal server error (logged on the server)", code="internal_error"))

@@ -1,0 +1,52 @@
+"""Operations and the web page: /health (public), /ready and /metrics (guarded), / and /static/* (public)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from .errors import APIError
+from .gateway import Gateway
+from .guards import guarded_router, public_router
+
+WEB = resources.files("medtune.serve") / "web"
+STATIC = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
+
+
+def make_routers() -> list[APIRouter]:
+    """(guarded operations router, public router) for one app."""
+    public = public_router()
+    guarded = guarded_router(tags=["operations"])
+
+    @public.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers (the model may still be loading)."""
+        return {"status": "ok"}
+
+    @guarded.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness: the model is loaded and the server takes requests (503 while loading or stopping)."""
+        gateway: Gateway = request.app.state.gateway
+        ok = gateway.ready and not gateway.draining
+        body = {"status": "ready" if ok else ("stopping" if gateway.draining else "loading"),
+                "model": gateway.identity.public(), "slots": gateway.backend.parallel, "in_flight": gateway.in_flight,
+                "queue_depth": gateway.queue_depth}
+        return JSONResponse(body, status_code=200 if ok else 503, headers={} if ok else {"Retry-After": str(gateway.retry_after_s)})
+
+    @guarded.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @public.get("/")
+    async def index() -> FileResponse:
+        return FileResponse(str(WEB / "index.html"), media_type="text/html; charset=utf-8")
+
+    @public.get("/static/{name}")
+    async def static(name: str) -> FileResponse:
+        if name not in STATIC:  # a fixed list: no path from the URL ever reaches the file system
+            raise APIError(404, "no such file")
+        return FileResponse(str(WEB / name), media_type=STATIC[name])
+
+    return [guarded, public]

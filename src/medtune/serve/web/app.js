@@ -1,0 +1,173 @@
+// medtune case analysis page: no framework, no CDN, no inline script (the server's CSP allows 'self' only).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let controller = null;
+
+function authHeaders() {
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem("medtune-key", key);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function parseOptions(text) {
+  const options = {};
+  for (const line of text.split("\n")) {
+    const m = line.trim().match(/^\(?([A-Za-z])[.):]\s*(.+)$/);
+    if (m) options[m[1].toUpperCase()] = m[2].trim();
+    else if (line.trim()) throw new Error(`Options: "${line.trim()}" does not start with a letter (e.g. "A. Pneumonia").`);
+  }
+  return Object.keys(options).length ? options : null;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function setBusy(busy) {
+  $("submit").disabled = busy;
+  $("stop").disabled = !busy;
+}
+
+function text(tag, content, cls) {
+  const el = document.createElement(tag);
+  el.textContent = content;
+  if (cls) el.className = cls;
+  return el;
+}
+
+function renderDifferential(items) {
+  const list = $("differential");
+  list.replaceChildren();
+  for (const item of items) {
+    const li = document.createElement("li");
+    const row = document.createElement("div");
+    row.className = "dx";
+    const name = item.letter ? `${item.letter}. ${item.diagnosis}` : item.diagnosis;
+    row.append(text("span", name, "dx-name"));
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const fill = document.createElement("span");
+    const pct = item.probability === null ? null : Math.round(item.probability * 1000) / 10;
+    fill.style.width = pct === null ? "0%" : `${pct}%`; // CSSOM, not a style attribute: allowed by the CSP
+    bar.append(fill);
+    bar.setAttribute("role", "img");
+    bar.setAttribute("aria-label", pct === null ? "no probability" : `probability ${pct} percent`);
+    row.append(bar, text("span", pct === null ? "–" : `${pct}%`, "pct"));
+    li.append(row);
+    list.append(li);
+  }
+  if (!items.length) list.append(text("li", "none given"));
+}
+
+function renderAnalysis(doc) {
+  $("analysis").hidden = false;
+  const review = $("review");
+  review.replaceChildren();
+  review.className = "review " + (doc.needs_human_review ? "flagged" : "clear");
+  review.append(text("span", doc.needs_human_review ? "Needs human review" : "No review flag raised"));
+  if (doc.review_reasons.length) {
+    const ul = document.createElement("ul");
+    for (const r of doc.review_reasons) ul.append(text("li", r));
+    review.append(ul);
+  }
+  const fa = doc.final_answer;
+  $("final-answer").textContent = fa.text ? (fa.letter ? `${fa.letter}. ${fa.text}` : fa.text) : "not stated";
+  const c = doc.confidence;
+  $("confidence").textContent = c.value === null ? "unknown" : `${Math.round(c.value * 100)}%`;
+  $("confidence-method").textContent = c.method === "option_loglik"
+    ? "(option probability by log-likelihood)"
+    : `(agreement of ${c.samples} sampled answers)`;
+  renderDifferential(doc.differential);
+  const flags = $("red-flags");
+  flags.replaceChildren();
+  for (const f of doc.red_flags) flags.append(text("li", f));
+  if (!doc.red_flags.length) flags.append(text("li", "none named by the model"));
+  $("parse-error").hidden = !doc.parse_error;
+  $("parse-error").textContent = doc.parse_error ? `Parse note: ${doc.parse_error}` : "";
+  $("provenance").textContent = `Request ${doc.request_id} · model ${doc.model.name} (${doc.model.backend}` +
+    (doc.model.sha256 ? `, sha256 ${doc.model.sha256.slice(0, 12)}…` : "") + ")";
+  $("disclaimer-text").textContent = doc.disclaimer;
+  $("analysis-title").focus();
+}
+
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      if (data && data !== "[DONE]") onEvent(JSON.parse(data));
+    }
+  }
+}
+
+async function analyze(event) {
+  event.preventDefault();
+  showError("");
+  const body = { case: $("case").value, stream: true };
+  if (!body.case.trim()) { showError("Enter the case first."); $("case").focus(); return; }
+  try {
+    const options = parseOptions($("options").value);
+    if (options) body.options = options;
+  } catch (e) { showError(e.message); $("options").focus(); return; }
+  if ($("question").value.trim()) body.question = $("question").value.trim();
+  $("answer").textContent = "";
+  $("analysis").hidden = true;
+  $("status").textContent = "Analysing…";
+  setBusy(true);
+  controller = new AbortController();
+  try {
+    const response = await fetch("/v1/analyze_case", {
+      method: "POST", signal: controller.signal,
+      headers: { "Content-Type": "application/json", ...authHeaders() }, body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      const err = await response.json().catch(() => ({}));
+      throw new Error((err.error && err.error.message) || `HTTP ${response.status}`);
+    }
+    await readEvents(response, (ev) => {
+      if (ev.type === "delta") $("answer").textContent += ev.text;
+      else if (ev.type === "analysis") { renderAnalysis(ev.analysis); $("status").textContent = "Done."; }
+      else if (ev.error) throw new Error(ev.error.message);
+    });
+  } catch (e) {
+    $("status").textContent = e.name === "AbortError" ? "Stopped." : "Failed.";
+    if (e.name !== "AbortError") showError(e.message);
+  } finally {
+    setBusy(false);
+    controller = null;
+  }
+}
+
+async function loadModel() {
+  try {
+    const response = await fetch("/v1/models", { headers: authHeaders() });
+    const data = await response.json();
+    const m = data.data[0];
+    $("model-line").textContent = `Model: ${m.id} (${m.medtune.backend}${m.medtune.sha256 ? ", sha256 " + m.medtune.sha256.slice(0, 12) + "…" : ""})`;
+  } catch (e) {
+    $("model-line").textContent = "Model: unknown (enter an API key under Connection if the server needs one)";
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("api-key").value = sessionStorage.getItem("medtune-key") || "";
+  $("case-form").addEventListener("submit", analyze);
+  $("stop").addEventListener("click", () => controller && controller.abort());
+  for (const id of ["case", "question", "options"]) {
+    $(id).addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("case-form").requestSubmit();
+    });
+  }
+  loadModel();
+});

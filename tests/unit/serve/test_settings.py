@@ -1,0 +1,73 @@
+"""Settings: every field declared once in ServeSection; precedence flags > MEDTUNE_ env > config > defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from medtune.config import ConfigError, RunConfig
+from medtune.config.sections.serve import ServeSection
+from medtune.serve import serve_command
+from medtune.serve.settings import ServeSettings, load_settings
+
+
+def test_settings_reuse_the_section_fields_without_redeclaring_them():
+    assert ServeSettings.model_fields.keys() == ServeSection.model_fields.keys()
+    for name, field in ServeSection.model_fields.items():
+        mine = ServeSettings.model_fields[name]
+        assert (mine.default, mine.description) == (field.default, field.description), name
+        assert field.description, f"{name} has no help text"
+    assert "model" not in ServeSettings.__dict__.get("__annotations__", {})
+
+
+def test_precedence(monkeypatch):
+    section = RunConfig.model_validate({"serve": {"port": 8100, "slots": 2, "host": "127.0.0.2"}}).serve
+    monkeypatch.setenv("MEDTUNE_PORT", "8200")
+    monkeypatch.setenv("MEDTUNE_DATA_ROOT", "/elsewhere")  # other medtune variables are not serve settings
+    s = load_settings(section, {"slots": 6, "host": None})
+    assert (s.port, s.slots, s.host) == (8200, 6, "127.0.0.2")
+    assert load_settings().host == "127.0.0.1"  # loopback unless told otherwise
+
+
+def test_bad_values_name_the_field_and_the_variable(monkeypatch):
+    monkeypatch.setenv("MEDTUNE_PORT", "eighty")
+    with pytest.raises(ConfigError, match="serve.port.*MEDTUNE_PORT"):
+        load_settings()
+    monkeypatch.delenv("MEDTUNE_PORT")
+    with pytest.raises(ConfigError, match="endpoint"):
+        load_settings(None, {"backend": "openai"})
+    with pytest.raises(ConfigError, match="max_tokens_default"):
+        load_settings(None, {"max_tokens_default": 4096, "max_tokens_ceiling": 100})
+
+
+def test_serve_command_is_the_exact_cli():
+    section = ServeSection(port=9000, slots=4, model="runs/a/export/m-q4_k_m.gguf")
+    assert serve_command(section) == ["medtune", "serve", "runs/a/export/m-q4_k_m.gguf", "--port", "9000", "--slots", "4"]
+    with pytest.raises(ValueError, match="no model"):
+        serve_command(ServeSection())
+
+
+def test_startup_logs_what_is_served_and_its_sha256(tiny_model_dir, caplog):
+    from serve_helpers import live_server, make_app
+
+    caplog.set_level("INFO", logger="medtune.serve")
+    with live_server(make_app(tiny_model_dir)):
+        pass
+    started = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("serving tiny"))
+    assert f"sha256 {'ab' * 32}" in started and "run run-test" in started and "Research use only" in started
+
+
+def test_identity_digests_the_served_weights(tiny_model_dir, tmp_path):
+    from medtune.serve.backends.hf import build_transformers
+    from medtune.serve.identity import digest_files
+    from medtune.utils.io import sha256_file
+
+    backend, identity = build_transformers(str(tiny_model_dir), ServeSection(slots=2))
+    assert identity.sha256 == sha256_file(tiny_model_dir / "model.safetensors")
+    assert identity.served_name == tiny_model_dir.name and backend.parallel == 2
+    a, b = tmp_path / "model-00001.safetensors", tmp_path / "model-00002.safetensors"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    combined, files = digest_files([b, a])
+    assert list(files) == [str(a), str(b)] and combined not in files.values()
+    b.write_bytes(b"tw0")
+    assert digest_files([a, b])[0] != combined  # any shard's change changes the digest

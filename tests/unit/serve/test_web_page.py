@@ -1,0 +1,106 @@
+"""The clinician page in headless Chromium: keyboard only, under a strict CSP, same-origin assets only;
+a case goes in, the streamed answer and the structured analysis come out, the disclaimer stays visible."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from serve_helpers import live_server, make_app
+
+from medtune import DISCLAIMER
+
+WEB = Path(__file__).parents[3] / "src" / "medtune" / "serve" / "web"
+CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+SCREENSHOT = Path(__file__).parents[3] / "docs" / "img" / "serve-page.png"
+
+
+def test_page_has_no_inline_script_style_or_remote_asset():
+    html = WEB.joinpath("index.html").read_text()
+    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S)
+    assert scripts and all(not s.strip() for s in scripts)  # only <script src=...></script>
+    assert not re.search(r"\son[a-z]+\s*=", html) and " style=" not in html and "<style" not in html
+    for text in (html, WEB.joinpath("app.js").read_text(), WEB.joinpath("style.css").read_text()):
+        assert not re.search(r"(?:src|href)\s*=\s*[\"']?(?:https?:)?//", text)
+        assert "@import" not in text and "url(http" not in text
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    app = make_app(tiny_model_dir, analyze_max_tokens=40)
+    with live_server(app) as (url, _):
+        yield url
+
+
+def _with_csp(page, url):
+    """Serve the page with the CSP #14 will send (no 'unsafe-inline') and record violations."""
+    def add_csp(route):
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
+
+    page.route(url + "/", add_csp)  # the document's header governs every script and style it loads
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return problems
+
+
+def test_keyboard_only_case_analysis(browser_page, server):
+    page, url = browser_page, server
+    problems = _with_csp(page, url)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url + "/")
+    page.wait_for_selector("#model-line:has-text('tiny')")  # (wait_for_function would need 'unsafe-eval')
+    assert page.locator("#disclaimer").inner_text() == DISCLAIMER  # before any answer, too
+    page.keyboard.press("Tab")  # the skip link
+    page.keyboard.press("Enter")  # jumps to the case box
+    assert page.evaluate("document.activeElement.id") == "case"
+    page.keyboard.type("A 58-year-old man has 40 minutes of crushing chest pain radiating to the left arm.")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "question"
+    page.keyboard.press("Tab")
+    page.keyboard.type("A. Acute myocardial infarction")
+    page.keyboard.press("Enter")
+    page.keyboard.type("B. Pneumothorax")
+    page.keyboard.press("Enter")
+    page.keyboard.type("C. Aortic dissection")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#analysis:not([hidden])", timeout=60_000)
+    assert page.evaluate("document.activeElement.id") == "analysis-title"  # focus moves to the result
+    items = page.locator("#differential li")
+    assert items.count() == 3
+    labels = [page.locator("#differential .bar").nth(i).get_attribute("aria-label") for i in range(3)]
+    assert all(re.fullmatch(r"probability [\d.]+ percent", x) for x in labels)
+    widths = page.evaluate("[...document.querySelectorAll('#differential .bar > span')].map(s => s.style.width)")
+    assert all(w.endswith("%") for w in widths) and widths != ["0%"] * 3
+    assert page.locator("#answer").inner_text().strip()  # the streamed answer
+    assert page.locator("#confidence").inner_text().endswith("%")
+    assert "log-likelihood" in page.locator("#confidence-method").inner_text()
+    assert page.locator("#review").inner_text().startswith(("Needs human review", "No review flag"))
+    disclaimer = page.locator("#disclaimer")
+    assert disclaimer.is_visible() and DISCLAIMER in disclaimer.inner_text()
+    page.mouse.wheel(0, 3000)
+    assert disclaimer.bounding_box()["y"] <= 1  # sticky: still on screen after scrolling
+    assert all(r.startswith(url) for r in requests), [r for r in requests if not r.startswith(url)]
+    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
+    shot = page.screenshot(full_page=True)
+    assert len(shot) > 10_000
+    if os.environ.get("MEDTUNE_UPDATE_SCREENSHOT"):
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SCREENSHOT.write_bytes(shot)
+
+
+def test_errors_are_announced(browser_page, server):
+    page, url = browser_page, server
+    page.goto(url + "/")
+    page.locator("#case").focus()
+    page.keyboard.type("Fever.")
+    page.locator("#options").focus()
+    page.keyboard.type("not an option line")
+    page.keyboard.press("Control+Enter")
+    alert = page.locator("#error[role=alert]")
+    alert.wait_for(state="visible")
+    assert "does not start with a letter" in alert.inner_text()
