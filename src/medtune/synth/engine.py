@@ -19,6 +19,8 @@ from ..data.records import Record
 from .bias import probe_variants
 from .kb import KnowledgeBase, load_kb
 from .kb_schema import Condition
+from .pools import hallmark, history_pool, mechanism_pool, negative_pool, treatment_pool
+from .prose import load_phrasing, sample_style
 from .sampling import Prepared, demographic_gate, sample_facts
 from .tasks import TASKS, case_records
 from .writeup import case_dict, reasoning_steps, vignette
@@ -101,7 +103,18 @@ def prepare(kb: KnowledgeBase) -> dict[str, Prepared]:
                  *(x.name for x in cond.epidemiology.risk_factors), *(x.name for x in cond.exam_findings),
                  *(f"{x.study} {x.finding}" for x in cond.imaging)]
         out[cid] = Prepared(cond, diffs, pool, rule_out, overlap, complaints, gated=any(map(demographic_gate, texts)))
+        _add_wording_pools(out[cid], kb)
     return out
+
+
+def _add_wording_pools(prep: Prepared, kb: KnowledgeBase) -> None:
+    """Pertinent negatives, incidental history and the option pools of the richer tasks (synth.pools)."""
+    ph, cond = load_phrasing(), prep.cond
+    prep.negatives = negative_pool(cond, ph.negatives["symptoms"], ph.negatives["exams"])
+    prep.history = history_pool(kb, cond, ph.history)
+    prep.treatments = treatment_pool(kb, cond) if cond.management.treatment else []
+    prep.mechanisms = mechanism_pool(kb, cond) if cond.mechanism else []
+    prep.option_reasons = {name: reason for name in prep.distractors if (reason := hallmark(kb, cond, name))}
 
 
 def _select(kb: KnowledgeBase, specialties: list[str] | None) -> list[str]:
@@ -141,9 +154,12 @@ def iter_cases_and_records(n: int, seed: int, *, specialties: list[str] | None =
         rng = random.Random(f"medtune-synth:{seed}:{i}")
         prep = preps[rng.choice(ids)]
         f = sample_facts(prep, rng)
+        # Wording has its own stream: facts (and records built from them alone) never depend on it.
+        f["style"] = sample_style(prep, f, random.Random(f"medtune-synth-text:{seed}:{i}"))
+        onset = prep.cond.presentation.onset
         case_id = f"syn-{seed}-{i:06d}"
         meta = _meta(f, prep, case_id, seed, kb.version)
-        steps, stem = reasoning_steps(f, prep), vignette(f)
+        steps, stem = reasoning_steps(f, prep), vignette(f, onset)
         case = case_dict(f, prep, meta, steps, stem)
         variants = probe_variants(f, prep) if bias_variants else []
         if variants:
@@ -151,7 +167,7 @@ def iter_cases_and_records(n: int, seed: int, *, specialties: list[str] | None =
         records = case_records(f, prep, meta, steps, stem, task_list)
         for name, vf in variants:
             vmeta = {**_meta(vf, prep, case_id, seed, kb.version), "group_id": case_id, "variant": name}
-            records += case_records(vf, prep, vmeta, reasoning_steps(vf, prep), vignette(vf), task_list, f"-{name}")
+            records += case_records(vf, prep, vmeta, reasoning_steps(vf, prep), vignette(vf, onset), task_list, f"-{name}")
         yield case, records
 
 

@@ -115,6 +115,14 @@ class Prepared:
     overlap_symptoms: list[tuple[Condition, str]] = field(default_factory=list)
     overlap_complaints: list[tuple[Condition, str]] = field(default_factory=list)
     gated: bool = False  # has items that fit only some sexes or ages (see gate_condition)
+    # Wording pools (synth.pools): pertinent negatives and incidental history that fit this
+    # condition, (text, owner condition) distractors for the treatment and mechanism questions,
+    # and why each diagnosis distractor is wrong.
+    negatives: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    treatments: list[tuple[str, str]] = field(default_factory=list)
+    mechanisms: list[tuple[str, str]] = field(default_factory=list)
+    option_reasons: dict[str, str] = field(default_factory=dict)
 
 
 # Share of cases presenting atypically: the complaint a differential would also bring, the
