@@ -168,7 +168,7 @@ def _vitals_sentence(f: dict[str, Any], st: dict[str, Any]) -> str:
     bp = f"{fmt_num(v['systolic_bp'])}/{fmt_num(v['diastolic_bp'])}"
     if st["vitals"] == 1:
         tf = fmt_num(round(v["temperature"] * 9 / 5 + 32, 1))
-        return (f"Temperature is {t} °C ({tf} °F), heart rate {hr}/min, blood pressure {bp} mmHg and respiratory rate "
+        return (f"Temperature {t} °C ({tf} °F), heart rate {hr}/min, blood pressure {bp} mmHg and respiratory rate "
                 f"{rr}/min; oxygen saturation is {sp}% on room air.")
     if st["vitals"] == 2:
         warm = "febrile at" if v["temperature"] >= 38 else "slightly warm at" if v["temperature"] >= 37.5 else "afebrile at"
