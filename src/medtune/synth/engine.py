@@ -144,8 +144,12 @@ def _meta(f: dict[str, Any], prep: Prepared, case_id: str, seed: int, kb_version
 
 def iter_cases_and_records(n: int, seed: int, *, specialties: list[str] | None = None, tasks: list[str] | None = None,
                            kb_dirs: list[str | Path] | None = None, bias_variants: bool = False,
-                           include_shipped: bool = True) -> Iterator[tuple[dict[str, Any], list[Record]]]:
-    """Stream ``(case, records)`` pairs: the one loop behind generate_cases and generate_records."""
+                           include_shipped: bool = True, compact: bool = False) -> Iterator[tuple[dict[str, Any], list[Record]]]:
+    """Stream ``(case, records)`` pairs: the one loop behind generate_cases and generate_records.
+
+    ``compact`` writes the short form of each case (prose.sample_style): same facts and draws,
+    about a third fewer tokens per record, for CPU training budgets.
+    """
     task_list = _check_tasks(tasks)
     kb = load_kb(kb_dirs, include_shipped=include_shipped)
     preps = prepare(kb)
@@ -155,7 +159,7 @@ def iter_cases_and_records(n: int, seed: int, *, specialties: list[str] | None =
         prep = preps[rng.choice(ids)]
         f = sample_facts(prep, rng)
         # Wording has its own stream: facts (and records built from them alone) never depend on it.
-        f["style"] = sample_style(prep, f, random.Random(f"medtune-synth-text:{seed}:{i}"))
+        f["style"] = sample_style(prep, f, random.Random(f"medtune-synth-text:{seed}:{i}"), compact=compact)
         onset = prep.cond.presentation.onset
         case_id = f"syn-{seed}-{i:06d}"
         meta = _meta(f, prep, case_id, seed, kb.version)
@@ -181,8 +185,9 @@ def generate_cases(n: int, seed: int, *, specialties: list[str] | None = None, k
 
 def generate_records(n: int, seed: int, *, specialties: list[str] | None = None, tasks: list[str] | None = None,
                      kb_dirs: list[str | Path] | None = None, bias_variants: bool = False,
-                     include_shipped: bool = True) -> Iterator[Record]:
+                     include_shipped: bool = True, compact: bool = False) -> Iterator[Record]:
     """Stream Records: one per requested task per case (plus bias-probe copies when asked)."""
     for _, records in iter_cases_and_records(n, seed, specialties=specialties, tasks=tasks, kb_dirs=kb_dirs,
-                                             bias_variants=bias_variants, include_shipped=include_shipped):
+                                             bias_variants=bias_variants, include_shipped=include_shipped,
+                                             compact=compact):
         yield from records

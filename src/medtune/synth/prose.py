@@ -91,8 +91,14 @@ def _option_draw(pool: list[tuple[str, str]], rng: random.Random, n: int = 3) ->
     return {"distractors": picked, "position": rng.randrange(len(picked) + 1)}
 
 
-def sample_style(prep: Any, f: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    """Every wording choice of one case, from the case's own text stream ``rng``."""
+def sample_style(prep: Any, f: dict[str, Any], rng: random.Random, compact: bool = False) -> dict[str, Any]:
+    """Every wording choice of one case, from the case's own text stream ``rng``.
+
+    ``compact`` keeps the same draws but marks the case for the short write-up (writeup.py): at
+    most 3 symptoms, 2 exam findings and 1 study, terse vitals, abnormal results only and no
+    reference ranges, one negative and one history item, and a reasoning that quotes the first
+    clause of each discriminator.
+    """
     ph = load_phrasing()
     phr = _phrasings(prep)
     # Borrowed symptoms (shared features of a differential, noise) lose their KB parentheses: "vomiting
@@ -106,7 +112,7 @@ def sample_style(prep: Any, f: dict[str, Any], rng: random.Random) -> dict[str, 
         "exam_order": rng.sample(f["exam"], len(f["exam"])),
         "negatives": _negatives(prep, f, ph, rng),
         "history": _history(prep, f, rng),
-        "history_first": rng.random() < 0.5,
+        "history_first": rng.random() < 0.5, "compact": compact,
         "opening": rng.randrange(N_OPENINGS), "symptom_frame": rng.randrange(N_SYMPTOM_FRAMES),
         "negative_frame": rng.randrange(6), "vitals": rng.randrange(N_VITALS), "labs": rng.randrange(N_LABS),
         "lab_refs": rng.random() < 0.6, "exam_frame": rng.randrange(N_EXAM), "imaging": rng.randrange(N_IMAGING),

@@ -25,7 +25,7 @@ from typing import Any
 from ..data.records import Answer, Record
 from .prose import question_line
 from .sampling import Prepared
-from .writeup import join_list, lc_first, reference_answer
+from .writeup import first_clause, join_list, lc_first, reference_answer
 
 TASKS = ("diagnosis", "mcq", "management", "open", "treatment", "mechanism")
 SOURCE = "medtune-synth"
@@ -61,11 +61,12 @@ def _management_reasoning(f: dict[str, Any], prep: Prepared, steps: list[str]) -
     return "\n".join(lines)
 
 
-def _mcq_reasoning(prep: Prepared, steps: list[str], distractors: list[str]) -> str:
+def _mcq_reasoning(prep: Prepared, steps: list[str], distractors: list[str], short: bool = False) -> str:
     """Key findings, then each offered option weighed (never listed as a finding), then the conclusion."""
     weighed = []
     for name in distractors:
         reason = prep.option_reasons.get(name)
+        reason = first_clause(reason, short) if reason else None
         weighed.append(f"{name} is less likely ({reason})." if reason else f"{name} does not explain these findings.")
     return "\n".join([steps[0], "Options: " + " ".join(weighed), steps[2]])
 
@@ -103,7 +104,7 @@ def _record(task: str, f: dict[str, Any], prep: Prepared, md: dict[str, Any], st
                       response=f"The most likely diagnosis is {cond.name}. Next step: {cond.management.next_best_step}.")
     if task == "mcq":
         options, letter = _layout(cond.name, f["mcq_distractors"], f["mcq_position"])
-        reasoning = _mcq_reasoning(prep, steps, f["mcq_distractors"]) if style else "\n".join(steps)
+        reasoning = _mcq_reasoning(prep, steps, f["mcq_distractors"], style["compact"]) if style else "\n".join(steps)
         return Record(id=rid, source=SOURCE, task="mcq", question=_stem_question(stem, style, "mcq", Q_MCQ),
                       options=options, answer=Answer(letter=letter, text=cond.name), reasoning=reasoning, metadata=md)
     if task == "management":

@@ -131,8 +131,28 @@ def _opening(f: dict[str, Any], st: dict[str, Any], onset: str) -> str:
     return frames[st["opening"]]
 
 
+# Compact cases (CPU training budgets) print at most this many of each, the condition's own first.
+COMPACT_CAPS = {"symptoms": 3, "exam": 2, "imaging": 1}
+
+
+def shown_symptoms(f: dict[str, Any]) -> list[str]:
+    order = f["style"]["symptom_order"]
+    if not f["style"]["compact"]:
+        return order
+    own = [x for x in order if x in f["symptoms"]][: COMPACT_CAPS["symptoms"]]
+    return [x for x in order if x in own]
+
+
+def shown_exam(f: dict[str, Any]) -> list[str]:
+    return f["style"]["exam_order"][: COMPACT_CAPS["exam"]] if f["style"]["compact"] else f["style"]["exam_order"]
+
+
+def shown_imaging(f: dict[str, Any]) -> list[dict[str, Any]]:
+    return f["imaging"][: COMPACT_CAPS["imaging"]] if f.get("style", {}).get("compact") else f["imaging"]
+
+
 def _symptom_sentence(f: dict[str, Any], st: dict[str, Any]) -> str | None:
-    items = [shown(f, x) for x in st["symptom_order"]]
+    items = [shown(f, x) for x in shown_symptoms(f)]
     if not items:
         return None
     pron, poss, _ = _pron(f)
@@ -143,7 +163,8 @@ def _symptom_sentence(f: dict[str, Any], st: dict[str, Any]) -> str | None:
 
 
 def _negative_sentences(f: dict[str, Any], st: dict[str, Any], kind: str) -> list[str]:
-    items = [x["text"] for x in st["negatives"] if x["kind"] == kind]
+    negatives = st["negatives"][:1] if st["compact"] else st["negatives"]
+    items = [x["text"] for x in negatives if x["kind"] == kind]
     if not items:
         return []
     neg = load_phrasing().negatives
@@ -157,7 +178,7 @@ def _history_sentences(f: dict[str, Any], st: dict[str, Any]) -> list[str]:
     pron, poss, _ = _pron(f)
     out = [f"{poss} history includes {join_list(f['risk_factors'])}."] if f["risk_factors"] else []
     if st["history"]:
-        incidental = f"{pron} {join_list(st['history'])}."
+        incidental = f"{pron} {join_list(st['history'][:1] if st['compact'] else st['history'])}."
         out = [incidental, *out] if st["history_first"] else [*out, incidental]
     return out
 
@@ -166,6 +187,8 @@ def _vitals_sentence(f: dict[str, Any], st: dict[str, Any]) -> str:
     v = f["vitals"]
     t, hr, rr, sp = (fmt_num(v[k]) for k in ("temperature", "heart_rate", "respiratory_rate", "spo2"))
     bp = f"{fmt_num(v['systolic_bp'])}/{fmt_num(v['diastolic_bp'])}"
+    if st["vitals"] == 3 or st["compact"]:
+        return f"T {t} °C, HR {hr}, BP {bp}, RR {rr}, SpO2 {sp}% (room air)."
     if st["vitals"] == 1:
         tf = fmt_num(round(v["temperature"] * 9 / 5 + 32, 1))
         return (f"Temperature {t} °C ({tf} °F), heart rate {hr}/min, blood pressure {bp} mmHg and respiratory rate "
@@ -174,26 +197,32 @@ def _vitals_sentence(f: dict[str, Any], st: dict[str, Any]) -> str:
         warm = "febrile at" if v["temperature"] >= 38 else "slightly warm at" if v["temperature"] >= 37.5 else "afebrile at"
         return (f"On arrival {_pron(f)[0].lower()} is {warm} {t} °C, with a heart rate of {hr}/min, blood pressure of "
                 f"{bp} mmHg, respiratory rate of {rr}/min and SpO2 of {sp}% on room air.")
-    if st["vitals"] == 3:
-        return f"T {t} °C, HR {hr}, BP {bp}, RR {rr}, SpO2 {sp}% (room air)."
     return f"Vital signs: {vitals_text(v)}."
 
 
 def _exam_sentence(f: dict[str, Any], st: dict[str, Any]) -> str:
-    items = [shown(f, x) for x in st["exam_order"]]
+    items = [shown(f, x) for x in shown_exam(f)]
     if not items:
         return "Examination is otherwise unremarkable."
     frames = ["Examination shows {}.", "On examination there is {}.", "Physical examination is notable for {}."]
     return frames[st["exam_frame"]].format(join_list(items))
 
 
+def shown_labs(f: dict[str, Any]) -> list[dict[str, Any]]:
+    """The results a stem prints: all of them, or in compact cases the abnormal ones and one normal one."""
+    if not f.get("style", {}).get("compact"):
+        return f["labs"]
+    return [x for x in f["labs"] if x["flag"] != "normal"] or f["labs"][:1]
+
+
 def _labs_sentence(f: dict[str, Any], st: dict[str, Any]) -> str | None:
     if not f["labs"]:
         return None
     items = []
-    for lab in f["labs"]:
+    for lab in shown_labs(f):
         lo, hi = lab["reference"]
-        ref = f" ({'ref' if st['labs'] == 0 else 'normal'} {fmt_num(lo)}-{fmt_num(hi)})" if st["lab_refs"] else ""
+        refs = st["lab_refs"] and not st["compact"]
+        ref = f" ({'ref' if st['labs'] == 0 else 'normal'} {fmt_num(lo)}-{fmt_num(hi)})" if refs else ""
         items.append(lab_mention(lab, st) + ref)
     if st["labs"] == 1:
         return f"Laboratory studies show {join_list(items)}."
@@ -212,7 +241,7 @@ def vignette(f: dict[str, Any], onset: str = "acute") -> str:
     s = [_opening(f, st, onset), _symptom_sentence(f, st), *_negative_sentences(f, st, "symptom"),
          *_history_sentences(f, st), _vitals_sentence(f, st), _exam_sentence(f, st),
          *_negative_sentences(f, st, "exam"), _labs_sentence(f, st)]
-    s += [imaging_mention(im, st) + "." for im in f["imaging"]]
+    s += [imaging_mention(im, st) + "." for im in shown_imaging(f)]
     return " ".join(x for x in s if x)
 
 
@@ -237,6 +266,24 @@ def _plain_vignette(f: dict[str, Any]) -> str:
     return " ".join(s)
 
 
+def first_clause(text: str, short: bool = True) -> str:
+    """A discriminator as compact reasoning quotes it: its first clause.
+
+    >>> first_clause("tearing pain to the back, unequal arm pressures, wide mediastinum")
+    'tearing pain to the back'
+    >>> first_clause("sudden negative symptoms (weakness, numbness), imaging")
+    'sudden negative symptoms (weakness, numbness)'
+    """
+    if not short:
+        return text
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and text.startswith((", ", "; "), i):
+            return text[:i]
+    return text
+
+
 def abnormal_lab_findings(labs: list[dict[str, Any]]) -> list[str]:
     """Abnormal results as the reasoning cites them: "Troponin I 302 ng/L (high)"."""
     return [f"{x['name']} {fmt_num(x['value'])} {x['unit']} ({x['flag']})" for x in labs if x["flag"] != "normal"]
@@ -250,10 +297,12 @@ def cited_findings(f: dict[str, Any], prep: Prepared) -> tuple[list[str], list[s
     disc_labs = {lab.name for lab in cond.labs if lab.discriminating}
     disc_img = {(i.study, i.finding) for i in cond.imaging if i.discriminating}
     findings = [*f["symptoms"], *f["exam"]]
+    if st and st["compact"]:
+        findings = [x for x in findings if x in shown_symptoms(f) or x in shown_exam(f)]
     evidence = [shown(f, x) for x in findings if x in disc]
     abnormal = [x for x in f["labs"] if x["flag"] != "normal"]
     evidence += [f"{lab_mention(x, st)} ({x['flag']})" for x in abnormal if x["name"] in disc_labs]
-    evidence += [imaging_mention(i, st) for i in f["imaging"] if (i["study"], i["finding"]) in disc_img]
+    evidence += [imaging_mention(i, st) for i in shown_imaging(f) if (i["study"], i["finding"]) in disc_img]
     support = [shown(f, x) for x in findings if x not in disc][:2]
     support += [f"{lab_mention(x, st)} ({x['flag']})" for x in abnormal if x["name"] not in disc_labs][:1]
     return evidence, support
@@ -265,7 +314,8 @@ def _key_findings(f: dict[str, Any], prep: Prepared) -> str:
         items = f["symptoms"][:2] + f["exam"][:1] + abnormal_labs[:2] + [f"{im['study']}: {im['finding']}" for im in f["imaging"][:1]]
     else:
         evidence, support = cited_findings(f, prep)
-        items = evidence[:4] + support[: max(1, 6 - len(evidence[:4]))]
+        most = 4 if f["style"]["compact"] else 6
+        items = evidence[: most - 2] + support[: max(1, most - len(evidence[: most - 2]))]
         items += [f"no {x['text']}" for x in f["style"]["negatives"][:1]]
     head = f"{age_text(f['age'])} {person_noun(f['age'], f['sex'])} with \"{f['chief_complaint']}\" for {_duration_text(f['duration'])}"
     return head + "; " + "; ".join(items)
@@ -284,9 +334,10 @@ def reasoning_steps(f: dict[str, Any], prep: Prepared) -> list[str]:
     cond = prep.cond
     diffs = prep.differentials[:3]
     evidence = key_evidence(f, prep)
+    short = f.get("style", {}).get("compact", False)
     return [
         f"Key findings: {_key_findings(f, prep)}.",
-        "Differential: " + " ".join(f"{d['name']} is less likely ({d['discriminator']})." for d in diffs[:2])
+        "Differential: " + " ".join(f"{d['name']} is less likely ({first_clause(d['discriminator'], short)})." for d in diffs[:2])
         + (f" {diffs[2]['name']} is also considered." if len(diffs) > 2 else ""),
         f"Conclusion: {join_list(evidence)} {'points' if len(evidence) == 1 else 'point'} to {cond.name}.",
         f"Red flags: {join_list(cond.red_flags[:2])}. Next step: {lc_first(cond.management.next_best_step)}.",

@@ -146,3 +146,17 @@ def test_quickstart_demo_text_is_unchanged():
         digest.update(json.dumps({k: row.get(k) for k in ("id", "task", "question", "options", "answer", "reasoning",
                                                             "response")}, sort_keys=True).encode() + b"\n")
     assert digest.hexdigest() == "02c9830470c8418a7a4fb8dda1577384d0c90cc191a7c72d61887691ae6cf8bd"
+
+
+def test_compact_cases_keep_the_facts_and_the_habit_in_fewer_words():
+    full = list(generate_records(300, seed=8, tasks=["mcq"]))
+    compact = list(generate_records(300, seed=8, tasks=["mcq"], compact=True))
+    words = lambda rs: sum(len((r.question + r.reasoning).split()) for r in rs)  # noqa: E731
+    assert words(compact) < 0.85 * words(full)
+    for a, b in zip(full, compact, strict=True):
+        assert a.options == b.options and a.answer == b.answer  # same facts and layout, shorter text
+        stem = _stem(b).lower()
+        assert "(ref " not in stem and "(normal " not in stem
+        for item in _cited(b.reasoning):
+            item = re.sub(r" \((high|low)\)$", "", item).lower()
+            assert (item[3:] if item.startswith("no ") else item) in stem, (b.id, item)
