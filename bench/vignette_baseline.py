@@ -3,6 +3,7 @@ the hand-written dev vignettes the way a model is scored.
 
     nice -n 10 .venv/bin/python bench/vignette_baseline.py                  # 4,000 cases, seed 0
     nice -n 10 .venv/bin/python bench/vignette_baseline.py --cases 10000 --seeds 0 1 2
+    nice -n 10 .venv/bin/python bench/vignette_baseline.py --compact          # the CPU recipe's short cases
 
 The classifier learns condition names from the vignettes of ``--cases`` engine cases (all KB
 conditions). On each dev item it scores every option by the probability of the knowledge-base
@@ -34,13 +35,13 @@ from medtune.utils.paths import medtune_home
 PROTOCOL = "tfidf-logreg: P(KB condition named by the option | vignette), argmax over options"
 
 
-def train_classifier(n_cases: int, seed: int, c: float = 10.0):
+def train_classifier(n_cases: int, seed: int, c: float = 10.0, compact: bool = False):
     """TF-IDF (words and word pairs) + multinomial logistic regression over condition ids."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    cases = list(generate_cases(n_cases, seed))
+    cases = list(generate_cases(n_cases, seed, compact=compact))
     texts, labels = [c_["vignette"] for c_ in cases], [c_["condition_id"] for c_ in cases]
     model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
                           LogisticRegression(C=c, max_iter=2000))
@@ -75,11 +76,12 @@ def score_items(model, records: list[Record], names: dict[str, str], subject_fie
     return rows
 
 
-def summarize_rows(rows: list[dict[str, Any]], benchmark: str, n_cases: int, seed: int) -> dict[str, Any]:
+def summarize_rows(rows: list[dict[str, Any]], benchmark: str, n_cases: int, seed: int, compact: bool = False) -> dict[str, Any]:
     correct = [r["correct"] for r in rows]
     letters = Counter(r["pred"] for r in rows)
     kb_only_chance = sum(1 / max(1, r["kb_options"]) for r in rows) / len(rows)
-    return {"benchmark": benchmark, "model": f"tfidf-logreg ({n_cases} engine cases, seed {seed})", "protocol": "tfidf",
+    form = "compact " if compact else ""
+    return {"benchmark": benchmark, "model": f"tfidf-logreg ({n_cases} {form}engine cases, seed {seed})", "protocol": "tfidf",
             "protocol_description": PROTOCOL, "accuracy": accuracy_summary(correct),
             "by_subject": accuracy_by_group(rows, "subject"),
             "predicted_letters": dict(sorted(letters.items())),
@@ -87,13 +89,13 @@ def summarize_rows(rows: list[dict[str, Any]], benchmark: str, n_cases: int, see
             "kb_only_guess_chance": round(kb_only_chance, 3)}
 
 
-def run(n_cases: int, seed: int, benchmark: str, out: Path) -> dict[str, Any]:
+def run(n_cases: int, seed: int, benchmark: str, out: Path, compact: bool = False) -> dict[str, Any]:
     spec = get_benchmark(benchmark)
     records = load_benchmark_records(spec)
     t0 = time.perf_counter()
-    model = train_classifier(n_cases, seed)
+    model = train_classifier(n_cases, seed, compact=compact)
     rows = score_items(model, records, option_classes(load_kb()), spec.subject_field)
-    summary = summarize_rows(rows, spec.name, n_cases, seed)
+    summary = summarize_rows(rows, spec.name, n_cases, seed, compact)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_jsonl(out / "predictions.jsonl", rows)
     atomic_write_json(out / "summary.json", summary)
@@ -105,11 +107,12 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=4000, help="engine cases to train on (all KB conditions)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per engine seed")
     ap.add_argument("--benchmark", default="dev_vignettes", help="declared benchmark or record file to score")
+    ap.add_argument("--compact", action="store_true", help="train on the compact case write-ups (synth compact=True)")
     ap.add_argument("--out", default=str(medtune_home() / "bench" / "vignette_baseline"),
                     help="one evaluation folder per seed is written under it (seed<N>/)")
     args = ap.parse_args()
     for seed in args.seeds:
-        s = run(args.cases, seed, args.benchmark, Path(args.out) / f"seed{seed}")
+        s = run(args.cases, seed, args.benchmark, Path(args.out) / f"seed{seed}", compact=args.compact)
         acc = s["accuracy"]
         print(json.dumps({"seed": seed, "accuracy": acc["accuracy"], "ci95": acc["ci95"], "n": acc["n"],
                           "largest_letter_share": s["largest_letter_share"], "kb_only_guess_chance": s["kb_only_guess_chance"],

@@ -176,10 +176,10 @@ def iter_cases_and_records(n: int, seed: int, *, specialties: list[str] | None =
 
 
 def generate_cases(n: int, seed: int, *, specialties: list[str] | None = None, kb_dirs: list[str | Path] | None = None,
-                   include_shipped: bool = True) -> Iterator[dict[str, Any]]:
+                   include_shipped: bool = True, compact: bool = False) -> Iterator[dict[str, Any]]:
     """Stream ``n`` cases in the seed guide's schema (patient_profile ... patient_explanation)."""
     for case, _ in iter_cases_and_records(n, seed, specialties=specialties, tasks=["diagnosis"], kb_dirs=kb_dirs,
-                                          include_shipped=include_shipped):
+                                          include_shipped=include_shipped, compact=compact):
         yield case
 
 
