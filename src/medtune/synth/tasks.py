@@ -61,21 +61,30 @@ def _management_reasoning(f: dict[str, Any], prep: Prepared, steps: list[str]) -
     return "\n".join(lines)
 
 
-def _mcq_reasoning(prep: Prepared, steps: list[str], distractors: list[str], short: bool = False) -> str:
-    """Key findings, then each offered option weighed (never listed as a finding), then the conclusion."""
+def _with_letter(conclusion: str, letter: str) -> str:
+    """'... point to X.' -> '... point to X, option (B).': the name is tied to its letter before the
+    final answer states it (a 135M model does not learn that lookup from the final line alone)."""
+    return f"{conclusion.rstrip('.')}, option ({letter})."
+
+
+def _mcq_reasoning(prep: Prepared, steps: list[str], options: dict[str, str], letter: str, short: bool = False) -> str:
+    """Key findings, then each offered option weighed by its letter (never listed as a finding), then
+    the conclusion naming the answer's letter."""
     weighed = []
-    for name in distractors:
+    for k, name in options.items():
+        if k == letter:
+            continue
         reason = prep.option_reasons.get(name)
         reason = first_clause(reason, short) if reason else None
-        weighed.append(f"{name} is less likely ({reason})." if reason else f"{name} does not explain these findings.")
-    return "\n".join([steps[0], "Options: " + " ".join(weighed), steps[2]])
+        weighed.append(f"({k}) {name} is less likely ({reason})." if reason else f"({k}) {name} does not explain these findings.")
+    return "\n".join([steps[0], "Options: " + " ".join(weighed), _with_letter(steps[2], letter)])
 
 
-def _owned_options_reasoning(prep: Prepared, steps: list[str], label: str, answer: str,
-                             distractors: list[tuple[str, str]]) -> str:
+def _owned_options_reasoning(prep: Prepared, steps: list[str], label: str, options: dict[str, str], letter: str,
+                             owners: dict[str, str]) -> str:
     """Reasoning of the treatment and mechanism questions: diagnosis first, then what each option belongs to."""
-    others = "; ".join(f"{text.rstrip('.')} ({owner})" for text, owner in distractors)
-    return "\n".join([steps[0], steps[2], f"{label} of {prep.cond.name}: {lc_first(answer)}.",
+    others = "; ".join(f"({k}) {text.rstrip('.')} fits {owners[text]}" for k, text in options.items() if k != letter)
+    return "\n".join([steps[0], steps[2], _with_letter(f"{label} of {prep.cond.name}: {lc_first(options[letter])}.", letter),
                       f"The other options belong to other conditions: {others}."])
 
 
@@ -104,7 +113,7 @@ def _record(task: str, f: dict[str, Any], prep: Prepared, md: dict[str, Any], st
                       response=f"The most likely diagnosis is {cond.name}. Next step: {cond.management.next_best_step}.")
     if task == "mcq":
         options, letter = _layout(cond.name, f["mcq_distractors"], f["mcq_position"])
-        reasoning = _mcq_reasoning(prep, steps, f["mcq_distractors"], style["compact"]) if style else "\n".join(steps)
+        reasoning = _mcq_reasoning(prep, steps, options, letter, style["compact"]) if style else "\n".join(steps)
         return Record(id=rid, source=SOURCE, task="mcq", question=_stem_question(stem, style, "mcq", Q_MCQ),
                       options=options, answer=Answer(letter=letter, text=cond.name), reasoning=reasoning, metadata=md)
     if task == "management":
@@ -135,4 +144,4 @@ def _owned_record(task: str, f: dict[str, Any], prep: Prepared, md: dict[str, An
     return Record(id=rid, source=SOURCE, task="management" if task == "treatment" else "mcq",
                   question=_stem_question(stem, style, task, default), options=options,
                   answer=Answer(letter=letter, text=answer), metadata=md,
-                  reasoning=_owned_options_reasoning(prep, steps, label, answer, draw["distractors"]))
+                  reasoning=_owned_options_reasoning(prep, steps, label, options, letter, dict(draw["distractors"])))

@@ -60,9 +60,9 @@ def test_mcq_reasoning_weighs_every_offered_option_and_the_answer_states_letter_
         steps = r.reasoning.splitlines()
         assert [s.split(":")[0] for s in steps] == ["Key findings", "Options", "Conclusion"]
         for k, v in r.options.items():
-            weighed = bool(re.search(rf"(: |\. ){re.escape(v)} (is less likely|does not explain)", steps[1]))
+            weighed = f"({k}) {v} is less likely" in steps[1] or f"({k}) {v} does not explain" in steps[1]
             assert weighed == (k != r.answer.letter), (r.id, v)
-        assert steps[2].endswith(f"to {r.answer.text}.")
+        assert steps[2].endswith(f"to {r.answer.text}, option ({r.answer.letter}).")  # the name tied to its letter
         assert final_answer_text(r) == f"The answer is ({r.answer.letter}) {r.answer.text}."
 
 
@@ -76,9 +76,10 @@ def test_treatment_and_mechanism_questions_balance_letters_and_name_each_options
         assert len({r.question.rsplit("\n\n", 1)[1] for r in rows}) >= 2  # question lines vary
         for r in rows[:200]:
             owners = r.reasoning.splitlines()[-1]
+            assert f"option ({r.answer.letter})." in r.reasoning.splitlines()[-2]
             for k, v in r.options.items():
                 if k != r.answer.letter:
-                    assert v.rstrip(".") in owners
+                    assert f"({k}) {v.rstrip('.')} fits " in owners
             assert kb.conditions[r.metadata["condition_id"]].name not in owners
 
 
