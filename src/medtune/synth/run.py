@@ -55,8 +55,9 @@ class _Stats:
         self.age_bands[_age_band(case["patient_profile"]["age"])] += 1
         for r in records:
             self.records += 1
-            self.by_task[r.task] += 1
-            self.by_specialty[r.metadata["specialty"]][r.task] += 1
+            task = r.metadata.get("task_type", r.task)  # treatment and mechanism records have task management / mcq
+            self.by_task[task] += 1
+            self.by_specialty[r.metadata["specialty"]][task] += 1
             if r.answer.letter:
                 self.letters[r.answer.letter] += 1
             if r.metadata.get("variant") not in (None, "original"):

@@ -133,3 +133,10 @@ def test_filters_and_user_kb():
 def test_bad_filters_are_config_errors(kw, words):
     with pytest.raises(ConfigError, match=words):
         next(generate_records(1, 0, **kw))
+
+
+def test_dataset_card_counts_every_task_type(tmp_path):
+    result = run_synth(tmp_path, 12, seed=4, tasks=["mcq", "treatment", "mechanism"])
+    assert result["by_task"] == {"mcq": 12, "treatment": 12, "mechanism": 12}
+    card = (tmp_path / "dataset_card.md").read_text()
+    assert "| **total** | **12** | **12** | **12** | **36** |" in card
