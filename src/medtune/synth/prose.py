@@ -81,8 +81,12 @@ def _negatives(prep: Any, f: dict[str, Any], ph: Phrasing, rng: random.Random) -
 
 
 def _history(prep: Any, f: dict[str, Any], rng: random.Random) -> list[str]:
-    usable = [h["text"] for h in prep.history if history_fits(h, f["age"], f["sex"])]
-    return rng.sample(usable, min(len(usable), rng.choice((0, 1, 1, 2))))
+    usable = [h for h in prep.history if history_fits(h, f["age"], f["sex"])]
+    picked = rng.sample(usable, min(len(usable), rng.choice((0, 1, 1, 2))))
+    groups = [h.get("group") for h in picked]
+    if len(picked) == 2 and groups[0] and groups[0] == groups[1]:
+        picked = picked[:1]  # one occupation per patient
+    return [h["text"] for h in picked]
 
 
 def _option_draw(pool: list[tuple[str, str]], rng: random.Random, n: int = 3) -> dict[str, Any]:

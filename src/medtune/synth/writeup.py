@@ -158,7 +158,7 @@ def _symptom_sentence(f: dict[str, Any], st: dict[str, Any]) -> str | None:
     pron, poss, _ = _pron(f)
     frames = (["The parents report {}.", f"{poss} parents have noticed {{}}.", "Associated symptoms include {}.",
                "The parents describe {}."] if f["age"] < 12 else
-              [f"{pron} reports {{}}.", f"{pron} also describes {{}}.", "Associated symptoms include {}.", f"{pron} has had {{}}."])
+              [f"{pron} reports {{}}.", f"{pron} also describes {{}}.", "Associated symptoms include {}.", f"{pron} mentions {{}}."])
     return frames[st["symptom_frame"]].format(join_list(items))
 
 

@@ -128,6 +128,8 @@ def test_incidental_history_appears_and_respects_its_exclusions(cases):
                 seen[item["text"]] += 1
                 assert cond.id not in item.get("exclude", []) and cond.specialty not in item.get("exclude_specialties", [])
                 assert item.get("min_age", 0) <= c["patient_profile"]["age"] <= item.get("max_age", 200)
+        groups = [x.get("group") for x in items if x["text"] in c["incidental_history"] and x.get("group")]
+        assert len(groups) == len(set(groups)), c["case_id"]  # one occupation per patient
     assert len(seen) >= 15 and sum(seen.values()) > N / 3
 
 
