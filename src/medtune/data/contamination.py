@@ -15,6 +15,10 @@ training record costs time linear in its length (no pairwise comparisons):
 A record is flagged when its n-gram overlap reaches ``min_ngram_overlap`` or it shares a
 long substring or an exact question with the benchmark.
 
+``DEFAULT_BENCHMARKS`` is the list a check covers when the caller names none
+(:func:`default_index`): the dev vignettes that ship with medtune always, the data-root
+benchmarks when a data root is given.
+
 >>> from medtune.data.records import Answer, Record
 >>> mk = lambda q: Record.create(source="t", task="open", question=q, answer=Answer(text="a"))
 >>> bench = BenchmarkIndex(n=5, substring=30)
@@ -30,11 +34,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .records import Record, normalize_text
 
 _WORD = re.compile(r"\w+")
+
+# Declared benchmarks (medtune.eval.benchmarks) a contamination check covers by default. The
+# packaged dev vignettes are evaluation-only and need no data root, so every check includes them.
+DEFAULT_BENCHMARKS: tuple[str, ...] = ("dev_vignettes", "medqa", "medmcqa", "pubmedqa", "mmlu_medical")
 
 
 def contamination_text(record: Record) -> str:
@@ -163,3 +172,23 @@ def filter_contaminated(records: Iterable[Record], index: BenchmarkIndex, report
         report.record(hit)
         if not (drop and hit.flagged):
             yield record
+
+
+def default_index(data_root: str | Path | None = None, names: Iterable[str] = DEFAULT_BENCHMARKS,
+                  **index_options: Any) -> tuple[BenchmarkIndex, dict[str, int]]:
+    """An index over the default benchmarks; returns it with the item count of each benchmark added.
+
+    Benchmarks that ship with medtune (``packaged: true``) are always added; those read from a data
+    root are added only when ``data_root`` is given (and then a missing file is an error), so a
+    check without benchmark data still keeps the dev vignettes out of training sets.
+    """
+    from ..eval.benchmarks import get_benchmark, iter_benchmark_records
+
+    index = BenchmarkIndex(**index_options)
+    counts: dict[str, int] = {}
+    for name in names:
+        spec = get_benchmark(name)
+        if not spec.packaged and data_root is None:
+            continue
+        counts[name] = index.add_all(iter_benchmark_records(spec, data_root), prefix=f"{name}:")
+    return index, counts

@@ -1,14 +1,15 @@
 """Benchmarks declared as data: one YAML per benchmark in ``resources/benchmarks``.
 
 Each declaration says where the file lies (relative to a data root the user passes:
-``--data-root`` / ``eval.data_root``, the CLI also reads ``$MEDTUNE_DATA_ROOT``), which
+``--data-root`` / ``eval.data_root``, the CLI also reads ``$MEDTUNE_DATA_ROOT``; or, with
+``packaged: true``, relative to ``resources/benchmarks`` for a file that ships with medtune), which
 importer reads it (``medtune.data.importers``), and, for the ``loglik`` protocol, the
 lm-evaluation-harness prompt and choice continuation as Jinja templates, so our numbers
 can be set beside the harness's. Any records file, medtune data folder or ``hf:ID`` dataset
 (``medtune.data.contract``) is a benchmark too: pass it instead of a name.
 
 >>> sorted(load_benchmarks())
-['medmcqa', 'medqa', 'mmlu_medical', 'pubmedqa']
+['dev_vignettes', 'medmcqa', 'medqa', 'mmlu_medical', 'pubmedqa']
 >>> spec = get_benchmark("medqa")
 >>> from medtune.data.records import Record, Answer
 >>> r = Record.create(source="t", task="mcq", question="Q?", options={"A": "x", "B": "y"}, answer=Answer(letter="B"))
@@ -64,7 +65,9 @@ class BenchmarkSpec(BaseModel):
     schema_version: int = Field(1, description="Declaration format version.")
     name: str = Field(description="Name used on the command line.")
     description: str = Field("", description="One line for `medtune eval list`.")
-    files: str = Field(description="File path or glob, relative to the data root (absolute paths allowed).")
+    files: str = Field(description="File path or glob, relative to the data root (absolute paths allowed), or to "
+                       "resources/benchmarks when `packaged` is true.")
+    packaged: bool = Field(False, description="The file ships inside medtune (resources/benchmarks), so no data root is needed.")
     importer: str = Field("auto", description="medtune.data.importers format name.")
     importer_options: dict[str, Any] = Field(default_factory=dict, description="Extra importer options; *_file values are data-root relative.")
     expected_items: int | None = Field(None, description="Item count of the full benchmark (a check against wrong files).")
@@ -143,7 +146,9 @@ def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None) -> list[Pat
     if is_hf_spec(spec.files):
         return [spec.files]
     pattern = Path(spec.files)
-    if not pattern.is_absolute():
+    if spec.packaged and not pattern.is_absolute():
+        pattern = resource_path("benchmarks") / pattern
+    elif not pattern.is_absolute():
         if data_root is None:
             raise BenchmarkError(f"benchmark {spec.name!r} needs a data root: pass --data-root DIR or set MEDTUNE_DATA_ROOT (it reads {spec.files})")
         pattern = Path(data_root) / pattern

@@ -24,7 +24,10 @@ from typing import Any
 from ..data.records import Answer, Record
 from ..utils.io import atomic_write_jsonl
 from .sampling import fmt_num
+from .tasks import Q_DIAGNOSIS, Q_MANAGEMENT, Q_MCQ, Q_OPEN
 from .writeup import abnormal_lab_findings, age_text, join_list, lc_first, person_noun
+
+_QUESTIONS = {"diagnosis": Q_DIAGNOSIS, "mcq": Q_MCQ, "management": Q_MANAGEMENT, "open": Q_OPEN}
 
 _FIRST_PERSON = re.compile(r"\b(I|I'm|my|me)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
@@ -127,7 +130,9 @@ def focused_record(record: Record, case: dict, style: int = 0, inline: bool = Fa
     symptoms, exam, results_ = findings
     answer = record.answer_text or ""
     listed = "; ".join([case["chief_complaint"], *symptoms, *exam, *results_])
-    ask = record.question.strip().split("\n\n")[-1]
+    # The task's standard question, not the record's: engine records vary their question lines
+    # (prose.py), the demo set keeps one wording per task.
+    ask = _QUESTIONS.get(record.metadata.get("task_type", record.task)) or record.question.strip().split("\n\n")[-1]
     update: dict = {"reasoning": f"Key findings: {listed}.\nConclusion: these findings point to {answer}.",
                     "context": None,
                     "metadata": {**record.metadata, "compacted": "focused", "atypical": case["atypical_presentation"]}}

@@ -19,6 +19,8 @@ from ..data.records import Record
 from .bias import probe_variants
 from .kb import KnowledgeBase, load_kb
 from .kb_schema import Condition
+from .pools import hallmark, history_pool, mechanism_pool, negative_pool, treatment_pool
+from .prose import load_phrasing, sample_style
 from .sampling import Prepared, demographic_gate, sample_facts
 from .tasks import TASKS, case_records
 from .writeup import case_dict, reasoning_steps, vignette
@@ -101,7 +103,18 @@ def prepare(kb: KnowledgeBase) -> dict[str, Prepared]:
                  *(x.name for x in cond.epidemiology.risk_factors), *(x.name for x in cond.exam_findings),
                  *(f"{x.study} {x.finding}" for x in cond.imaging)]
         out[cid] = Prepared(cond, diffs, pool, rule_out, overlap, complaints, gated=any(map(demographic_gate, texts)))
+        _add_wording_pools(out[cid], kb)
     return out
+
+
+def _add_wording_pools(prep: Prepared, kb: KnowledgeBase) -> None:
+    """Pertinent negatives, incidental history and the option pools of the richer tasks (synth.pools)."""
+    ph, cond = load_phrasing(), prep.cond
+    prep.negatives = negative_pool(cond, ph.negatives["symptoms"], ph.negatives["exams"])
+    prep.history = history_pool(kb, cond, ph.history)
+    prep.treatments = treatment_pool(kb, cond) if cond.management.treatment else []
+    prep.mechanisms = mechanism_pool(kb, cond) if cond.mechanism else []
+    prep.option_reasons = {name: reason for name in prep.distractors if (reason := hallmark(kb, cond, name))}
 
 
 def _select(kb: KnowledgeBase, specialties: list[str] | None) -> list[str]:
@@ -131,8 +144,12 @@ def _meta(f: dict[str, Any], prep: Prepared, case_id: str, seed: int, kb_version
 
 def iter_cases_and_records(n: int, seed: int, *, specialties: list[str] | None = None, tasks: list[str] | None = None,
                            kb_dirs: list[str | Path] | None = None, bias_variants: bool = False,
-                           include_shipped: bool = True) -> Iterator[tuple[dict[str, Any], list[Record]]]:
-    """Stream ``(case, records)`` pairs: the one loop behind generate_cases and generate_records."""
+                           include_shipped: bool = True, compact: bool = False) -> Iterator[tuple[dict[str, Any], list[Record]]]:
+    """Stream ``(case, records)`` pairs: the one loop behind generate_cases and generate_records.
+
+    ``compact`` writes the short form of each case (prose.sample_style): same facts and draws,
+    about a third fewer tokens per record, for CPU training budgets.
+    """
     task_list = _check_tasks(tasks)
     kb = load_kb(kb_dirs, include_shipped=include_shipped)
     preps = prepare(kb)
@@ -141,9 +158,12 @@ def iter_cases_and_records(n: int, seed: int, *, specialties: list[str] | None =
         rng = random.Random(f"medtune-synth:{seed}:{i}")
         prep = preps[rng.choice(ids)]
         f = sample_facts(prep, rng)
+        # Wording has its own stream: facts (and records built from them alone) never depend on it.
+        f["style"] = sample_style(prep, f, random.Random(f"medtune-synth-text:{seed}:{i}"), compact=compact)
+        onset = prep.cond.presentation.onset
         case_id = f"syn-{seed}-{i:06d}"
         meta = _meta(f, prep, case_id, seed, kb.version)
-        steps, stem = reasoning_steps(f, prep), vignette(f)
+        steps, stem = reasoning_steps(f, prep), vignette(f, onset)
         case = case_dict(f, prep, meta, steps, stem)
         variants = probe_variants(f, prep) if bias_variants else []
         if variants:
@@ -151,22 +171,23 @@ def iter_cases_and_records(n: int, seed: int, *, specialties: list[str] | None =
         records = case_records(f, prep, meta, steps, stem, task_list)
         for name, vf in variants:
             vmeta = {**_meta(vf, prep, case_id, seed, kb.version), "group_id": case_id, "variant": name}
-            records += case_records(vf, prep, vmeta, reasoning_steps(vf, prep), vignette(vf), task_list, f"-{name}")
+            records += case_records(vf, prep, vmeta, reasoning_steps(vf, prep), vignette(vf, onset), task_list, f"-{name}")
         yield case, records
 
 
 def generate_cases(n: int, seed: int, *, specialties: list[str] | None = None, kb_dirs: list[str | Path] | None = None,
-                   include_shipped: bool = True) -> Iterator[dict[str, Any]]:
+                   include_shipped: bool = True, compact: bool = False) -> Iterator[dict[str, Any]]:
     """Stream ``n`` cases in the seed guide's schema (patient_profile ... patient_explanation)."""
     for case, _ in iter_cases_and_records(n, seed, specialties=specialties, tasks=["diagnosis"], kb_dirs=kb_dirs,
-                                          include_shipped=include_shipped):
+                                          include_shipped=include_shipped, compact=compact):
         yield case
 
 
 def generate_records(n: int, seed: int, *, specialties: list[str] | None = None, tasks: list[str] | None = None,
                      kb_dirs: list[str | Path] | None = None, bias_variants: bool = False,
-                     include_shipped: bool = True) -> Iterator[Record]:
+                     include_shipped: bool = True, compact: bool = False) -> Iterator[Record]:
     """Stream Records: one per requested task per case (plus bias-probe copies when asked)."""
     for _, records in iter_cases_and_records(n, seed, specialties=specialties, tasks=tasks, kb_dirs=kb_dirs,
-                                             bias_variants=bias_variants, include_shipped=include_shipped):
+                                             bias_variants=bias_variants, include_shipped=include_shipped,
+                                             compact=compact):
         yield from records

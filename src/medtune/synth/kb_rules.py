@@ -8,12 +8,20 @@ finding, characteristic lab values that actually lie outside the reference range
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from .kb_schema import VITAL_BOUNDS, Condition
 
 Problem = tuple[tuple, str, str]
+
+# A parenthesis in text a case shows that says when a test is done or what it excludes is a
+# workup note ("Skin biopsy (if atypical)", "normal (excludes hypoglycemia)"): a vignette must
+# not carry it. Such notes belong in the item's `note:` field.
+_WORKUP_NOTE = re.compile(
+    r"\([^()]*\b(if|only|when|unless|routinely|rarely|needed|indicated|performed|suspected|excludes?|excluded|excluding"
+    r"|stage|severe cases|prognostic|screening|therapeutic|treatment line)\b[^()]*\)", re.IGNORECASE)
 
 
 def _probabilities(cond: Condition) -> Iterator[tuple[tuple, float]]:
@@ -91,10 +99,58 @@ def _evidence_problems(cond: Condition) -> Iterator[Problem]:
                "to keep every case inferable", "mark the findings that separate it from its differentials")
 
 
+def _shown_texts(cond: Condition) -> Iterator[tuple[tuple, str]]:
+    """Every text a case may show, with its field path."""
+    p = cond.presentation
+    for i, c in enumerate(p.chief_complaints):
+        yield ("presentation", "chief_complaints", i), c
+    for i, rf in enumerate(cond.epidemiology.risk_factors):
+        yield ("epidemiology", "risk_factors", i, "name"), rf.name
+    for key, items in (("symptoms", p.symptoms), ("exam_findings", cond.exam_findings)):
+        loc = ("presentation", key) if key == "symptoms" else (key,)
+        for i, f in enumerate(items):
+            yield (*loc, i, "name"), f.name
+            for j, text in enumerate(f.phrasings):
+                yield (*loc, i, "phrasings", j), text
+    for i, lab in enumerate(cond.labs):
+        yield ("labs", i, "name"), lab.name
+    for i, im in enumerate(cond.imaging):
+        yield ("imaging", i, "study"), im.study
+        yield ("imaging", i, "finding"), im.finding
+
+
+def _text_problems(cond: Condition) -> Iterator[Problem]:
+    names = [cond.name, *(a for a in cond.aliases if len(a) >= 4)]
+    names_diagnosis = re.compile(r"\b(" + "|".join(re.escape(x.lower()) for x in names) + r")\b")
+    for loc, text in _shown_texts(cond):
+        m = _WORKUP_NOTE.search(text)
+        if m:
+            yield (loc, f"workup note {m.group(0)!r} would appear in a case", "move it to the item's `note:` field")
+        if "phrasings" in loc and names_diagnosis.search(text.lower()):
+            yield loc, "a phrasing names the diagnosis, so the case would give its answer away", "describe the finding instead"
+
+
+def _correlation_problems(cond: Condition) -> Iterator[Problem]:
+    labs, seen = {lab.name for lab in cond.labs}, set()
+    for i, group in enumerate(cond.correlations):
+        for j, name in enumerate(group.labs):
+            if name not in labs:
+                yield ("correlations", i, "labs", j), f"{name!r} is not a lab of this condition", f"use one of {sorted(labs)}"
+            elif name in seen:
+                yield ("correlations", i, "labs", j), f"lab {name!r} is in two correlation groups", "keep it in one"
+            seen.add(name)
+        for key in group.vitals:
+            if key not in cond.vitals:
+                yield (("correlations", i, "vitals", key), f"vital {key!r} has no distribution under `vitals:`",
+                       "add its distribution for this condition or drop it from the group")
+        if len(group.labs) + len(group.vitals) < 2:
+            yield ("correlations", i), "a correlation group needs at least two items", ""
+
+
 def condition_problems(cond: Condition, path: Path) -> list[Problem]:
     """All single-file rule violations of one parsed condition."""
     out = [*_identity_problems(cond, path), *_epidemiology_problems(cond), *_vital_problems(cond),
-           *_lab_problems(cond), *_evidence_problems(cond)]
+           *_lab_problems(cond), *_evidence_problems(cond), *_text_problems(cond), *_correlation_problems(cond)]
     for loc, p in _probabilities(cond):
         if not 0 < p <= 1:
             out.append((loc, f"probability {p:g} must be in (0, 1]", "drop the item instead of giving it 0"))

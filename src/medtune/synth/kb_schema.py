@@ -32,6 +32,7 @@ class AgeRange(_Strict):
 class RiskFactor(_Strict):
     name: str = Field(min_length=1, description="Risk factor as written in the history.")
     prevalence: float = Field(description="Chance a case has it, in (0, 1].")
+    note: str | None = Field(None, description="Why it matters, for KB readers; never shown in a case.")
 
 
 class Epidemiology(_Strict):
@@ -46,10 +47,16 @@ class Duration(_Strict):
     unit: Literal["minutes", "hours", "days", "weeks", "months", "years"] = Field(description="Time unit.")
 
 
+_NOTE = "Workup or interpretation note for KB readers (when a test is done, what it excludes); never shown in a case."
+
+
 class Finding(_Strict):
     name: str = Field(min_length=1, description="Symptom or exam finding in clinical words.")
     probability: float = Field(description="Chance it is present, in (0, 1].")
     discriminating: bool = Field(False, description="Separates this condition from its differentials.")
+    phrasings: list[str] = Field(default_factory=list, description="Other ways a case may state the finding (lay words, "
+                                 "synonyms); each case shows the name or one of these.")
+    note: str | None = Field(None, description=_NOTE)
 
 
 class Presentation(_Strict):
@@ -84,6 +91,7 @@ class Lab(_Strict):
     abnormal: AbnormalRange = Field(description="Characteristic abnormal range (sampled log-uniform).")
     probability: float = Field(description="Chance the lab is abnormal in a case, in (0, 1].")
     discriminating: bool = Field(False, description="Separates this condition from its differentials.")
+    note: str | None = Field(None, description=_NOTE)
 
 
 class Imaging(_Strict):
@@ -91,6 +99,7 @@ class Imaging(_Strict):
     finding: str = Field(min_length=1, description="Characteristic finding.")
     probability: float = Field(description="Chance the finding is present, in (0, 1].")
     discriminating: bool = Field(False, description="Separates this condition from its differentials.")
+    note: str | None = Field(None, description=_NOTE)
 
 
 class Differential(_Strict):
@@ -111,10 +120,24 @@ class Diagnostics(_Strict):
 
 
 class Management(_Strict):
+    treatment: str | None = Field(None, description="The single most appropriate treatment once the diagnosis is made, "
+                                  "in a few words (gold answer of the treatment MCQ; distractors are the differentials' treatments).")
     first_line: list[str] = Field(min_length=1, description="First-line management.")
     next_best_step: str = Field(min_length=1, description="Gold answer of the management MCQ.")
     wrong_next_steps: list[str] = Field(min_length=3, description="Plausible but wrong next steps (>= 3).")
     contraindications: list[str] = Field(default_factory=list, description="Key contraindications.")
+
+
+class Correlation(_Strict):
+    """Findings that move together with one severity drawn per case (a DKA's glucose, pH, bicarbonate and ketones)."""
+
+    name: str = Field(min_length=1, description="What ties the items together, e.g. 'severity of the ketoacidosis'.")
+    labs: list[str] = Field(default_factory=list, description="Names of this condition's labs: all abnormal or all normal "
+                            "in a case, each further from its reference range as the severity rises.")
+    vitals: dict[str, Literal["rises", "falls"]] = Field(default_factory=dict, description="Vitals of this condition "
+                                                         "(keys of `vitals:`) that rise or fall with the same severity.")
+    spread: float = Field(0.15, ge=0, le=0.5, description="How far an item may stray from the shared severity, as a "
+                          "share of its range (0 = locked together).")
 
 
 class Condition(_Strict):
@@ -136,5 +159,9 @@ class Condition(_Strict):
     diagnostics: Diagnostics
     management: Management
     red_flags: list[str] = Field(min_length=1, description="Red flags.")
+    mechanism: str | None = Field(None, description="Underlying mechanism in one short sentence (gold answer of the "
+                                  "mechanism MCQ; distractors are the differentials' mechanisms).")
+    correlations: list[Correlation] = Field(default_factory=list, description="Groups of labs and vitals that agree "
+                                            "with each other in a case (see docs/knowledge-base.md).")
     patient_explanation: str = Field(min_length=1, description="Plain-language explanation.")
     sources: list[str] = Field(min_length=1, description="Guidelines or textbooks (>= 1).")

@@ -55,8 +55,9 @@ class _Stats:
         self.age_bands[_age_band(case["patient_profile"]["age"])] += 1
         for r in records:
             self.records += 1
-            self.by_task[r.task] += 1
-            self.by_specialty[r.metadata["specialty"]][r.task] += 1
+            task = r.metadata.get("task_type", r.task)  # treatment and mechanism records have task management / mcq
+            self.by_task[task] += 1
+            self.by_specialty[r.metadata["specialty"]][task] += 1
             if r.answer.letter:
                 self.letters[r.answer.letter] += 1
             if r.metadata.get("variant") not in (None, "original"):
@@ -85,12 +86,13 @@ def render_card(summary: dict[str, Any], **info: Any) -> str:
 
 def run_synth(out_dir: str | Path, n: int, seed: int, tasks: list[str] | None = None,
               specialties: list[str] | None = None, kb_dir: str | Path | list[str | Path] | None = None,
-              teacher: Any | None = None, bias_variants: bool = False) -> dict[str, Any]:
+              teacher: Any | None = None, bias_variants: bool = False, compact: bool = False) -> dict[str, Any]:
     """Generate ``n`` cases into ``out_dir`` (records.jsonl, cases.jsonl, dataset_card.md, stats.json, manifest.json).
 
     ``teacher`` is an optional :class:`medtune.synth.teacher.TeacherConfig`; when given, the
     records' reasoning is rewritten by the endpoint, verified against the KB label, and written
-    to records.jsonl, with rejected items in teacher_rejects.jsonl. Returns the counts.
+    to records.jsonl, with rejected items in teacher_rejects.jsonl. ``compact`` writes the short
+    form of each case (engine.iter_cases_and_records). Returns the counts.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,7 @@ def run_synth(out_dir: str | Path, n: int, seed: int, tasks: list[str] | None = 
     records_path = out / (RECORDS if teacher is None else "records.engine.jsonl")
     with atomic_open(records_path) as rf, atomic_open(out / CASES) as cf:
         for case, records in iter_cases_and_records(n, seed, specialties=specialties, tasks=task_list, kb_dirs=dirs,
-                                                    bias_variants=bias_variants):
+                                                    bias_variants=bias_variants, compact=compact):
             stats.add(case, records)
             cf.write(json.dumps(case, ensure_ascii=False) + "\n")
             for r in records:

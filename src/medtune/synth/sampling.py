@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..utils.paths import resource_path
+from .correlate import correlate_vitals, correlated_lab, expand_groups, severities
 from .kb_schema import Condition, Lab
 
 VITAL_KEYS = ("temperature", "heart_rate", "systolic_bp", "diastolic_bp", "respiratory_rate", "spo2")
@@ -114,6 +115,14 @@ class Prepared:
     overlap_symptoms: list[tuple[Condition, str]] = field(default_factory=list)
     overlap_complaints: list[tuple[Condition, str]] = field(default_factory=list)
     gated: bool = False  # has items that fit only some sexes or ages (see gate_condition)
+    # Wording pools (synth.pools): pertinent negatives and incidental history that fit this
+    # condition, (text, owner condition) distractors for the treatment and mechanism questions,
+    # and why each diagnosis distractor is wrong.
+    negatives: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    treatments: list[tuple[str, str]] = field(default_factory=list)
+    mechanisms: list[tuple[str, str]] = field(default_factory=list)
+    option_reasons: dict[str, str] = field(default_factory=dict)
 
 
 # Share of cases presenting atypically: the complaint a differential would also bring, the
@@ -301,9 +310,12 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
     ethnicity = rng.choices(normals.ethnicities, normals.ethnicity_weights)[0]
     risk = [rf.name for rf in cond.epidemiology.risk_factors if rng.random() < rf.prevalence]
     picked, atypical = _pick_findings(cond, rng)
+    sev = severities(cond, rng)  # draws only for conditions with correlation groups
+    if sev:
+        picked["labs"] = expand_groups(cond, picked["labs"])
     if atypical:
         risk = []
-    labs = [(lab, lab_value(lab, i in picked["labs"], rng)) for i, lab in enumerate(cond.labs)
+    labs = [(lab, _lab_value(cond, lab, i in picked["labs"], sev, rng)) for i, lab in enumerate(cond.labs)
             if i in picked["labs"] or (lab.discriminating and not atypical)]
     neutral = cond.demographic_neutral
     rule_out = [lab for c, lab in prep.rule_out_labs if _fits(c, sex, neutral)]
@@ -320,7 +332,7 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
         "other_symptoms": extra + _pick_noise(cond, age, rng),
         "discriminating": _discriminating_names(cond, picked, labs),
         "exam": [cond.exam_findings[i].name for i in picked["exam"]],
-        "vitals": sample_vitals(cond, age, rng),
+        "vitals": correlate_vitals(cond, sample_vitals(cond, age, rng), sev, rng) if sev else sample_vitals(cond, age, rng),
         "labs": [{"name": lab.name, "value": v, "unit": lab.unit, "reference": [lab.reference.low, lab.reference.high],
                   "flag": lab_flag(lab, v)} for lab, v in labs],
         "imaging": [{"study": cond.imaging[i].study, "finding": cond.imaging[i].finding} for i in picked["imaging"]],
@@ -330,6 +342,12 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
         "mgmt_position": rng.randrange(n_wrong + 1),
         "rng_tail": rng.random(),  # spare draw for bias probes, so variants never shift other draws
     }
+
+
+def _lab_value(cond: Condition, lab: Lab, abnormal: bool, sev: list[float], rng: random.Random) -> float:
+    """A lab's value; abnormal members of a correlation group sit at their group's severity."""
+    grouped = correlated_lab(cond, lab, sev, rng) if abnormal and sev else None
+    return round_lab(grouped) if grouped is not None else lab_value(lab, abnormal, rng)
 
 
 def _fits(other: Condition, sex: str, both_sexes: bool) -> bool:

@@ -1,13 +1,21 @@
-"""The four task types, written from one case directly as medtune Records.
+"""The task types, written from one case directly as medtune Records.
 
 * ``diagnosis``  -- open "most likely diagnosis?" with structured reasoning; answer = condition name
 * ``mcq``        -- USMLE-style diagnosis MCQ (5 options when the KB offers 4 distractors, else 4);
-                    distractors from the condition's differentials, then same-specialty conditions
+                    distractors from the condition's differentials, then same-specialty conditions;
+                    the reasoning weighs each offered option against the findings
 * ``management`` -- next-best-step MCQ: the KB's next_best_step against 3 of its wrong_next_steps
 * ``open``       -- diagnosis + workup + first-line management, reference answer in ``answer.text``
+* ``treatment``  -- "most appropriate treatment": the KB's ``management.treatment`` against the
+                    treatments of 3 other conditions (differentials first), none sharing a drug or
+                    procedure word with this condition's own management (synth.pools)
+* ``mechanism``  -- "underlying mechanism": the KB's ``mechanism`` against the mechanisms of 3 other
+                    conditions (differentials first)
 
-Option order and the correct letter's position were drawn with the case (sampling.py), so
-the letters are uniform across positions and a bias-probe copy keeps the same layout.
+Option order and the correct letter's position were drawn with the case (sampling.py for
+mcq/management, prose.py for treatment/mechanism), so letters are uniform across positions and a
+bias-probe copy keeps the same layout. Reasoning cites findings in the words the stem uses; the
+final answer ("The answer is (C) ...") states letter and option text (data.render).
 """
 
 from __future__ import annotations
@@ -15,16 +23,19 @@ from __future__ import annotations
 from typing import Any
 
 from ..data.records import Answer, Record
+from .prose import question_line
 from .sampling import Prepared
-from .writeup import join_list, lc_first, reference_answer
+from .writeup import first_clause, join_list, lc_first, reference_answer
 
-TASKS = ("diagnosis", "mcq", "management", "open")
+TASKS = ("diagnosis", "mcq", "management", "open", "treatment", "mechanism")
 SOURCE = "medtune-synth"
 LETTERS = "ABCDE"
 Q_DIAGNOSIS = "What is the most likely diagnosis?"
 Q_MCQ = "Which of the following is the most likely diagnosis?"
 Q_MANAGEMENT = "Which of the following is the most appropriate next step in management?"
 Q_OPEN = "What is the most likely diagnosis, and how should this patient be evaluated and treated initially?"
+Q_TREATMENT = "Which of the following is the most appropriate treatment?"
+Q_MECHANISM = "Which of the following best describes the underlying mechanism of this patient's condition?"
 
 
 def _layout(correct: str, distractors: list[str], position: int) -> tuple[dict[str, str], str]:
@@ -50,32 +61,87 @@ def _management_reasoning(f: dict[str, Any], prep: Prepared, steps: list[str]) -
     return "\n".join(lines)
 
 
+def _with_letter(conclusion: str, letter: str) -> str:
+    """'... point to X.' -> '... point to X, option (B).': the name is tied to its letter before the
+    final answer states it (a 135M model does not learn that lookup from the final line alone)."""
+    return f"{conclusion.rstrip('.')}, option ({letter})."
+
+
+def _mcq_reasoning(prep: Prepared, steps: list[str], options: dict[str, str], letter: str, short: bool = False) -> str:
+    """Key findings, then each offered option weighed by its letter (never listed as a finding), then
+    the conclusion naming the answer's letter."""
+    weighed = []
+    for k, name in options.items():
+        if k == letter:
+            continue
+        reason = prep.option_reasons.get(name)
+        reason = first_clause(reason, short) if reason else None
+        weighed.append(f"({k}) {name} is less likely ({reason})." if reason else f"({k}) {name} does not explain these findings.")
+    return "\n".join([steps[0], "Options: " + " ".join(weighed), _with_letter(steps[2], letter)])
+
+
+def _owned_options_reasoning(prep: Prepared, steps: list[str], label: str, options: dict[str, str], letter: str,
+                             owners: dict[str, str]) -> str:
+    """Reasoning of the treatment and mechanism questions: diagnosis first, then what each option belongs to."""
+    others = "; ".join(f"({k}) {text.rstrip('.')} fits {owners[text]}" for k, text in options.items() if k != letter)
+    return "\n".join([steps[0], steps[2], _with_letter(f"{label} of {prep.cond.name}: {lc_first(options[letter])}.", letter),
+                      f"The other options belong to other conditions: {others}."])
+
+
+def _stem_question(stem: str, style: dict[str, Any] | None, task: str, default: str) -> str:
+    return f"{stem}\n\n{question_line(style, task, default)}"
+
+
 def case_records(f: dict[str, Any], prep: Prepared, meta: dict[str, Any], steps: list[str], stem: str,
                  tasks: tuple[str, ...] | list[str], id_suffix: str = "") -> list[Record]:
     """One Record per requested task for one case; ids are ``<case_id>[-variant]-<task>``."""
-    cond = prep.cond
-    reasoning = "\n".join(steps)
     out: list[Record] = []
     for task in tasks:
-        rid = f"{meta['case_id']}{id_suffix}-{task}"
-        md = {**meta, "task_type": task}
-        if task == "diagnosis":
-            out.append(Record(id=rid, source=SOURCE, task="diagnosis", question=f"{stem}\n\n{Q_DIAGNOSIS}",
-                              answer=Answer(text=cond.name), reasoning=reasoning, metadata=md,
-                              response=f"The most likely diagnosis is {cond.name}. Next step: {cond.management.next_best_step}."))
-        elif task == "mcq":
-            options, letter = _layout(cond.name, f["mcq_distractors"], f["mcq_position"])
-            out.append(Record(id=rid, source=SOURCE, task="mcq", question=f"{stem}\n\n{Q_MCQ}", options=options,
-                              answer=Answer(letter=letter, text=cond.name), reasoning=reasoning, metadata=md))
-        elif task == "management":
-            options, letter = _layout(cond.management.next_best_step, f["mgmt_distractors"], f["mgmt_position"])
-            out.append(Record(id=rid, source=SOURCE, task="management", question=f"{stem}\n\n{Q_MANAGEMENT}",
-                              options=options, answer=Answer(letter=letter, text=cond.management.next_best_step),
-                              reasoning=_management_reasoning(f, prep, steps), metadata=md))
-        elif task == "open":
-            ref = reference_answer(cond)
-            out.append(Record(id=rid, source=SOURCE, task="open", question=f"{stem}\n\n{Q_OPEN}",
-                              answer=Answer(text=ref), reasoning=reasoning, response=ref, metadata=md))
-        else:
-            raise ValueError(f"unknown task {task!r}: use {', '.join(TASKS)}")
+        record = _record(task, f, prep, {**meta, "task_type": task}, steps, stem,
+                         f"{meta['case_id']}{id_suffix}-{task}")
+        if record is not None:
+            out.append(record)
     return out
+
+
+def _record(task: str, f: dict[str, Any], prep: Prepared, md: dict[str, Any], steps: list[str], stem: str,
+            rid: str) -> Record | None:
+    cond, style = prep.cond, f.get("style")
+    if task == "diagnosis":
+        return Record(id=rid, source=SOURCE, task="diagnosis", question=f"{stem}\n\n{Q_DIAGNOSIS}",
+                      answer=Answer(text=cond.name), reasoning="\n".join(steps), metadata=md,
+                      response=f"The most likely diagnosis is {cond.name}. Next step: {cond.management.next_best_step}.")
+    if task == "mcq":
+        options, letter = _layout(cond.name, f["mcq_distractors"], f["mcq_position"])
+        reasoning = _mcq_reasoning(prep, steps, options, letter, style["compact"]) if style else "\n".join(steps)
+        return Record(id=rid, source=SOURCE, task="mcq", question=_stem_question(stem, style, "mcq", Q_MCQ),
+                      options=options, answer=Answer(letter=letter, text=cond.name), reasoning=reasoning, metadata=md)
+    if task == "management":
+        options, letter = _layout(cond.management.next_best_step, f["mgmt_distractors"], f["mgmt_position"])
+        return Record(id=rid, source=SOURCE, task="management", question=f"{stem}\n\n{Q_MANAGEMENT}",
+                      options=options, answer=Answer(letter=letter, text=cond.management.next_best_step),
+                      reasoning=_management_reasoning(f, prep, steps), metadata=md)
+    if task == "open":
+        ref = reference_answer(cond)
+        return Record(id=rid, source=SOURCE, task="open", question=f"{stem}\n\n{Q_OPEN}",
+                      answer=Answer(text=ref), reasoning="\n".join(steps), response=ref, metadata=md)
+    if task in ("treatment", "mechanism"):
+        return _owned_record(task, f, prep, md, steps, stem, rid)
+    raise ValueError(f"unknown task {task!r}: use {', '.join(TASKS)}")
+
+
+def _owned_record(task: str, f: dict[str, Any], prep: Prepared, md: dict[str, Any], steps: list[str], stem: str,
+                  rid: str) -> Record | None:
+    """Treatment or mechanism MCQ; None for a condition (or facts without style draws) that cannot ask it."""
+    cond, style = prep.cond, f.get("style")
+    answer = cond.management.treatment if task == "treatment" else cond.mechanism
+    draw = (style or {}).get(task)
+    if not answer or not draw or len(draw["distractors"]) < 3:
+        return None
+    options, letter = _layout(answer, [t for t, _ in draw["distractors"]], draw["position"])
+    label = "Treatment" if task == "treatment" else "Mechanism"
+    default = Q_TREATMENT if task == "treatment" else Q_MECHANISM
+    return Record(id=rid, source=SOURCE, task="management" if task == "treatment" else "mcq",
+                  question=_stem_question(stem, style, task, default), options=options,
+                  answer=Answer(letter=letter, text=answer), metadata=md,
+                  reasoning=_owned_options_reasoning(prep, steps, label, options, letter, dict(draw["distractors"])))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,10 @@ def test_run_synth_files_are_byte_identical(tmp_path):
     run_synth(tmp_path / "b", 40, seed=3)
     for name in ("records.jsonl", "cases.jsonl", "dataset_card.md"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    assert r1["records"] == 160 and r1["cases"] == 40
-    assert sum(r1["by_task"].values()) == 160
+    assert r1["records"] == 240 and r1["cases"] == 40  # six tasks per case
+    assert sum(r1["by_task"].values()) == 240
     rows = (tmp_path / "a" / "records.jsonl").read_text().splitlines()
-    assert len(rows) == 160 and all(Record.model_validate_json(x) for x in rows)
+    assert len(rows) == 240 and all(Record.model_validate_json(x) for x in rows)
     card = (tmp_path / "a" / "dataset_card.md").read_text()
     assert "seed | 3 |" in card and r1["kb_version"] in card and "Research use only" in card
     assert not list((tmp_path / "a").glob(".*tmp"))  # no temp files left behind
@@ -47,9 +48,18 @@ def test_run_synth_files_are_byte_identical(tmp_path):
 
 def test_record_contract_for_every_task():
     recs = list(generate_records(30, 5))
-    assert [r.task for r in recs[:4]] == ["diagnosis", "mcq", "management", "open"]
+    assert [r.metadata["task_type"] for r in recs[:6]] == ["diagnosis", "mcq", "management", "open", "treatment", "mechanism"]
     kb = load_kb()
     for r in recs:
+        if r.metadata["task_type"] in ("treatment", "mechanism"):
+            gold = kb.conditions[r.metadata["condition_id"]]
+            answer = gold.management.treatment if r.metadata["task_type"] == "treatment" else gold.mechanism
+            assert len(r.options) == 4 and r.options[r.answer.letter] == answer == r.answer.text
+            others = {c.management.treatment if r.metadata["task_type"] == "treatment" else c.mechanism
+                      for c in kb.conditions.values() if c.id != gold.id}
+            assert set(r.options.values()) - {answer} <= others  # every distractor belongs to another condition
+            assert r.reasoning.splitlines()[0].startswith("Key findings:")
+            continue
         assert META_KEYS <= set(r.metadata), r.metadata.keys()
         assert set(r.metadata["demographics"]) >= {"age", "sex", "ethnicity"}
         cond = kb.conditions[r.metadata["condition_id"]]
@@ -98,10 +108,16 @@ def test_bias_variants_change_only_demographics():
             d0, d1 = members[0].metadata["demographics"], m.metadata["demographics"]
             changed = {k for k in d0 if d0[k] != d1[k]}
             assert changed == {m.metadata["variant"]}, (gid, changed)
-            # only the patient description differs; findings and results are the same text
-            assert m.question.split("Vital signs:")[1] == members[0].question.split("Vital signs:")[1]
+            # only the patient description differs: after the opening sentence, and with pronouns
+            # set aside, findings and results are the same text
+            assert _after_opening(m.question) == _after_opening(members[0].question), gid
     non_neutral = [r for r in recs if not kb.conditions[r.metadata["condition_id"]].demographic_neutral]
     assert non_neutral and all("group_id" not in r.metadata for r in non_neutral)
+
+
+def _after_opening(question: str) -> str:
+    rest = question.split(". ", 1)[1]
+    return re.sub(r"\b(He|She|His|Her|he|she|his|her|him)\b", "_", rest)
 
 
 def test_filters_and_user_kb():
@@ -117,3 +133,10 @@ def test_filters_and_user_kb():
 def test_bad_filters_are_config_errors(kw, words):
     with pytest.raises(ConfigError, match=words):
         next(generate_records(1, 0, **kw))
+
+
+def test_dataset_card_counts_every_task_type(tmp_path):
+    result = run_synth(tmp_path, 12, seed=4, tasks=["mcq", "treatment", "mechanism"])
+    assert result["by_task"] == {"mcq": 12, "treatment": 12, "mechanism": 12}
+    card = (tmp_path / "dataset_card.md").read_text()
+    assert "| **total** | **12** | **12** | **12** | **36** |" in card

@@ -28,6 +28,9 @@ EXPECTED = {
     "bad_age": ("epidemiology.age", "min <= peak <= max"),
     "few_wrong_steps": ("management.wrong_next_steps", "at least 3"),
     "no_sources": ("sources", "at least 1"),
+    "workup_note": ("imaging.4.study", "workup note '(if troponin rises)'"),
+    "bad_correlation": ("correlations.0.labs.0", "not a lab of this condition"),
+    "leaky_phrasing": ("presentation.symptoms.0.phrasings.0", "names the diagnosis"),
 }
 
 
@@ -36,6 +39,14 @@ def test_shipped_kb_is_valid_and_broad():
     assert len(kb.conditions) >= 80, f"only {len(kb.conditions)} conditions"
     assert len(kb.specialties()) >= 12, kb.specialties()
     assert all(len(c.differentials) >= 3 and c.sources for c in kb.conditions.values())
+
+
+def test_every_shipped_condition_can_ask_treatment_and_mechanism_and_shows_no_workup_notes():
+    kb = load_kb()
+    missing = [cid for cid, c in kb.conditions.items() if not (c.mechanism and c.management.treatment)]
+    assert not missing, missing
+    assert len({c.mechanism for c in kb.conditions.values()}) == len(kb.conditions)  # a distractor is never the answer
+    assert sum(len(c.correlations) for c in kb.conditions.values()) >= 15
 
 
 def test_small_fixture_kb_is_valid():
