@@ -1,0 +1,114 @@
+"""What every stage command shares: `-c CONFIG`, dotted overrides, and flags derived from config fields.
+
+A flag that sets a config field is declared with ``field_option("eval.max_new_tokens")``: its help
+text and the default it shows come from that Field (declared once, in ``config/sections/``), and
+its own default is None, meaning "as the config says". ``command_config`` then builds the
+RunConfig: the YAML file, then the flags that were given, then the dotted overrides
+(``train.lora.r=8``, the one override syntax, parsed by ``config.load.parse_override``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from ..config.schema import RunConfig
+
+OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*=")
+OVERRIDES_HELP = "Dotted config overrides KEY=VALUE, e.g. train.max_steps=4 train.lora.r=8 (values are YAML)."
+CONFIG_HELP = "Run config YAML (see configs/), or the name of a packaged recipe such as `quickstart`."
+
+
+def config_option() -> Any:
+    return typer.Option(None, "-c", "--config", help=CONFIG_HELP)
+
+
+def config_field(path: str) -> FieldInfo:
+    """The pydantic Field at a dotted path of RunConfig (list items: ``data.sources.format``)."""
+    model: type[BaseModel] = RunConfig
+    info: FieldInfo | None = None
+    for key in path.split("."):
+        if model is None or key not in model.model_fields:
+            raise KeyError(f"no config field {path!r}")
+        info = model.model_fields[key]
+        model = _model_in(info.annotation)
+    assert info is not None
+    return info
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel inside ``X``, ``list[X]`` or ``X | None``, else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def field_default(info: FieldInfo) -> Any:
+    return info.default_factory() if info.default_factory is not None else info.default
+
+
+def field_help(path: str) -> str:
+    info = config_field(path)
+    default = field_default(info)
+    shown = ",".join(map(str, default)) if isinstance(default, list) else default
+    return f"{info.description} [{path}; default: {'none' if shown in (None, '') else shown}]"
+
+
+def field_option(path: str, *decls: str, apply: bool = True, **kwargs: Any) -> Any:
+    """A typer option for the config field at ``path``: help and shown default from the Field, value None unless given.
+
+    ``apply=False`` for flags that describe a field but that the command applies itself
+    (e.g. `data import --format` sets the format of the files named on the command line).
+    """
+    option = typer.Option(None, *decls, help=field_help(path), show_default=False, **kwargs)
+    option.config_path, option.config_apply = path, apply  # read by command_config and the CLI test
+    return option
+
+
+def field_options(command: Callable) -> dict[str, Any]:
+    """{parameter name: OptionInfo} of a command's field options."""
+    return {name: p.default for name, p in inspect.signature(command).parameters.items()
+            if getattr(p.default, "config_path", None)}
+
+
+def split_args(args: list[str] | None) -> tuple[list[str], list[str]]:
+    """Positional arguments -> (paths/names, dotted overrides): ``KEY.PATH=VALUE`` items are overrides.
+
+    >>> split_args(["runs/x/train", "eval.limit=5", "data/a=b.jsonl"])
+    (['runs/x/train', 'data/a=b.jsonl'], ['eval.limit=5'])
+    """
+    plain = [a for a in args or [] if not OVERRIDE.match(a)]
+    return plain, [a for a in args or [] if OVERRIDE.match(a)]
+
+
+def command_config(command: Callable, config: Path | None, overrides: list[str], params: dict[str, Any], *,
+                   check_hardware: bool = False) -> RunConfig:
+    """RunConfig for one command: ``config`` YAML, the command's field options that were given (``params``
+    is the command's ``locals()``), then ``overrides``; ``eval.data_root`` falls back to $MEDTUNE_DATA_ROOT."""
+    from ..config import load_config
+
+    values = {opt.config_path: params[name] for name, opt in field_options(command).items()
+              if opt.config_apply and params.get(name) not in (None, [], ())}
+    cfg = load_config(config, overrides, values=values, check_hardware=check_hardware)
+    return with_env_data_root(cfg)
+
+
+def with_env_data_root(cfg: RunConfig) -> RunConfig:
+    """The CLI is the one place that reads $MEDTUNE_DATA_ROOT (stages see only their section)."""
+    env = os.environ.get("MEDTUNE_DATA_ROOT")
+    if cfg.eval.data_root or not env:
+        return cfg
+    return cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"data_root": env})})
