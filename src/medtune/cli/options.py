@@ -60,20 +60,26 @@ def field_default(info: FieldInfo) -> Any:
     return info.default_factory() if info.default_factory is not None else info.default
 
 
-def field_help(path: str) -> str:
+def field_help(path: str, hint: str = "") -> str:
     info = config_field(path)
     default = field_default(info)
     shown = ",".join(map(str, default)) if isinstance(default, list) else default
-    return f"{info.description} [{path}; default: {'none' if shown in (None, '') else shown}]"
+    return f"{info.description}{hint} [{path}; default: {'none' if shown in (None, '', {}) else shown}]"
 
 
-def field_option(path: str, *decls: str, apply: bool = True, **kwargs: Any) -> Any:
+def or_default(value: Any, path: str) -> Any:
+    """A field option's value, or the Field's default when the flag was not given."""
+    return field_default(config_field(path)) if value is None else value
+
+
+def field_option(path: str, *decls: str, apply: bool = True, hint: str = "", **kwargs: Any) -> Any:
     """A typer option for the config field at ``path``: help and shown default from the Field, value None unless given.
 
     ``apply=False`` for flags that describe a field but that the command applies itself
-    (e.g. `data import --format` sets the format of the files named on the command line).
+    (e.g. `data import --format` sets the format of the files named on the command line);
+    ``hint`` adds how the flag spells a value (" Repeat as KEY=VALUE.").
     """
-    option = typer.Option(None, *decls, help=field_help(path), show_default=False, **kwargs)
+    option = typer.Option(None, *decls, help=field_help(path, hint), show_default=False, **kwargs)
     option.config_path, option.config_apply = path, apply  # read by command_config and the CLI test
     return option
 
@@ -100,10 +106,17 @@ def command_config(command: Callable, config: Path | None, overrides: list[str],
     is the command's ``locals()``), then ``overrides``; ``eval.data_root`` falls back to $MEDTUNE_DATA_ROOT."""
     from ..config import load_config
 
-    values = {opt.config_path: params[name] for name, opt in field_options(command).items()
+    values = {opt.config_path: _plain(params[name]) for name, opt in field_options(command).items()
               if opt.config_apply and params.get(name) not in (None, [], ())}
     cfg = load_config(config, overrides, values=values, check_hardware=check_hardware)
     return with_env_data_root(cfg)
+
+
+def _plain(value: Any) -> Any:
+    """Path -> str, tuple -> list: what a YAML file would have given."""
+    if isinstance(value, Path):
+        return str(value)
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 def with_env_data_root(cfg: RunConfig) -> RunConfig:

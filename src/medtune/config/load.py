@@ -183,7 +183,7 @@ def read_yaml_mapping(path: Path, source: str) -> dict:
             raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL byte")
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError([ConfigProblem(f"byte {e.start}", "not a text file (binary or not UTF-8)",
+        raise ConfigError([ConfigProblem("", f"not a text file (binary or not UTF-8 at byte {e.start})",
                                          "give a YAML config, e.g. configs/quickstart.yaml")], source) from None
     try:
         data = yaml.safe_load(text) or {}
@@ -219,7 +219,11 @@ def load_config(
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_problems_from(e), source) from None
+        probs = _problems_from(e)
+        base = (data.get("model") or {}).get("base") if isinstance(data.get("model"), dict) else None
+        if isinstance(base, str) and not any(p.path == "model.base" for p in probs):
+            probs += _model_base_problems(base)  # reported with the schema problems, not after their fix
+        raise ConfigError(probs, source) from None
     probs = semantic_problems(cfg) + (hardware_problems(cfg, cuda_available) if check_hardware else [])
     if probs:
         raise ConfigError(probs, source)
