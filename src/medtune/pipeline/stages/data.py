@@ -22,24 +22,25 @@ from ..results import DataOutput, SynthOutput
 RECORDS = "records.jsonl"
 
 
-def records_source(spec: str) -> tuple[str, str | None]:
-    """(what to read, the format a medtune folder implies) for one source spec.
+def records_source(spec: str) -> tuple[list[str], str | None]:
+    """(the files or ``hf:`` spec to read, the format a medtune folder implies) for one source spec.
 
-    The one call site to switch to ``medtune.data.contract.resolve_records`` (branch
-    `contracts`, which also reads ``hf:`` ids through `datasets`) once it is merged.
+    The one call site to switch to ``medtune.data.contract.resolve_records`` (branch `contracts`:
+    ``src = resolve_records(spec); return list(src.files), src.format``; it also reads ``hf:`` ids
+    through `datasets`) once that is merged.
     """
     if spec.startswith("hf:"):
-        return spec, None
+        return [spec], None
     path = Path(spec)
     if path.is_dir():
         for name in ("records.jsonl", "train.jsonl"):  # synth/import/mix folders; a split folder's train part
             if (path / name).is_file():
-                return str(path / name), "medtune"
+                return [str(path / name)], "medtune"
         raise DataError(f"{path}: a folder without records.jsonl or train.jsonl; expected a source file or a folder "
                         "written by `medtune synth` or `medtune data import|split|mix`")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    return spec, None
+    return [spec], None
 
 
 def _format(source: DataSource, implied: str | None) -> str:
@@ -64,15 +65,15 @@ def import_sources(sources: list[DataSource], data: DataSection, out: str | Path
     resolved = [(s, *records_source(s.path)) for s in sources]
     dedupe = {"dedupe": data.dedupe, "near_threshold": data.dedupe_threshold}
     if len(sources) == 1 and not sources[0].mixes and data.mix_total is None:
-        src, path, implied = resolved[0]
-        summary = import_files([path], out, _format(src, implied), **dedupe, **src.options)
+        src, paths, implied = resolved[0]
+        summary = import_files(paths, out, _format(src, implied), **dedupe, **src.options)
         echo(f"{src.path}: {summary['accepted']} accepted, {summary['quarantined']} quarantined")
         return DataOutput(folder=out, records=out / RECORDS, count=summary["written"], quarantined=summary["quarantined"],
                           sources=[src.path])
     parts, quarantined = [], 0
-    for i, (src, path, implied) in enumerate(resolved):
+    for i, (src, paths, implied) in enumerate(resolved):
         part = out / "sources" / f"{i:02d}-{_slug(src.path)}"
-        summary = import_files([path], part, _format(src, implied), **dedupe, **src.options)
+        summary = import_files(paths, part, _format(src, implied), **dedupe, **src.options)
         echo(f"{src.path}: {summary['accepted']} accepted, {summary['quarantined']} quarantined -> {part}")
         quarantined += summary["quarantined"]
         parts.append(MixSource(str(part / RECORDS), weight=src.weight, cap=src.cap, format="medtune"))
@@ -99,8 +100,8 @@ def _run(ctx: Context, resume: bool) -> DataOutput:
 def _inputs(ctx: Context) -> dict[str, Path | str]:
     out: dict[str, Path | str] = {}
     for i, src in enumerate(stage_sources(ctx.cfg, ctx.get(SynthOutput))):
-        path, _ = records_source(src.path)
-        out[f"source {i} ({src.path})"] = path if path.startswith("hf:") else Path(path)
+        for j, path in enumerate(records_source(src.path)[0]):
+            out[f"source {i}.{j} ({src.path})"] = path if path.startswith("hf:") else Path(path)
     return out
 
 
