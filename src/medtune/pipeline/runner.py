@@ -79,8 +79,12 @@ def decide(prev: StageManifest | None, key: str, section: dict, inputs: dict[str
     return "skip", f"up to date (config and inputs unchanged since {prev.finished})"
 
 
-def _set_aside(folder: Path) -> Path | None:
+def _set_aside(folder: Path, complete: bool) -> Path | None:
+    """Move a complete output to RUN/.<stage>.previous before its stage starts over; a partial one is dropped."""
     if not folder.exists():
+        return None
+    if not complete:  # this pipeline's unfinished work for other inputs: nothing worth keeping
+        shutil.rmtree(folder)
         return None
     aside = folder.with_name(f".{folder.name}.previous")
     if aside.exists():
@@ -96,10 +100,12 @@ def _versions() -> dict[str, str]:
 
 
 def _execute(stage: Stage, ctx: Context, action: Action, key: str, section: dict, inputs: dict[str, str],
-             cache: HashCache) -> StageOutput:
+             cache: HashCache, prev: StageManifest | None) -> StageOutput:
     """Run one stage between a ``running`` and a ``complete`` (or ``failed``) manifest."""
     folder = ctx.layout.folder(stage.name)
-    aside = _set_aside(folder) if action == "run" and stage.has_folder else None
+    # Only an unfinished output of this pipeline is dropped; a folder it did not write (no manifest) is kept aside.
+    complete = prev is None or prev.status == "complete"
+    aside = _set_aside(folder, complete) if action == "run" and stage.has_folder else None
     started = now()
     write_manifest(ctx.layout.stages, StageManifest(stage=stage.name, status="running", key=key, section=section,
                                                     inputs=inputs, started=started, resumed=action == "resume"))
@@ -149,7 +155,7 @@ def run_pipeline(cfg: RunConfig, *, only: list[str] | None = None, start: str | 
             if action == "skip":
                 ctx.results[name] = stage.output.model_validate(prev.result)
             else:
-                ctx.results[name] = _execute(stage, ctx, action, key, section, inputs, cache)
+                ctx.results[name] = _execute(stage, ctx, action, key, section, inputs, cache, prev)
             cache.save()
             label = {"skip": "skipped", "resume": "resumed", "run": "ran"}[action]
             out.outcomes.append(StageOutcome(name, label, reason, round(time.perf_counter() - t0, 1)))
