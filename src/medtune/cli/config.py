@@ -42,5 +42,22 @@ def show(
     typer.echo(config_to_yaml(cfg))
 
 
+@config_app.command("fields")
+def fields(section: str = typer.Argument(None, help="Only this section, e.g. train or data.sources.")) -> None:
+    """Every config field with its default and help (the one place they are written: config/sections/)."""
+    from rich.table import Table
+
+    from .options import field_default, walk_fields
+
+    table = Table("field", "default", "help")
+    for path, info in walk_fields():
+        if section and not (path == section or path.startswith(section + ".")):
+            continue
+        if info.description:  # sections themselves have no description of their own
+            default = field_default(info)
+            table.add_row(path, "-" if info.is_required() else repr(default), info.description)
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")

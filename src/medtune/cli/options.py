@@ -13,7 +13,7 @@ import inspect
 import os
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,15 @@ def config_field(path: str) -> FieldInfo:
         model = _model_in(info.annotation)
     assert info is not None
     return info
+
+
+def walk_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """(dotted path, Field) of every field of RunConfig, sections and list items included (``data.sources.path``)."""
+    for name, info in model.model_fields.items():
+        yield f"{prefix}{name}", info
+        sub = _model_in(info.annotation)
+        if sub is not None:
+            yield from walk_fields(sub, f"{prefix}{name}.")
 
 
 def _model_in(annotation: Any) -> Any:

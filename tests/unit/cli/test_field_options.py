@@ -13,12 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import typer
-from pydantic import BaseModel
 from typer.models import OptionInfo
 
 from medtune.cli.main import app
-from medtune.cli.options import config_field, field_option
-from medtune.config import RunConfig
+from medtune.cli.options import config_field, field_option, walk_fields
 
 CLI = Path(__file__).resolve().parents[3] / "src" / "medtune" / "cli"
 # Which RunConfig sections each top-level command reads (its flags may not shadow their fields).
@@ -36,23 +34,7 @@ def commands(t: typer.Typer, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tup
         yield from commands(g.typer_instance, prefix + (g.name,))
 
 
-def fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, object]]:
-    for name, info in model.model_fields.items():
-        yield f"{prefix}{name}", info
-        sub = _sub(info.annotation)
-        if sub is not None:
-            yield from fields(sub, f"{prefix}{name}.")
-
-
-def _sub(annotation):
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next((s for s in map(_sub, typing.get_args(annotation)) if s is not None), None)
-
-
-DESCRIPTIONS = {info.description for _, info in fields(RunConfig) if info.description and len(info.description) > 20}
+DESCRIPTIONS = {info.description for _, info in walk_fields() if info.description and len(info.description) > 20}
 
 
 def options() -> Iterator[tuple[tuple[str, ...], str, OptionInfo]]:
@@ -84,7 +66,7 @@ def test_no_other_flag_restates_a_field():
         if getattr(opt, "config_path", None):
             continue
         sections = SECTIONS[path[0]] if path else []  # () is the root callback (--version)
-        shadowed = [f for s in sections for f, _ in fields(RunConfig) if f == f"{s}.{name}"]
+        shadowed = [f for s in sections for f, _ in walk_fields() if f == f"{s}.{name}"]
         assert not shadowed, f"`medtune {' '.join(path)} --{name}` restates {shadowed}: use field_option({shadowed[0]!r})"
         assert not any(d in (opt.help or "") for d in DESCRIPTIONS), f"{' '.join(path)} --{name}: help copies a Field"
 
@@ -94,6 +76,13 @@ def test_no_field_description_is_written_in_the_cli_sources():
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert node.value not in DESCRIPTIONS, f"{source.name}:{node.lineno} writes a Field description again"
+
+
+def test_config_fields_lists_every_field_with_its_help():
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(app, ["config", "fields", "eval"])
+    assert r.exit_code == 0 and "eval.max_new_tokens" in r.output and "train." not in r.output
 
 
 def test_a_field_option_reads_the_field_it_names():

@@ -9,7 +9,7 @@ class DataSource(Section):
     """One input of the data stage; in YAML either a mapping or just its path."""
 
     path: str = Field(description="A source file (JSON, JSONL, CSV, Parquet, .gz), a folder written by `medtune synth` or "
-                      "`medtune data import|split|mix`, or a Hugging Face dataset `hf:owner/name`.")
+                      "`medtune data import|split|mix`, or a Hugging Face dataset `hf:ID[:CONFIG][@SPLIT][#REVISION]`.")
     format: str = Field("auto", description="Importer that reads it (medqa, medmcqa, pubmedqa, mmlu, medical_o1, reasonmed, "
                         "reasoning, messages, medtune); auto detects it from the fields.")
     options: dict[str, str | int | float | bool] = Field(
