@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 
 import torch
 from safetensors.torch import load_file
-from train_helpers import env, run, train_cmd, write_config, write_records
+from train_helpers import kill_after_checkpoint, run, train_cmd, write_config, write_records
 
 from medtune.train import checkpoints as ckpt
 
@@ -23,16 +19,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, tiny_model_dir)
     run(train_cmd(cfg, data, straight))
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(cfg, data, killed), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        done = [p for p in ckpt.list_checkpoints(killed / "checkpoints") if ckpt.verify(p) is None]
-        if done and int(done[0].name.split("-")[1]) >= 6:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed; raise max_steps"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(train_cmd(cfg, data, killed), killed / "checkpoints")
     assert not (killed / "adapter").exists()
     last = ckpt.list_checkpoints(killed / "checkpoints")[0]
     step = int(last.name.split("-")[1])
@@ -83,16 +70,7 @@ def test_pipeline_sigkill_during_train_then_the_same_command_resumes(tmp_path, t
 
     run(command("straight"))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(command("killed"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        done = [p for p in ckpt.list_checkpoints(killed / "train" / "checkpoints") if ckpt.verify(p) is None]
-        if done and int(done[0].name.split("-")[1]) >= 6:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed; raise max_steps"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(command("killed"), killed / "train" / "checkpoints")
     assert json.loads((killed / "stages" / "train.json").read_text())["status"] == "running"
     last = ckpt.latest_valid(killed / "train" / "checkpoints")
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from .common import console, fail, user_errors
-from .options import command_config, config_option, field_option, split_args
+from .options import command_config, config_option, split_args, with_field_options
 
 eval_app = typer.Typer(help="Evaluate models on medical benchmarks (loglik or chain-of-thought).", no_args_is_help=True)
 
@@ -25,23 +26,15 @@ def list_benchmarks() -> None:
 
 
 @eval_app.command("run")
+@with_field_options(("eval.benchmarks", "--benchmark", "-b"), "eval.protocol", "eval.data_root", ("eval.out_dir", "--out"),
+                    "eval.limit", "eval.backend", "eval.endpoint", "eval.batch_size", "eval.max_new_tokens",
+                    "eval.num_samples", "eval.temperature", "eval.permutations", hints={"eval.benchmarks": " Repeatable."})
 def run(
     args: list[str] = typer.Argument(None, help="MODEL: a preset, HF id, model folder, training run folder, .gguf file or "
                                      "endpoint model name (with -c the default is the run's RUN_DIR/train); then dotted overrides."),
     config: Path = config_option(),
-    benchmark: list[str] = field_option("eval.benchmarks", "--benchmark", "-b", hint=" Repeatable."),
-    protocol: str = field_option("eval.protocol", "--protocol"),
-    data_root: str = field_option("eval.data_root", "--data-root"),
-    out: Path = field_option("eval.out_dir", "--out"),
-    limit: int = field_option("eval.limit", "--limit"),
-    backend: str = field_option("eval.backend", "--backend"),
-    endpoint: str = field_option("eval.endpoint", "--endpoint"),
-    batch_size: int = field_option("eval.batch_size", "--batch-size"),
-    max_new_tokens: int = field_option("eval.max_new_tokens", "--max-new-tokens"),
-    num_samples: int = field_option("eval.num_samples", "--num-samples"),
-    temperature: float = field_option("eval.temperature", "--temperature"),
-    permutations: int = field_option("eval.permutations", "--permutations"),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+    **flags: Any,
 ) -> None:
     """Evaluate a model; prints accuracy with Wilson 95% intervals and writes reports."""
     from ..eval.stage import run_eval
@@ -49,7 +42,7 @@ def run(
 
     models, overrides = split_args(args)
     with user_errors():
-        cfg = command_config(run, config, overrides, locals())
+        cfg = command_config(run, config, overrides, flags)
         layout = RunLayout.of(cfg) if config else None
         if len(models) > 1:
             fail(f"one MODEL at a time (got {models}); overrides look like section.field=value")

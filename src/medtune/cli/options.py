@@ -73,7 +73,8 @@ def field_help(path: str, hint: str = "") -> str:
     info = config_field(path)
     default = field_default(info)
     shown = ",".join(map(str, default)) if isinstance(default, list) else default
-    return f"{info.description}{hint} [{path}; default: {'none' if shown in (None, '', {}) else shown}]"
+    # Parentheses, not brackets: typer renders help with rich markup, which would eat "[...]".
+    return f"{info.description}{hint} ({path}; default: {'none' if shown in (None, '', {}) else shown})"
 
 
 def or_default(value: Any, path: str) -> Any:
@@ -91,6 +92,44 @@ def field_option(path: str, *decls: str, apply: bool = True, hint: str = "", **k
     option = typer.Option(None, *decls, help=field_help(path, hint), show_default=False, **kwargs)
     option.config_path, option.config_apply = path, apply  # read by command_config and the CLI test
     return option
+
+
+def _cli_type(annotation: Any) -> Any:
+    """The typer parameter type for a Field annotation: lists of names, scalars; Literals and unions read as their base."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _cli_type(args[0])
+    if origin is list:
+        return list[str]
+    if origin is typing.Literal:
+        return type(args[0])
+    if args and origin is not None:  # X | None
+        return _cli_type(next(a for a in args if a is not type(None)))
+    return annotation if annotation in (int, float, str, bool) else str
+
+
+def with_field_options(*specs: str | tuple[str, ...], hints: dict[str, str] | None = None) -> Callable:
+    """Decorator: one typer option per config field (``field_option``), its type from the Field's annotation.
+
+    A spec is a dotted path (flag ``--last-segment``) or ``(path, *flags)``; the parameter is named
+    after the first long flag. The command takes them as ``**flags`` and passes them to
+    ``command_config``.
+    """
+    def wrap(command: Callable) -> Callable:
+        sig = inspect.signature(command, eval_str=True)
+        params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        for spec in specs:
+            path, *decls = (spec,) if isinstance(spec, str) else spec
+            decls = decls or [f"--{path.rsplit('.', 1)[-1].replace('_', '-')}"]
+            name = decls[0].lstrip("-").replace("-", "_")
+            kind = _cli_type(config_field(path).annotation)
+            if kind is bool:
+                decls = [f"{decls[0]}/--no-{decls[0][2:]}", *decls[1:]]
+            option = field_option(path, *decls, hint=(hints or {}).get(path, ""))
+            params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+        command.__signature__ = sig.replace(parameters=params)
+        return command
+    return wrap
 
 
 def field_options(command: Callable) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markdown import Markdown
@@ -10,7 +11,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .common import console, fail, user_errors
-from .options import OVERRIDES_HELP, command_config, config_option, field_option
+from .options import OVERRIDES_HELP, command_config, config_option, with_field_options
 
 
 class OverridesThenSubcommand(TyperGroup):
@@ -34,24 +35,17 @@ synth_app = typer.Typer(help="Synthetic clinical cases from the medical knowledg
 
 
 @synth_app.callback()
+@with_field_options("synth.n", "synth.seed", "synth.style", "synth.specialties", "synth.tasks", "synth.heldout_cases",
+                    "synth.kb_dir", ("synth.teacher.url", "--teacher"), ("synth.teacher.model", "--teacher-model"),
+                    ("synth.teacher.key_env", "--teacher-key-env"), "synth.bias_variants")
 def synth(
     ctx: typer.Context,
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     config: Path = config_option(),
-    n: int = field_option("synth.n", "--n"),
-    seed: int = field_option("synth.seed", "--seed"),
-    style: str = field_option("synth.style", "--style"),
-    specialties: list[str] = field_option("synth.specialties", "--specialties"),
-    tasks: list[str] = field_option("synth.tasks", "--tasks"),
-    heldout_cases: int = field_option("synth.heldout_cases", "--heldout-cases"),
-    kb_dir: Path = field_option("synth.kb_dir", "--kb-dir"),
-    teacher: str = field_option("synth.teacher.url", "--teacher"),
-    teacher_model: str = field_option("synth.teacher.model", "--teacher-model"),
-    teacher_key_env: str = field_option("synth.teacher.key_env", "--teacher-key-env"),
-    bias_variants: bool = field_option("synth.bias_variants", "--bias-variants/--no-bias-variants"),
     preview: int = typer.Option(0, "--preview", help="Print this many cases for review instead of writing files."),
     out: Path = typer.Option(None, "--out", help="Output folder (records.jsonl, cases.jsonl, dataset_card.md); "
                              "with -c the default is RUN_DIR/synth."),
+    **flags: Any,
 ) -> None:
     """Generate synthetic cases and records (diagnosis, MCQ, management, open) from the knowledge base."""
     if ctx.invoked_subcommand:
@@ -61,7 +55,7 @@ def synth(
     from ..synth import preview_text
 
     with user_errors():
-        cfg = command_config(synth, config, list(overrides or []), locals())
+        cfg = command_config(synth, config, list(overrides or []), flags)
         section = cfg.synth
         if preview:
             console.print(Markdown(preview_text(preview, section.seed, section.specialties or None, section.kb_dir)))

@@ -58,7 +58,7 @@ def test_field_options_take_default_and_help_from_the_field():
             continue
         info = config_field(field_path)
         assert opt.default is None, f"{' '.join(path)} --{name}: default {opt.default!r} written again (the Field says it)"
-        assert opt.help.startswith(info.description) and f"[{field_path}; default: " in opt.help, (path, name, opt.help)
+        assert opt.help.startswith(info.description) and f"({field_path}; default: " in opt.help, (path, name, opt.help)
 
 
 def test_no_other_flag_restates_a_field():
