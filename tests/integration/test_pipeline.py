@@ -116,3 +116,19 @@ def test_quickstart_trains_on_the_records_the_old_quickstart_built(tmp_path):
     data = result.results["data"]
     assert same(list(read_records(data.records)), list(read_records(tmp_path / "old.jsonl")))
     assert same(list(read_records(result.results["synth"].heldout)), old_heldout)
+
+
+def test_train_alone_reads_data_train_files(tmp_path, tiny_model_dir):
+    from train_helpers import write_records
+
+    records = write_records(tmp_path / "records.jsonl", n=16)
+    overrides = [f"model.base={tiny_model_dir}", "stages=[train]", f"data.train_files=[{records}]", "train.max_steps=2",
+                 "train.save_steps=1", f"run_dir={tmp_path / 'run'}"]
+    first = run_pipeline(load_config(None, overrides), echo=lambda _: None, progress=False)
+    assert _actions(first) == {"train": "ran"} and first.get(TrainOutput).steps == 2
+    records.write_text(records.read_text().replace("Case 0:", "Case zero:"))  # the data changed: train again
+    lines: list[str] = []
+    again = run_pipeline(load_config(None, overrides), echo=lines.append, progress=False)
+    assert _actions(again) == {"train": "ran"} and any(f"data file {records} changed" in line for line in lines)
+    with pytest.raises(ConfigError, match="the train stage has no data"):
+        run_pipeline(load_config(None, overrides[:2]), echo=print)
