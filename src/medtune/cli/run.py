@@ -54,7 +54,7 @@ def run_command(
     with user_errors():
         cfg = with_env_data_root(load_config(config, list(overrides or [])))
         only = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
-        result = run_pipeline(cfg, only=only, start=start, force=force, echo=echo, progress=not quiet)
+        result = run_pipeline(cfg, only=only, start=start, force=force, echo=echo, progress=not quiet, source=str(config))
     print_summary(result)
 
 

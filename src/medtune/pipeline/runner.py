@@ -49,13 +49,13 @@ class PipelineResult:
         return next((r for r in self.results.values() if isinstance(r, kind)), None)
 
 
-def preflight(cfg: RunConfig, selected: list[str]) -> None:
+def preflight(cfg: RunConfig, selected: list[str], source: str = "medtune run") -> None:
     """Every problem the selected stages can see before any work (files, names, packages, hardware), raised once."""
     problems: list[ConfigProblem] = []
     for name in selected:
         problems += STAGES[name].preflight(cfg)
     if problems:
-        raise ConfigError(problems, "medtune run")
+        raise ConfigError(problems, source)
 
 
 def _outputs_changed(prev: StageManifest, cache: HashCache) -> list[str]:
@@ -130,10 +130,13 @@ def _execute(stage: Stage, ctx: Context, action: Action, key: str, section: dict
 
 
 def run_pipeline(cfg: RunConfig, *, only: list[str] | None = None, start: str | None = None, force: bool = False,
-                 echo: Callable[[str], None] = print, progress: bool = True) -> PipelineResult:
-    """Run ``cfg.stages`` (or ``only`` those, or from ``start`` on) in the run folder; see the module docstring."""
+                 echo: Callable[[str], None] = print, progress: bool = True, source: str = "medtune run") -> PipelineResult:
+    """Run ``cfg.stages`` (or ``only`` those, or from ``start`` on) in the run folder; see the module docstring.
+
+    ``source`` names the config in error messages.
+    """
     selected = select_stages(cfg.stages, only, start)
-    preflight(cfg, selected)
+    preflight(cfg, selected, source)
     layout = RunLayout.of(cfg)
     layout.stages.mkdir(parents=True, exist_ok=True)
     save_resolved(cfg, layout.root)
