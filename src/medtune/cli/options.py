@@ -34,15 +34,10 @@ def config_option() -> Any:
 
 def config_field(path: str) -> FieldInfo:
     """The pydantic Field at a dotted path of RunConfig (list items: ``data.sources.format``)."""
-    model: type[BaseModel] = RunConfig
-    info: FieldInfo | None = None
-    for key in path.split("."):
-        if model is None or key not in model.model_fields:
-            raise KeyError(f"no config field {path!r}")
-        info = model.model_fields[key]
-        model = _model_in(info.annotation)
-    assert info is not None
-    return info
+    fields = dict(walk_fields())
+    if path not in fields:
+        raise KeyError(f"no config field {path!r}")
+    return fields[path]
 
 
 def walk_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -12,12 +13,15 @@ from rich.table import Table
 from .common import console, user_errors
 from .options import CONFIG_HELP, OVERRIDES_HELP, with_env_data_root
 
+if TYPE_CHECKING:
+    from ..pipeline import PipelineResult
+
 
 def echo(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def print_summary(result) -> None:
+def print_summary(result: PipelineResult) -> None:
     from ..pipeline import EvalOutput, ExportOutput, ServeOutput
 
     table = Table("stage", "action", "why", "seconds", title=f"medtune run: {result.run_dir}")
