@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from medtune.config import load_config
-from medtune.quickstart import DEMO_QUESTIONS, DEMO_SPECIALTIES, ask
+from medtune.quickstart import DEMO_QUESTIONS, ask
 from medtune.synth.demo import demo_records, write_demo_training_set
 from medtune.train import load_trained, train
 
@@ -39,9 +39,10 @@ def test_quickstart_recipe_on_the_embedded_model(tmp_path):
     assert "pneumothorax" in before.lower() and "## Final Response" not in before, before
     del base
 
-    data = tmp_path / "demo.jsonl"
-    assert write_demo_training_set(data, n_cases=500, seed=0, specialties=DEMO_SPECIALTIES) == 1000
     cfg = load_config(REPO / "configs/quickstart.yaml", check_hardware=True, cuda_available=False)
+    specialties = cfg.synth.specialties  # cardiology: the demo's focus
+    data = tmp_path / "demo.jsonl"
+    assert write_demo_training_set(data, n_cases=500, seed=0, specialties=specialties) == 1000
     result = train(cfg, data, tmp_path / "run", progress=False)
     assert result.first_eval_loss is not None and result.final_eval_loss < 0.2 * result.first_eval_loss, result
     audit = result.manifest["render_audit"]["train"]
@@ -52,7 +53,7 @@ def test_quickstart_recipe_on_the_embedded_model(tmp_path):
     assert after.startswith("## Thinking") and "## Final Response" in after, after
     assert any(k in final_part(after) for k in MI) and "pneumothorax" not in final_part(after), after
 
-    heldout = list(demo_records(40, seed=1, specialties=DEMO_SPECIALTIES, tasks=("diagnosis",)))
+    heldout = list(demo_records(40, seed=1, specialties=specialties, tasks=("diagnosis",)))
     prompts = [tuned.tokenizer.apply_chat_template([{"role": "user", "content": build_user_prompt(r)}], tokenize=False,
                                                    add_generation_prompt=True) for r in heldout]
     outs = generate_texts(tuned.model, tuned.tokenizer, prompts, max_new_tokens=128, batch_size=20)

@@ -53,3 +53,22 @@ def run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
     return proc
+
+
+def kill_after_checkpoint(cmd: list[str], checkpoints: Path, min_step: int = 6, timeout: float = 240) -> None:
+    """Start ``cmd`` and SIGKILL it once a verified checkpoint of step >= ``min_step`` exists under ``checkpoints``."""
+    import signal
+    import time
+
+    from medtune.train import checkpoints as ckpt
+
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        done = [p for p in ckpt.list_checkpoints(checkpoints) if ckpt.verify(p) is None]
+        if done and int(done[0].name.split("-")[1]) >= min_step:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed; raise max_steps"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

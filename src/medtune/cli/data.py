@@ -12,15 +12,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import console, fail
+from .common import console, fail, user_errors
+from .options import command_config, config_option, field_option, or_default, split_args
 
 data_app = typer.Typer(
     help="Import, validate, dedupe, check contamination, split, mix and inspect training data.",
     no_args_is_help=True,
 )
 
-FORMAT_HELP = "Importer name (medqa, medmcqa, pubmedqa, mmlu, medical_o1, reasonmed, reasoning, messages, medtune) or auto."
-OPTION_HELP = "Importer option KEY=VALUE, repeatable (e.g. ids_file=test_ground_truth.json for pubmedqa)."
 
 
 def _options(pairs: list[str] | None) -> dict[str, str]:
@@ -54,20 +53,44 @@ def _files_table(files: dict[str, dict]) -> Table:
 
 @data_app.command("import")
 def import_cmd(
-    sources: list[Path] = typer.Argument(..., help="Source files (JSON, JSONL, CSV, Parquet, .gz)."),
-    out: Path = typer.Option(..., "--out", help="Output folder: records.jsonl, quarantine.jsonl, manifest.json."),
-    fmt: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    option: list[str] = typer.Option(None, "--option", help=OPTION_HELP),
-    dedupe: bool = typer.Option(False, help="Remove exact and near duplicates (report in dedupe.json)."),
-    near_threshold: float = typer.Option(0.8, help="MinHash Jaccard threshold for near duplicates."),
+    args: list[str] = typer.Argument(None, help="Source files (JSON, JSONL, CSV, Parquet, .gz), then dotted overrides; "
+                                     "without files: the data.sources of -c CONFIG, imported as `medtune run` does."),
+    config: Path = config_option(),
+    out: Path = typer.Option(None, "--out", help="Output folder: records.jsonl, quarantine.jsonl, manifest.json "
+                             "(with -c: RUN_DIR/data)."),
+    fmt: str = field_option("data.sources.format", "--format", apply=False),
+    option: list[str] = field_option("data.sources.options", "--option", apply=False, hint=" Repeat as KEY=VALUE."),
+    dedupe: bool = field_option("data.dedupe", "--dedupe/--no-dedupe"),
+    near_threshold: float = field_option("data.dedupe_threshold", "--near-threshold"),
     reject_duplicate_options: bool = typer.Option(False, help="Quarantine MCQs with two identical options (default: flag)."),
     strict: bool = typer.Option(False, help="Exit 1 if any row was quarantined."),
 ) -> None:
     """Import source files into medtune records, quarantining every bad row with its line and reason."""
     from ..data.pipeline import import_files
+    from ..pipeline import RunLayout
+    from ..pipeline.stages.data import import_sources
 
+    files, overrides = split_args(args)
     opts = _options(option) | ({"duplicate_options": "reject"} if reject_duplicate_options else {})
-    summary = _run(import_files, sources, out, fmt, dedupe=dedupe, near_threshold=near_threshold, **opts)
+    with user_errors():
+        cfg = command_config(import_cmd, config, overrides, locals())
+        out = out or (RunLayout.of(cfg).folder("data") if config else None)
+        if out is None:
+            fail("give --out DIR (or -c CONFIG)")
+        if not files:
+            result = import_sources(cfg.data.sources, cfg.data, out, echo=console.print)
+            console.print(f"{result.count} records -> {result.records}; {result.quarantined} quarantined")
+            quarantined = result.quarantined
+        else:
+            summary = import_files(files, out, or_default(fmt, "data.sources.format"), dedupe=cfg.data.dedupe, near_threshold=cfg.data.dedupe_threshold,
+                                   **opts)
+            _print_import(summary, out, cfg.data.dedupe)
+            quarantined = summary["quarantined"]
+    if strict and quarantined:
+        fail(f"--strict: {quarantined} row(s) rejected; see {out / 'quarantine.jsonl'}", code=1)
+
+
+def _print_import(summary: dict, out: Path, dedupe: bool) -> None:
     console.print(_files_table(summary["files"]))
     if dedupe:
         d = summary["dedupe"]
@@ -75,22 +98,20 @@ def import_cmd(
                       f"({d['conflicting_answers']} with a different answer); clusters in {out / 'dedupe.json'}")
     console.print(f"{summary['written']} records -> {out / 'records.jsonl'}; "
                   f"{summary['quarantined']} quarantined -> {out / 'quarantine.jsonl'}")
-    if strict and summary["quarantined"]:
-        fail(f"--strict: {summary['quarantined']} row(s) rejected; see {out / 'quarantine.jsonl'}", code=1)
 
 
 @data_app.command("validate")
 def validate_cmd(
     sources: list[Path] = typer.Argument(..., help="Files to check."),
-    fmt: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-    option: list[str] = typer.Option(None, "--option", help=OPTION_HELP),
+    fmt: str = field_option("data.sources.format", "--format", apply=False),
+    option: list[str] = field_option("data.sources.options", "--option", apply=False, hint=" Repeat as KEY=VALUE."),
     quarantine: Path = typer.Option(None, help="Also write every rejected row to this JSONL file."),
     strict: bool = typer.Option(False, help="Exit 1 if any row is rejected."),
 ) -> None:
     """Check files and list rejected rows (file:line field: reason) without writing records."""
     from ..data.pipeline import validate_files
 
-    files, q = _run(validate_files, sources, fmt, quarantine, **_options(option))
+    files, q = _run(validate_files, sources, or_default(fmt, "data.sources.format"), quarantine, **_options(option))
     console.print(_files_table(files))
     for e in q.entries[:20]:
         console.print(f"{e.file}:{e.line} {e.field}: {e.reason}", markup=False, highlight=False, soft_wrap=True)
@@ -105,14 +126,15 @@ def stats_cmd(
     sources: list[Path] = typer.Argument(..., help="Record files (any importable format)."),
     tokenizer: str = typer.Option("smollm2-135m", help="Model spec whose tokenizer measures lengths; 'none' to skip."),
     reasoning_format: str = typer.Option(None, help="think, sections or plain (default: the preset's)."),
-    max_length: int = typer.Option(512, help="Training max_length to compare against."),
+    max_length: int = field_option("data.max_length", "--max-length", apply=False),
     png: Path = typer.Option(None, help="Write a token-length histogram PNG here."),
     json_out: Path = typer.Option(None, "--json", help="Write the statistics as JSON here."),
 ) -> None:
     """Counts by source/task/subject and token-length percentiles of the rendered samples."""
     from ..data.pipeline import dataset_stats
 
-    stats = _run(dataset_stats, sources, None if tokenizer == "none" else tokenizer, reasoning_format, max_length, png, json_out)
+    stats = _run(dataset_stats, sources, None if tokenizer == "none" else tokenizer, reasoning_format,
+                 or_default(max_length, "data.max_length"), png, json_out)
     table = Table("statistic", "value")
     for key in ("records", "multiple_choice", "with_reasoning", "with_context"):
         table.add_row(key, str(stats["counts"][key]))
@@ -131,14 +153,15 @@ def split_cmd(
     out: Path = typer.Option(..., "--out", help="Folder for train.jsonl, val.jsonl, test.jsonl, manifest.json."),
     val: float = typer.Option(0.05, help="Validation fraction."),
     test: float = typer.Option(0.0, help="Test fraction."),
-    seed: int = typer.Option(0, help="Hash seed (changing it re-draws every split)."),
+    seed: int = field_option("data.split_seed", "--seed", apply=False),
     stratify: str = typer.Option("source", help="Report strata by source, subject, task or none."),
-    fmt: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+    fmt: str = field_option("data.sources.format", "--format", apply=False),
 ) -> None:
     """Deterministic hash-based splits: an item keeps its split when the data set grows."""
     from ..data.pipeline import split_file
 
-    summary = _run(split_file, sources, out, val, test, seed, stratify, fmt)
+    summary = _run(split_file, sources, out, val, test, or_default(seed, "data.split_seed"), stratify,
+                   or_default(fmt, "data.sources.format"))
     table = Table("stratum", "train", "val", "test", "val share", "test share")
     for name, s in summary["by_stratum"].items():
         table.add_row(name, str(s["train"]), str(s["val"]), str(s["test"]), f"{s['val_share']:.3f}", f"{s['test_share']:.3f}")
@@ -149,15 +172,15 @@ def split_cmd(
 def mix_cmd(
     specs: list[str] = typer.Argument(..., help="PATH[:weight=W][:cap=N][:format=F] per source."),
     out: Path = typer.Option(..., "--out", help="Folder for records.jsonl and manifest.json."),
-    total: int = typer.Option(None, help="Total records; weights become shares of it."),
-    seed: int = typer.Option(0, help="Seed for the deterministic sample and shuffle."),
+    total: int = field_option("data.mix_total", "--total", apply=False),
+    seed: int = field_option("data.split_seed", "--seed", apply=False),
 ) -> None:
     """Mix data sets with weights or caps; the manifest records files, sha256, counts and options."""
     from ..data.mix import parse_mix_spec
     from ..data.pipeline import mix_files
 
     sources = [_run(parse_mix_spec, s) for s in specs]
-    summary = _run(mix_files, sources, out, total, seed)
+    summary = _run(mix_files, sources, out, total, or_default(seed, "data.split_seed"))
     table = Table("source", "weight", "cap", "available", "taken")
     for e in summary["sources"]:
         table.add_row(Path(e["path"]).name, str(e["weight"]), str(e["cap"]), str(e["available"]), str(e["taken"]))

@@ -8,27 +8,28 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from .common import console
+from .common import console, user_errors
 from .data import data_app
+from .options import OVERRIDES_HELP, command_config, config_option
 
 
 @data_app.command("preview")
 def preview(
     n: int = typer.Argument(3, help="How many records to show."),
     records: Path = typer.Argument(..., help="Records file (any importable format)."),
-    config: Path = typer.Option(None, "-c", "--config", help="Run config: base model, system prompt, loss_on, max_length."),
-    overrides: list[str] = typer.Option(None, "--set", help="Dotted override, e.g. --set data.loss_on=answer_only (repeatable)."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    config: Path = config_option(),
     plain: bool = typer.Option(False, "--plain", help="No colours: mark spans without loss as [no-loss]...[/no-loss]."),
 ) -> None:
     """Show exactly what training sees: the chat-templated text, spans without loss dimmed and bracketed,
     token counts per sample, and the mask audit (shortened / dropped / refused samples)."""
-    from ..config import load_config
     from ..data.importers import iter_records
     from ..data.render import RenderRefused, format_masked_preview, masked_segments, render_example
     from ..models.load import load_tokenizer
     from ..models.source import resolve_source
 
-    cfg = load_config(config, list(overrides or []))
+    with user_errors():
+        cfg = command_config(preview, config, list(overrides or []), locals())
     source = resolve_source(cfg.model.base)
     tok = load_tokenizer(source, cfg.model.revision)
     fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else source.reasoning_format

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from .common import console, fail
+from .common import console, fail, user_errors
+from .options import command_config, config_option, split_args, with_field_options
 
 eval_app = typer.Typer(help="Evaluate models on medical benchmarks (loglik or chain-of-thought).", no_args_is_help=True)
 
@@ -24,37 +26,33 @@ def list_benchmarks() -> None:
 
 
 @eval_app.command("run")
+@with_field_options(("eval.benchmarks", "--benchmark", "-b"), "eval.protocol", "eval.data_root", ("eval.out_dir", "--out"),
+                    "eval.limit", "eval.backend", "eval.endpoint", "eval.batch_size", "eval.max_new_tokens",
+                    "eval.num_samples", "eval.temperature", "eval.permutations", hints={"eval.benchmarks": " Repeatable."})
 def run(
-    model: str = typer.Argument(..., help="Preset, HF id, model folder, training run folder, .gguf file, or endpoint model name."),
-    benchmark: list[str] = typer.Option(..., "--benchmark", "-b", help="Benchmark name or record file; repeatable."),
-    protocol: str = typer.Option("loglik", help="loglik or cot."),
-    data_root: str = typer.Option(None, envvar="MEDTUNE_DATA_ROOT", help="Folder holding the benchmark files."),
-    out: Path = typer.Option(Path("eval_out"), help="Output folder (resumable)."),
-    limit: int = typer.Option(None, help="Only the first N items of each benchmark."),
-    backend: str = typer.Option("transformers", help="transformers, llamacpp or openai."),
-    endpoint: str = typer.Option(None, help="Base URL of an OpenAI-compatible endpoint (openai backend)."),
-    batch_size: int = typer.Option(16, help="loglik: items per forward; cot: rows decoded together (continuous batching)."),
-    max_new_tokens: int = typer.Option(256, help="Generation budget (cot)."),
-    num_samples: int = typer.Option(1, help="Samples per item; > 1 = majority vote (cot)."),
-    temperature: float = typer.Option(0.0, help="0 = greedy."),
-    permutations: int = typer.Option(0, help="Extra option orders per item (permutation consistency)."),
+    args: list[str] = typer.Argument(None, help="MODEL: a preset, HF id, model folder, training run folder, .gguf file or "
+                                     "endpoint model name (with -c the default is the run's RUN_DIR/train); then dotted overrides."),
+    config: Path = config_option(),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+    **flags: Any,
 ) -> None:
     """Evaluate a model; prints accuracy with Wilson 95% intervals and writes reports."""
-    from pydantic import ValidationError
-
-    from ..config.sections.eval import EvalSection
-    from ..eval.backends import BackendError
-    from ..eval.benchmarks import BenchmarkError
     from ..eval.stage import run_eval
+    from ..pipeline import RunLayout
 
-    try:
-        section = EvalSection(benchmarks=benchmark, protocol=protocol, limit=limit, backend=backend, endpoint=endpoint,
-                              batch_size=batch_size, max_new_tokens=max_new_tokens, num_samples=num_samples,
-                              temperature=temperature, permutations=permutations, data_root=data_root)
-        index = run_eval(model, section, out, device=device, log=console.print)
-    except (ValidationError, BenchmarkError, BackendError, ValueError) as e:
-        fail(str(e))
+    models, overrides = split_args(args)
+    with user_errors():
+        cfg = command_config(run, config, overrides, flags)
+        layout = RunLayout.of(cfg) if config else None
+        if len(models) > 1:
+            fail(f"one MODEL at a time (got {models}); overrides look like section.field=value")
+        model = models[0] if models else (str(layout.folder("train")) if layout else None)
+        if model is None:
+            fail("give MODEL (or -c CONFIG to evaluate its run's trained model)")
+        target = Path(cfg.eval.out_dir) if cfg.eval.out_dir else (layout.folder("eval") if layout else Path("eval_out"))
+        if cfg.eval.compare_base:
+            console.print("eval.compare_base: the base-vs-tuned comparison runs in `medtune run`; here only MODEL is evaluated")
+        index = run_eval(model, cfg.eval, target, device=device, log=console.print)
     for name, b in index["benchmarks"].items():
         acc = b["accuracy"]
         console.print(f"{name}: accuracy {acc['accuracy']:.4f} (95% CI {acc['ci95'][0]}-{acc['ci95'][1]}, n={acc['n']}, "

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from ..config.sections.export import ExportSection
-from .common import console
-
-DEFAULTS = ExportSection()
+from .common import console, fail, user_errors
+from .options import command_config, config_option, field_option, split_args
 
 
 def _verify_table(rows: list[dict]) -> Table:
@@ -28,11 +27,11 @@ def _run_verify(paths: list[Path], against: Path | None) -> None:
     from ..export.verify import verify_ggufs
 
     if not paths:
-        _fail("export verify: give at least one .gguf file")
+        fail("export verify: give at least one .gguf file")
     if against is None:
         candidates = [p.parent / "merged" for p in paths if (p.parent / "merged" / "config.json").is_file()]
         if not candidates:
-            _fail(f"export verify: no merged HF folder next to {paths[0]}; pass --against MERGED")
+            fail(f"export verify: no merged HF folder next to {paths[0]}; pass --against MERGED")
         against = candidates[0]
     rows = verify_ggufs(paths, against)
     console.print(_verify_table(rows))
@@ -42,31 +41,41 @@ def _run_verify(paths: list[Path], against: Path | None) -> None:
 
 
 def export(
-    target: Path = typer.Argument(..., help="Run folder, merged HF folder, or the word `verify`."),
-    paths: list[Path] | None = typer.Argument(None, help="With `verify`: the GGUF files to check."),
-    gguf: str = typer.Option(",".join(DEFAULTS.gguf), "--gguf", help="Comma-separated: f16, bf16, q8_0, q4_k_m, q5_k_m."),
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/export)."),
-    verify: bool = typer.Option(DEFAULTS.verify, "--verify/--no-verify", help=ExportSection.model_fields["verify"].description),
+    args: list[str] = typer.Argument(None, help="Run folder or merged HF folder (with -c the default is RUN_DIR/train), or "
+                                     "`verify GGUF...`; then dotted overrides."),
+    config: Path = config_option(),
+    gguf: str = field_option("export.gguf", "--gguf", hint=" Comma-separated."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/export; with -c: RUN_DIR/export)."),
+    verify: bool = field_option("export.verify", "--verify/--no-verify"),
+    ollama: bool = field_option("export.ollama", "--ollama/--no-ollama"),
+    model_card: bool = field_option("export.model_card", "--model-card/--no-model-card"),
     against: Path | None = typer.Option(None, "--against", help="With `verify`: the merged HF folder to compare with."),
 ) -> None:
     """Export to GGUF (+ Modelfile, model card), or `export verify GGUF...` to check files against the HF model."""
-    from ..export import ExportError, export_run
+    from ..export import export_run
+    from ..pipeline import RunLayout
 
-    try:
-        if str(target) == "verify":
-            _run_verify(list(paths or []), against)
+    paths, overrides = split_args(args)
+    with user_errors():
+        if paths[:1] == ["verify"]:
+            _run_verify([Path(p) for p in paths[1:]], against)
             return
-        if paths:
-            _fail(f"unexpected extra arguments {[str(p) for p in paths]}; use --gguf a,b for several types")
-        summary = export_run(target, out, gguf, verify=verify, modelfile=DEFAULTS.ollama, model_card=DEFAULTS.model_card)
-    except ExportError as e:
-        _fail(str(e))
+        cfg = command_config(export, config, overrides, locals())
+        if len(paths) > 1:
+            fail(f"unexpected extra arguments {paths[1:]}; use --gguf a,b for several types")
+        layout = RunLayout.of(cfg) if config else None
+        target = Path(paths[0]) if paths else (layout.folder("train") if layout else None)
+        if target is None:
+            fail("give the run folder (or -c CONFIG to export its run's trained model)")
+        x = cfg.export
+        summary = export_run(target, out or (layout.folder("export") if layout else None), x.gguf, verify=x.verify,
+                             modelfile=x.ollama, model_card=x.model_card)
     for q, f in summary["files"].items():
         console.print(f"{q:>7}: {f['path']} ({f['bytes'] / 2**20:.1f} MB)")
     if summary["verify"]:
         console.print(_verify_table(summary["verify"]))
     elif summary.get("verify_skipped"):
-        console.print(f"[yellow]verify skipped:[/yellow] {summary['verify_skipped']}")
+        console.print(f"[yellow]verify skipped:[/yellow] {escape(summary['verify_skipped'])}")
     for key in ("modelfile", "model_card"):
         if key in summary:
             console.print(f"{key}: {summary[key]}")
@@ -77,9 +86,3 @@ def export(
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
-
-
-def _fail(message: str) -> None:
-    """Plain one-line error on stderr, exit 2 (no rich markup: `medtune[gguf]` must print as is)."""
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(2)

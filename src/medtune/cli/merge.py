@@ -1,4 +1,4 @@
-"""`medtune merge RUN [--out DIR]`: adapter + base -> standalone HF folder."""
+"""`medtune merge [RUN] [-c CONFIG] [overrides] [--out DIR]`: adapter + base -> standalone HF folder."""
 
 from __future__ import annotations
 
@@ -6,28 +6,31 @@ from pathlib import Path
 
 import typer
 
-from .common import console
+from .common import console, fail, user_errors
+from .options import command_config, config_option, split_args
 
 
 def merge(
-    run: Path = typer.Argument(..., help="Run folder (RUN/adapter or RUN/model)."),
+    args: list[str] = typer.Argument(None, help="Run folder (RUN/adapter or RUN/model; with -c the default is "
+                                     "RUN_DIR/train); then dotted overrides."),
+    config: Path = config_option(),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default RUN/merged)."),
 ) -> None:
     """Merge a LoRA/DoRA adapter into its base model (fp32) and save safetensors + tokenizer + chat template."""
-    from ..export import ExportError, merge_run
+    from ..export import merge_run
+    from ..pipeline import RunLayout
 
-    try:
+    paths, overrides = split_args(args)
+    with user_errors():
+        cfg = command_config(merge, config, overrides, locals())
+        if len(paths) > 1:
+            fail(f"one run folder at a time (got {paths})")
+        run = Path(paths[0]) if paths else (RunLayout.of(cfg).folder("train") if config else None)
+        if run is None:
+            fail("give the run folder (or -c CONFIG to merge its run's trained model)")
         path = merge_run(run, out)
-    except ExportError as e:
-        _fail(str(e))
     console.print(f"merged model: {path}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("merge")(merge)
-
-
-def _fail(message: str) -> None:
-    """Plain one-line error on stderr, exit 2 (no rich markup: `medtune[gguf]` must print as is)."""
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(2)

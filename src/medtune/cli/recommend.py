@@ -6,22 +6,25 @@ import typer
 from rich.table import Table
 
 from .common import console, fail
+from .options import field_option, or_default
 
 
 def recommend_cmd(
     vram: float = typer.Option(..., "--vram", help="Memory budget in GiB (GPU memory, or RAM for CPU training)."),
     model: str = typer.Option(None, "--model", help="Estimate for this preset or local HF folder only."),
-    method: str = typer.Option("lora", "--method", help="lora | qlora | full"),
+    method: str = field_option("train.method", "--method", apply=False, hint=" Estimated here: lora, qlora or full."),
     seq_len: int = typer.Option(1024, "--seq-len", help="Tokens per sequence."),
     batch: int = typer.Option(1, "--batch", help="Micro-batch size."),
     grad_ckpt: bool = typer.Option(False, "--grad-ckpt", help="Gradient checkpointing."),
-    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw | adamw_8bit | adafactor"),
-    lora_r: int = typer.Option(16, "--lora-r", help="LoRA rank."),
+    optimizer: str = field_option("train.optimizer", "--optimizer", apply=False),
+    lora_r: int = field_option("train.lora.r", "--lora-r", apply=False),
     device: str = typer.Option("cuda", "--device", help="cuda (bf16) or cpu (fp32)."),
 ) -> None:
     """Estimate peak training memory from the model's real config and recommend what fits."""
     from ..models.memory import GIB, arch_for, estimate_training_memory, recommend
 
+    method, optimizer = or_default(method, "train.method"), or_default(optimizer, "train.optimizer")
+    lora_r = or_default(lora_r, "train.lora.r")
     if method not in ("lora", "qlora", "full"):
         fail(f"--method must be lora, qlora or full (got {method!r})")
     if model:

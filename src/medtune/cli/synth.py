@@ -1,77 +1,92 @@
-"""`medtune synth` (generate), `medtune synth --preview N`, `medtune synth validate-kb [DIR]`."""
+"""`medtune synth [-c CONFIG] [overrides] --out D`, `medtune synth --preview N`, `medtune synth validate-kb [DIR]`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
-from pydantic import ValidationError
 from rich.markdown import Markdown
 from rich.table import Table
+from typer.core import TyperGroup
 
-from .common import console, fail
+from .common import console, fail, user_errors
+from .options import OVERRIDES_HELP, command_config, config_option, with_field_options
+
+
+class OverridesThenSubcommand(TyperGroup):
+    """`medtune synth` takes dotted overrides as arguments and has a subcommand: its name ends the overrides."""
+
+    allow_interspersed_args = True  # `synth synth.n=5 --out D`: options after the overrides
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        cut = next((i for i, a in enumerate(args) if a in self.commands), None)
+        if cut is None:
+            return super().parse_args(ctx, args)
+        super().parse_args(ctx, args[:cut])
+        # click >= 8.2 keeps the subcommand in ctx._protected_args, older versions in ctx.protected_args
+        setattr(ctx, "_protected_args" if hasattr(ctx, "_protected_args") else "protected_args", [args[cut]])
+        ctx.args = args[cut + 1:]
+        return ctx.args
+
 
 synth_app = typer.Typer(help="Synthetic clinical cases from the medical knowledge base. Research use only.",
-                        invoke_without_command=True)
-
-
-def _split(values: list[str] | None) -> list[str]:
-    """Accept both `--tasks mcq --tasks open` and `--tasks mcq,open`."""
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+                        invoke_without_command=True, cls=OverridesThenSubcommand)
 
 
 @synth_app.callback()
+@with_field_options("synth.n", "synth.seed", "synth.style", "synth.specialties", "synth.tasks", "synth.heldout_cases",
+                    "synth.kb_dir", ("synth.teacher.url", "--teacher"), ("synth.teacher.model", "--teacher-model"),
+                    ("synth.teacher.key_env", "--teacher-key-env"), "synth.bias_variants")
 def synth(
     ctx: typer.Context,
-    n: int = typer.Option(1000, "--n", help="Number of cases (each gives one record per task)."),
-    seed: int = typer.Option(0, help="Random seed; the same seed gives byte-identical output."),
-    specialties: list[str] = typer.Option(None, help="Only these specialties (repeat or comma-separate)."),
-    tasks: list[str] = typer.Option(None, help="Tasks among diagnosis, mcq, management, open (default: all)."),
-    kb_dir: Path = typer.Option(None, "--kb-dir", help="Extra knowledge-base folder (<specialty>/<id>.yaml)."),
-    teacher: str = typer.Option(None, "--teacher", help="OpenAI-compatible base URL of a teacher LLM (optional)."),
-    teacher_model: str = typer.Option(None, "--teacher-model", help="Model name at the teacher endpoint."),
-    teacher_key_env: str = typer.Option("MEDTUNE_TEACHER_API_KEY", help="Environment variable with the teacher key."),
-    bias_variants: bool = typer.Option(False, "--bias-variants", help="Add bias-probe copies of demographic-neutral cases."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    config: Path = config_option(),
     preview: int = typer.Option(0, "--preview", help="Print this many cases for review instead of writing files."),
-    out: Path = typer.Option(None, "--out", help="Output folder (records.jsonl, cases.jsonl, dataset_card.md)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (records.jsonl, cases.jsonl, dataset_card.md); "
+                             "with -c the default is RUN_DIR/synth."),
+    **flags: Any,
 ) -> None:
     """Generate synthetic cases and records (diagnosis, MCQ, management, open) from the knowledge base."""
     if ctx.invoked_subcommand:
         return
-    from ..config.load import ConfigError
-    from ..config.sections.synth import SynthSection, TeacherSection
-    from ..synth import preview_text, run_synth_section
+    from ..pipeline import RunLayout
+    from ..pipeline.stages.synth import run_synth_stage
+    from ..synth import preview_text
 
-    try:
-        section = SynthSection(n=n, seed=seed, specialties=_split(specialties), tasks=_split(tasks) or SynthSection().tasks,
-                               kb_dir=str(kb_dir) if kb_dir else None, bias_variants=bias_variants,
-                               teacher=TeacherSection(url=teacher, model=teacher_model, key_env=teacher_key_env))
-    except ValidationError as e:
-        fail(f"invalid synth options: {e}")
-    try:
+    with user_errors():
+        cfg = command_config(synth, config, list(overrides or []), flags)
+        section = cfg.synth
         if preview:
-            console.print(Markdown(preview_text(preview, seed, section.specialties or None, section.kb_dir)))
+            console.print(Markdown(preview_text(preview, section.seed, section.specialties or None, section.kb_dir)))
             return
+        out = out or (RunLayout.of(cfg).folder("synth") if config else None)
         if out is None:
-            fail("give --out DIR (or --preview N to look at cases)")
-        result = run_synth_section(section, out)
-    except ConfigError as e:
-        fail(str(e))
-    _print_summary(result, out)
+            fail("give --out DIR (or -c CONFIG, or --preview N to look at cases)")
+        result = run_synth_stage(section, out)
+    _print_summary(result, out, section.style)
 
 
-def _print_summary(result: dict, out: Path) -> None:
-    table = Table("specialty", *result["tasks"], "total", title=f"{result['cases']} cases, {result['records']} records")
-    for spec, row in result["by_specialty"].items():
-        table.add_row(spec, *(str(row.get(t, 0)) for t in result["tasks"]), str(sum(row.values())))
-    console.print(table)
-    console.print(f"seed {result['seed']} · KB {result['kb_version']} · written to {out}")
-    teacher = result.get("teacher")
-    if teacher:
-        console.print(f"teacher: {teacher['accepted']} accepted, {teacher['rejected']} rejected "
-                      f"({teacher['rejects_path']}), {teacher['failed']} failed")
-        if teacher["failed"]:
-            fail(f"{teacher['failed']} items could not reach the teacher; rerun the same command to resume", code=1)
+def _print_summary(result, out: Path, style: str) -> None:
+    import json
+
+    if style == "cases":  # counts per specialty and task, from the synth folder's stats.json
+        s = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+        table = Table("specialty", *s["tasks"], "total", title=f"{s['cases']} cases, {s['records']} records")
+        for spec, row in s["by_specialty"].items():
+            table.add_row(spec, *(str(row.get(t, 0)) for t in s["tasks"]), str(sum(row.values())))
+        console.print(table)
+        console.print(f"seed {s['seed']} · KB {s['kb_version']} · written to {out}")
+        teacher = s.get("teacher")
+        if teacher:
+            console.print(f"teacher: {teacher['accepted']} accepted, {teacher['rejected']} rejected "
+                          f"({teacher['rejects_path']}), {teacher['failed']} failed")
+            if teacher["failed"]:
+                fail(f"{teacher['failed']} items could not reach the teacher; rerun the same command to resume", code=1)
+    else:
+        console.print(f"{result.count} records -> {result.records}")
+    if result.heldout:
+        console.print(f"{result.heldout_count} held-out MCQ -> {result.heldout}")
 
 
 @synth_app.command("validate-kb")

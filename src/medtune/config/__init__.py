@@ -3,13 +3,14 @@ from .load import (
     ConfigProblem,
     config_hash,
     config_to_yaml,
+    hardware_problems,
     load_config,
     save_resolved,
     semantic_problems,
 )
-from .schema import RunConfig
+from .schema import STAGE_NAMES, RunConfig
 
 __all__ = [
-    "ConfigError", "ConfigProblem", "RunConfig", "config_hash", "config_to_yaml",
+    "STAGE_NAMES", "ConfigError", "ConfigProblem", "RunConfig", "config_hash", "config_to_yaml", "hardware_problems",
     "load_config", "save_resolved", "semantic_problems",
 ]

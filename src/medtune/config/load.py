@@ -22,7 +22,8 @@ class ConfigProblem:
     fix: str = ""
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" + (f" -> fix: {self.fix}" if self.fix else "")
+        where = f"{self.path}: " if self.path else ""  # empty path: the whole file
+        return where + self.message + (f" -> fix: {self.fix}" if self.fix else "")
 
 
 class ConfigError(ValueError):
@@ -31,7 +32,10 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[ConfigProblem], source: str = "config"):
         self.problems = problems
         self.source = source
-        lines = [f"{source}: {len(problems)} problem(s)"] + [f"  - {p}" for p in problems]
+        if len(problems) == 1:  # one problem: one line, e.g. "configs: is a folder, not a YAML file -> fix: ..."
+            super().__init__(f"{source}: {problems[0]}")
+            return
+        lines = [f"{source}: {len(problems)} problems"] + [f"  - {p}" for p in problems]
         super().__init__("\n".join(lines))
 
 
@@ -49,15 +53,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(value) if value.strip() else ""
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
+def set_dotted(data: dict, keys: list[str], value: Any) -> None:
+    """``data[k0][k1]...[kn] = value``, creating the mappings on the way."""
+    node = data
+    for k in keys[:-1]:
+        if not isinstance(node.get(k), dict):
+            node[k] = {}
+        node = node[k]
+    node[keys[-1]] = value
+
+
+def apply_overrides(data: dict, overrides: list[str], values: dict[str, Any] | None = None) -> dict:
+    """Apply typed ``values`` ({"eval.limit": 5}, from CLI flags), then ``a.b=c`` overrides."""
+    for path, value in (values or {}).items():
+        set_dotted(data, path.split("."), value)
     for item in overrides:
-        keys, value = parse_override(item)
-        node = data
-        for k in keys[:-1]:
-            if not isinstance(node.get(k), dict):
-                node[k] = {}
-            node = node[k]
-        node[keys[-1]] = value
+        set_dotted(data, *parse_override(item))
     return data
 
 
@@ -79,57 +90,143 @@ def _problems_from(err: ValidationError) -> list[ConfigProblem]:
     return out
 
 
-def semantic_problems(cfg: RunConfig, cuda_available: bool | None = None) -> list[ConfigProblem]:
-    """Cross-field checks that pydantic's per-field validation cannot see."""
+def semantic_problems(cfg: RunConfig) -> list[ConfigProblem]:
+    """Checks pydantic's per-field validation cannot see: fields that contradict each other, an unknown base.
+
+    They hold on any machine, so `load_config` always runs them (hardware: ``hardware_problems``).
+    """
+    probs: list[ConfigProblem] = []
+    if cfg.train.early_stopping_patience and not cfg.train.eval_steps:
+        probs.append(ConfigProblem("train.early_stopping_patience", "early stopping needs periodic evaluation", "set train.eval_steps > 0"))
+    if cfg.data.sources and cfg.data.train_files:
+        probs.append(ConfigProblem("data.train_files", "both data.sources and data.train_files are set",
+                                   "keep data.sources (imported by the data stage) or data.train_files (read as they are), not both"))
+    if cfg.synth.style == "demo":
+        extra = sorted(set(cfg.synth.tasks) - {"diagnosis", "mcq"})
+        if extra:
+            probs.append(ConfigProblem("synth.tasks", f"the demo style writes diagnosis and mcq records only, not {extra}",
+                                       "use synth.tasks=[diagnosis,mcq] or synth.style=cases"))
+        if cfg.synth.teacher.url or cfg.synth.kb_dir or cfg.synth.bias_variants:
+            probs.append(ConfigProblem("synth.style", "the demo style uses the shipped knowledge base only (no teacher, "
+                                       "kb_dir or bias_variants)", "use synth.style=cases for those"))
+    e = cfg.eval
+    if e.backend == "openai" and not e.endpoint:
+        probs.append(ConfigProblem("eval.endpoint", "the openai backend needs an endpoint", "set eval.endpoint=http://HOST:PORT/v1"))
+    if e.compare_base and (e.backend != "transformers" or e.num_samples > 1 or e.temperature > 0 or e.permutations):
+        probs.append(ConfigProblem("eval.compare_base", "the base-vs-tuned comparison decodes greedily on the transformers "
+                                   "backend, one sample, no permutations", "drop eval.compare_base or those eval settings"))
+    probs.extend(_model_base_problems(cfg.model.base))
+    return probs
+
+
+def _model_base_problems(base: str) -> list[ConfigProblem]:
+    from ..models.source import ModelLoadError, resolve_source
+
+    try:
+        resolve_source(base)
+    except ModelLoadError as e:
+        return [ConfigProblem("model.base", str(e), "pick a name from `medtune models list`, an HF id owner/name, a folder or a .gguf")]
+    return []
+
+
+def hardware_problems(cfg: RunConfig, cuda_available: bool | None = None) -> list[ConfigProblem]:
+    """Settings this machine cannot run (4-bit, 8-bit Adam, mixed precision without CUDA)."""
     if cuda_available is None:
         import torch
 
         cuda_available = torch.cuda.is_available()
+    if cuda_available:
+        return []
     probs: list[ConfigProblem] = []
     wants_4bit = cfg.model.load_in_4bit or cfg.train.method == "qlora"
-    if wants_4bit and not cuda_available:
+    if wants_4bit:
         probs.append(ConfigProblem("train.method" if cfg.train.method == "qlora" else "model.load_in_4bit",
                                    "4-bit (QLoRA) loading needs a CUDA GPU and bitsandbytes; none is available",
                                    "use train.method=lora and model.load_in_4bit=false on CPU"))
-    if cfg.train.optimizer == "adamw_8bit" and not cuda_available:
+    if cfg.train.optimizer == "adamw_8bit":
         probs.append(ConfigProblem("train.optimizer", "adamw_8bit needs CUDA + bitsandbytes", "use train.optimizer=adamw or adafactor"))
-    if cfg.train.precision in ("bf16", "fp16") and not cuda_available:
+    if cfg.train.precision in ("bf16", "fp16"):
         probs.append(ConfigProblem("train.precision", f"{cfg.train.precision} mixed precision needs CUDA here", "use train.precision=auto (fp32 on CPU)"))
-    if cfg.train.early_stopping_patience and not cfg.train.eval_steps:
-        probs.append(ConfigProblem("train.early_stopping_patience", "early stopping needs periodic evaluation", "set train.eval_steps > 0"))
     return probs
+
+
+RECIPE_SUFFIX = ".yaml"
+
+
+def resolve_config_path(spec: str | Path) -> Path:
+    """A config file path, or the name of a recipe shipped in the package (``quickstart``).
+
+    >>> resolve_config_path("quickstart").name
+    'quickstart.yaml'
+    """
+    path = Path(spec)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in str(spec):
+        return path
+    from ..utils.paths import resource_path
+
+    packaged = resource_path("recipes", f"{spec}{RECIPE_SUFFIX}")
+    return packaged if packaged.is_file() else path
+
+
+def read_yaml_mapping(path: Path, source: str) -> dict:
+    """The top-level mapping of a YAML config; a folder, binary or malformed file is a one-problem ConfigError."""
+    if path.is_dir():
+        raise ConfigError([ConfigProblem("", "is a folder, not a YAML config file", "give the path of a .yaml file")], source)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("", "file not found", "check the path")], source) from None
+    except OSError as e:
+        raise ConfigError([ConfigProblem("", f"cannot be read ({e.strerror})", "check the path and its permissions")], source) from None
+    try:
+        if b"\0" in raw:
+            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL byte")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([ConfigProblem("", f"not a text file (binary or not UTF-8 at byte {e.start})",
+                                         "give a YAML config, e.g. configs/quickstart.yaml")], source) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError([ConfigProblem(where, f"invalid YAML: {getattr(e, 'problem', e)}", "fix the YAML syntax")], source) from None
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem("<root>", "top level must be a mapping of sections", "start with e.g. `train:`")], source)
+    return data
 
 
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     *,
+    values: dict[str, Any] | None = None,
     check_hardware: bool = False,
     cuda_available: bool | None = None,
 ) -> RunConfig:
-    """YAML file (optional) + dotted overrides -> validated RunConfig, or ConfigError with every problem."""
-    source = str(path) if path else "config"
+    """YAML file or packaged recipe name (optional) + typed ``values`` + dotted overrides -> validated RunConfig.
+
+    Every problem (schema, cross-field, and with ``check_hardware`` this machine's limits) is
+    collected and raised once as a ConfigError.
+    """
     data: dict = {}
+    source = "config"
     if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError([ConfigProblem(source, "file not found", "check the path")], source) from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-            raise ConfigError([ConfigProblem(where, f"invalid YAML: {getattr(e, 'problem', e)}", "fix the YAML syntax")], source) from None
-        if not isinstance(data, dict):
-            raise ConfigError([ConfigProblem("<root>", "top level must be a mapping of sections", "start with e.g. `train:`")], source)
-    data = apply_overrides(data, overrides or [])
+        path = resolve_config_path(path)
+        source = str(path)
+        data = read_yaml_mapping(path, source)
+    data = apply_overrides(data, overrides or [], values)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_problems_from(e), source) from None
-    if check_hardware:
-        probs = semantic_problems(cfg, cuda_available)
-        if probs:
-            raise ConfigError(probs, source)
+        probs = _problems_from(e)
+        base = (data.get("model") or {}).get("base") if isinstance(data.get("model"), dict) else None
+        if isinstance(base, str) and not any(p.path == "model.base" for p in probs):
+            probs += _model_base_problems(base)  # reported with the schema problems, not after their fix
+        raise ConfigError(probs, source) from None
+    probs = semantic_problems(cfg) + (hardware_problems(cfg, cuda_available) if check_hardware else [])
+    if probs:
+        raise ConfigError(probs, source)
     return cfg
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Literal
 
-from .sections.base import Section
+from pydantic import BeforeValidator, Field, field_validator
+
+from .sections.base import Section, split_commas
 from .sections.data import DataSection
 from .sections.eval import EvalSection
 from .sections.export import ExportSection
@@ -12,6 +14,10 @@ from .sections.model import ModelSection
 from .sections.serve import ServeSection
 from .sections.synth import SynthSection
 from .sections.train import TrainSection
+
+# The stages of `medtune run`, in the order they run (medtune.pipeline registers one each).
+STAGE_NAMES = ("synth", "data", "train", "eval", "export", "serve")
+StageName = Literal["synth", "data", "train", "eval", "export", "serve"]
 
 
 class RunConfig(Section):
@@ -24,6 +30,9 @@ class RunConfig(Section):
 
     name: str = Field("run", description="Run name, used for the run folder.")
     run_dir: str | None = Field(None, description="Output folder (default runs/<name>).")
+    stages: Annotated[list[StageName], BeforeValidator(split_commas)] = Field(
+        default_factory=lambda: ["data", "train", "eval", "export", "serve"],
+        description="Stages `medtune run` runs, always in the order synth, data, train, eval, export, serve.")
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     synth: SynthSection = Field(default_factory=SynthSection)
@@ -31,3 +40,11 @@ class RunConfig(Section):
     eval: EvalSection = Field(default_factory=EvalSection)
     export: ExportSection = Field(default_factory=ExportSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+
+    @field_validator("stages")
+    @classmethod
+    def _stages_once_each(cls, value: list[str]) -> list[str]:
+        twice = sorted({s for s in value if value.count(s) > 1})
+        if twice:
+            raise ValueError(f"stage(s) listed twice: {twice}")
+        return sorted(value, key=STAGE_NAMES.index)

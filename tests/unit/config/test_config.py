@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from medtune.config import ConfigError, RunConfig, load_config, save_resolved
-from medtune.config.load import config_hash
+from medtune.config.load import config_hash, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -43,6 +43,51 @@ def test_qlora_on_cpu_is_a_config_error():
     assert exc.value.problems[0].path == "train.method"
     assert "CUDA" in exc.value.problems[0].message
     load_config(None, ["train.method=qlora"], check_hardware=True, cuda_available=True)
+
+
+def test_cross_field_checks_always_run_and_hardware_checks_only_when_asked():
+    with pytest.raises(ConfigError) as exc:  # no check_hardware: cross-field problems are still found
+        load_config(None, ["train.early_stopping_patience=3", "data.sources=[a.jsonl]", "data.train_files=[b.jsonl]",
+                           "eval.compare_base=true", "eval.num_samples=4", "synth.style=demo"])
+    assert {p.path for p in exc.value.problems} == {"train.early_stopping_patience", "data.train_files",
+                                                    "eval.compare_base", "synth.tasks"}
+    load_config(None, ["train.method=qlora", "train.optimizer=adamw_8bit"])  # fine until the hardware is checked
+
+
+def test_unknown_model_base_is_reported_with_the_schema_problems():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["model.base=llama-9000", "train.lora.r=0"])
+    assert {p.path for p in exc.value.problems} == {"model.base", "train.lora.r"}
+    assert "llama-9000" in str(exc.value) and "medtune models list" in str(exc.value)
+    for fine in ("qwen3-0.6b", "someone/some-model", "smollm2-135m"):
+        load_config(None, [f"model.base={fine}"])
+
+
+def test_a_folder_or_binary_file_is_a_one_line_error(tmp_path):
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(b"\x00\x01\xff" * 50)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    for bad, words in ((tmp_path, "is a folder"), (binary, "not a text file"), (latin, "not a text file"),
+                       (tmp_path / "nope.yaml", "file not found")):
+        with pytest.raises(ConfigError) as exc:
+            load_config(bad)
+        assert "\n" not in str(exc.value) and str(exc.value).startswith(str(bad)) and words in str(exc.value)
+
+
+def test_packaged_recipe_by_name():
+    assert resolve_config_path("quickstart").is_file()
+    assert load_config("quickstart") == load_config(REPO / "configs" / "quickstart.yaml")
+    assert resolve_config_path("my.yaml") == Path("my.yaml")
+
+
+def test_sources_accept_a_path_or_a_mapping_and_lists_accept_commas():
+    cfg = load_config(None, ["data.sources=[a.jsonl, {path: 'hf:o/n:en', format: medical_o1, cap: 5}]",
+                             "export.gguf=f16, q8_0", "synth.tasks=mcq,diagnosis"])
+    assert [(s.path, s.format, s.cap) for s in cfg.data.sources] == [("a.jsonl", "auto", None), ("hf:o/n:en", "medical_o1", 5)]
+    assert cfg.export.gguf == ["f16", "q8_0"] and cfg.synth.tasks == ["mcq", "diagnosis"]
+    with pytest.raises(ConfigError, match="data.sources.0.weight"):
+        load_config(None, ["data.sources=[{path: a, weight: -1}]"])
 
 
 def test_resolved_config_round_trips(tmp_path):

@@ -1,4 +1,7 @@
-"""Every shipped training recipe validates, names its launch command, and can run where it says."""
+"""Every shipped recipe validates, declares its whole chain, names its launch commands, and can run where it says.
+
+(That each recipe runs end to end, and that its header commands work as typed, is tests/integration/test_recipes_e2e.py.)
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medtune.config import load_config
-from medtune.config.load import semantic_problems
+from medtune.config import hardware_problems, load_config
 from medtune.models.registry import get_preset
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -21,16 +23,33 @@ def test_every_seed_recipe_is_shipped():
     assert SEEDS <= {p.stem for p in RECIPES}
 
 
+def test_quickstart_is_the_packaged_recipe():
+    from medtune.utils.paths import resource_path
+
+    packaged = resource_path("recipes", "quickstart.yaml")
+    assert (CONFIGS / "quickstart.yaml").resolve() == packaged.resolve()
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_recipe_validates_and_documents_its_launch(path):
+def test_recipe_declares_its_whole_chain(path):
     cfg = load_config(path)
+    assert cfg.name == path.stem
+    assert {"data", "train", "eval", "export", "serve"} <= set(cfg.stages)
+    assert cfg.data.sources or "synth" in cfg.stages, "a data source (with its importer) or the synth stage"
+    assert all(s.format != "auto" for s in cfg.data.sources), "each source names its importer"
+    assert cfg.eval.benchmarks or ("synth" in cfg.stages and cfg.synth.heldout_cases), "something to evaluate"
+    assert cfg.export.gguf and cfg.train.save_steps > 0, "export types, and checkpoints to resume from"
     header = [line for line in path.read_text().splitlines() if line.startswith("#")]
-    assert any("Launch" in line for line in header), f"{path.name}: no launch command in the header comment"
-    assert any(f"configs/{path.name}" in line and "medtune train" in line for line in header)
+    assert "# Launch:" in header and f"#   medtune run configs/{path.name}" in header
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_runs_where_it_says(path):
+    cfg = load_config(path)
     # GPU recipes must be runnable on a CUDA machine; only the quickstart must run on this CPU.
-    assert semantic_problems(cfg, cuda_available=True) == []
+    assert hardware_problems(cfg, cuda_available=True) == []
     if path.stem == "quickstart":
-        assert semantic_problems(cfg, cuda_available=False) == []
+        assert hardware_problems(cfg, cuda_available=False) == []
     preset = get_preset(cfg.model.base)
     modules = cfg.train.lora.target_modules
     if isinstance(modules, list):
@@ -42,14 +61,20 @@ def test_seed_settings_match_the_guide():
     r = {p.stem: load_config(p) for p in RECIPES}
     assert (r["reasonmed-lora-1b"].train.optimizer, r["reasonmed-lora-1b"].train.lora.r, r["reasonmed-lora-1b"].data.max_length) == ("adafactor", 8, 512)
     assert set(r["reasonmed-lora-1b"].export.gguf) == {"f16", "q4_k_m", "q5_k_m", "q8_0"}
+    assert [s.format for s in r["reasonmed-lora-1b"].data.sources] == ["reasonmed"]
     six = r["r1-distill-8b-6gb"].train
     assert (six.method, six.optimizer, six.max_steps, six.packing, six.gradient_checkpointing) == ("qlora", "adamw_8bit", 60, False, True)
     assert "Red Flags" in r["r1-distill-8b-6gb"].data.system_prompt
-    assert r["medimind"].data.max_records == 500 and r["medimind"].data.format == "medical_o1"
-    assert (r["rtx3090-qlora-multidataset"].train.lora.r, r["rtx3090-qlora-multidataset"].train.lora.alpha) == (64, 16)
+    assert r["medimind"].data.max_records == 500 and [s.format for s in r["medimind"].data.sources] == ["medical_o1"]
+    assert r["medimind"].eval.compare_base  # MediMind's before/after answers
+    rtx = r["rtx3090-qlora-multidataset"]
+    assert (rtx.train.lora.r, rtx.train.lora.alpha) == (64, 16) and len(rtx.data.sources) == 3
+    assert set(rtx.eval.benchmarks) == {"medqa", "medmcqa", "pubmedqa"}
     g = r["guide-qlora-r64"].train
     assert (g.lora.r, g.lora.alpha, g.scheduler, g.warmup_ratio, g.eval_steps, g.early_stopping_patience) == (64, 128, "cosine", 0.1, 100, 5)
     assert r["guide-phi2"].train.lora.target_modules == ["Wqkv", "fc1", "fc2"]
+    q = r["quickstart"]
+    assert (q.synth.style, q.synth.n, q.synth.heldout_cases, q.train.max_steps, q.eval.protocol) == ("demo", 500, 120, 200, "cot")
 
 
 @pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.stem)

@@ -14,8 +14,8 @@ def test_preview_marks_no_loss_spans_and_reports_refusals(tmp_path, tiny_model_d
     too_long = Record.create(source="t", task="open", question="x " * 300, answer=Answer(text="y"))
     path = tmp_path / "r.jsonl"
     path.write_text(good.model_dump_json() + "\n" + too_long.model_dump_json() + "\n")
-    result = CliRunner().invoke(app, ["data", "preview", "2", str(path), "--plain", "--set", f"model.base={tiny_model_dir}",
-                                      "--set", "data.max_length=128"])
+    result = CliRunner().invoke(app, ["data", "preview", "2", str(path), "--plain", f"model.base={tiny_model_dir}",
+                                      "data.max_length=128"])
     assert result.exit_code == 0, result.output
     assert "[no-loss]<|im_start|>user\nChest pain and diaphoresis." in result.output
     assert "<|im_start|>assistant\n[/no-loss]## Thinking" in result.output

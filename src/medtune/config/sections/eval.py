@@ -2,11 +2,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import Section
+from .base import CommaList, Section
 
 
 class EvalSection(Section):
-    benchmarks: list[str] = Field(default_factory=list, description="Benchmark names (`medtune eval list`) or record files.")
+    benchmarks: CommaList = Field(default_factory=list, description="Benchmark names (`medtune eval list`) or record files.")
     protocol: Literal["loglik", "cot"] = Field("loglik", description="loglik = argmax choice log-likelihood; cot = generate then extract.")
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N items of each benchmark.")
     max_new_tokens: int = Field(256, ge=1, description="Generation budget for cot.")
@@ -19,4 +19,7 @@ class EvalSection(Section):
     permutations: int = Field(0, ge=0, description="Extra cyclic option orders per item, for option-permutation consistency (0 = off).")
     seed: int = Field(0, description="Sampling seed for cot with temperature > 0.")
     system_prompt: str | None = Field(None, description="System prompt for cot (None = none, as in training).")
-    out_dir: str | None = Field(None, description="Evaluation output folder (default RUN_DIR/eval).")
+    out_dir: str | None = Field(None, description="Evaluation output folder (default: RUN_DIR/eval; `medtune eval run` without -c: eval_out).")
+    compare_base: bool = Field(
+        False, description="Also evaluate the base model (model.base) on the same items and compare: paired gain with its "
+        "95% interval and McNemar's test (greedy decoding on the transformers backend).")

@@ -1,6 +1,8 @@
+from typing import Literal
+
 from pydantic import Field
 
-from .base import Section
+from .base import CommaList, Section
 
 
 class TeacherSection(Section):
@@ -20,10 +22,15 @@ class TeacherSection(Section):
 
 
 class SynthSection(Section):
-    n: int = Field(1000, ge=1, description="Number of cases to generate.")
+    n: int = Field(1000, ge=1, description="Number of cases to generate (each gives one record per task).")
     seed: int = Field(0, description="Random seed; the same seed gives byte-identical output.")
-    specialties: list[str] = Field(default_factory=list, description="Restrict to these specialties (empty = all).")
-    tasks: list[str] = Field(
+    style: Literal["cases", "demo"] = Field(
+        "cases", description="cases = full vignettes with vitals, labs and imaging (records, cases and a dataset card); "
+        "demo = short records of each case's key findings (~150 tokens) for CPU demos such as the quickstart.")
+    specialties: CommaList = Field(default_factory=list, description="Restrict to these specialties (empty = all).")
+    heldout_cases: int = Field(0, ge=0, description="Extra cases from seed + 1 (new patients) written as lettered MCQ to "
+                               "heldout.jsonl; `medtune run` evaluates on them besides eval.benchmarks.")
+    tasks: CommaList = Field(
         default_factory=lambda: ["diagnosis", "mcq", "management", "open"],
         description="Task types to emit from each case.",
     )

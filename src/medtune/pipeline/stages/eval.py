@@ -1,0 +1,95 @@
+"""The eval stage: the trained model on eval.benchmarks (+ the synth stage's held-out set) -> RUN/eval.
+
+Without ``eval.compare_base`` this is `medtune eval run RUN/train` (``eval.stage.run_eval``);
+with it, each benchmark is a base-versus-tuned comparison (``eval.evaluate.compare_models``:
+both summaries, the paired gain and McNemar's test) in RUN/eval/<benchmark>-<protocol>/.
+An interrupted stage resumes from the prediction stores it left; changed inputs start it over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...config.load import ConfigProblem
+from ...config.schema import RunConfig
+from ..fingerprint import digest
+from ..registry import Context, Stage, register
+from ..results import BenchmarkScore, EvalOutput, SynthOutput, TrainOutput
+
+
+def benchmark_names(cfg: RunConfig, synth: SynthOutput | None) -> list[str]:
+    return list(cfg.eval.benchmarks) + ([str(synth.heldout)] if synth and synth.heldout else [])
+
+
+def _score(name: str, folder: Path, summary: Path, acc: dict[str, Any], cmp: dict[str, Any] | None = None) -> BenchmarkScore:
+    extra: dict[str, Any] = {}
+    if cmp is not None:
+        d = cmp["difference_b_minus_a"]
+        extra = {"base_accuracy": cmp["base"]["accuracy"], "gain": d["gain"], "gain_ci95": tuple(d["ci95"]),
+                 "p_value": cmp["mcnemar"]["p_value"]}
+    return BenchmarkScore(name=name, folder=folder, summary=summary, n=acc["n"], accuracy=acc["accuracy"],
+                          ci95=tuple(acc["ci95"]), unparseable=acc.get("unparseable", 0), **extra)
+
+
+def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> list[BenchmarkScore]:
+    from ...eval.benchmarks import get_benchmark, load_benchmark_records
+    from ...eval.evaluate import compare_models
+
+    e, scores = ctx.cfg.eval, []
+    for name in names:
+        spec = get_benchmark(name)
+        records = load_benchmark_records(spec, e.data_root, limit=e.limit)
+        folder = out / f"{spec.name}-{e.protocol}"
+        ctx.echo(f"{spec.name}: {len(records)} items, base {ctx.cfg.model.base} vs tuned, protocol {e.protocol} -> {folder}")
+        cmp = compare_models(ctx.cfg.model.base, train.run_dir, records, folder, protocol=e.protocol, spec=spec,
+                             batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, log=ctx.echo)
+        scores.append(_score(spec.name, folder, folder / "compare.json", cmp["tuned"], cmp))
+    return scores
+
+
+def _run(ctx: Context, resume: bool) -> EvalOutput:
+    from ...eval.stage import run_eval
+
+    train = ctx.need(TrainOutput, "eval")
+    e, out = ctx.cfg.eval, ctx.layout.folder("eval")
+    names = benchmark_names(ctx.cfg, ctx.get(SynthOutput))
+    if e.compare_base:
+        scores = _compare(ctx, train, names, out)
+    else:
+        index = run_eval(str(train.run_dir), e.model_copy(update={"benchmarks": names}), out, log=ctx.echo)
+        scores = [_score(name, Path(b["folder"]), Path(b["folder"]) / "summary.json", b["accuracy"])
+                  for name, b in index["benchmarks"].items()]
+    for s in scores:
+        ctx.echo(s.line())
+    return EvalOutput(folder=out, protocol=e.protocol, scores=scores)
+
+
+def _inputs(ctx: Context) -> dict[str, Path | str]:
+    from ...eval.benchmarks import get_benchmark, resolve_files
+
+    out: dict[str, Path | str] = {"trained model": ctx.need(TrainOutput, "eval").output_dir}
+    for name in benchmark_names(ctx.cfg, ctx.get(SynthOutput)):
+        spec = get_benchmark(name)
+        for i, f in enumerate(resolve_files(spec, ctx.cfg.eval.data_root)):
+            out[f"benchmark {spec.name} file {i}"] = f
+        out[f"benchmark {spec.name} declaration"] = "sha256:" + digest(spec.model_dump(mode="json", exclude={"files"}))
+    return out
+
+
+def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
+    from ...eval.benchmarks import BenchmarkError, get_benchmark, resolve_files
+
+    if not cfg.eval.benchmarks and not ("synth" in cfg.stages and cfg.synth.heldout_cases):
+        return [ConfigProblem("eval.benchmarks", "the eval stage has nothing to evaluate",
+                              "list benchmarks (`medtune eval list`) or record files, set synth.heldout_cases, or drop eval from stages")]
+    probs = []
+    for i, name in enumerate(cfg.eval.benchmarks):
+        try:
+            resolve_files(get_benchmark(name), cfg.eval.data_root)
+        except BenchmarkError as e:
+            probs.append(ConfigProblem(f"eval.benchmarks.{i}", str(e), "check the name, the path or $MEDTUNE_DATA_ROOT"))
+    return probs
+
+
+register(Stage("eval", EvalOutput, reads=("eval", "model"), run=_run, inputs=_inputs, preflight=_preflight))

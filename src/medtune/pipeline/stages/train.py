@@ -1,0 +1,65 @@
+"""The train stage: `medtune train` on the data stage's records -> RUN/train (adapter/ or model/, manifest.json).
+
+An interrupted stage resumes from the newest complete checkpoint (``train.save_steps``) through
+the trainer's own resume, which replays the remaining steps exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...config.load import ConfigProblem, hardware_problems
+from ...config.schema import RunConfig
+from ..fingerprint import stat_fingerprint
+from ..registry import Context, Stage, register
+from ..results import DataOutput, TrainOutput
+
+
+def _run(ctx: Context, resume: bool) -> TrainOutput:
+    from ...train import checkpoints as ckpt
+    from ...train import train
+
+    folder = ctx.layout.folder("train")
+    latest = ckpt.latest_valid(folder / "checkpoints") if resume else None
+    if resume:
+        ctx.echo(f"resuming from {latest}" if latest else "no complete checkpoint yet: training from step 0")
+    t = ctx.cfg.train
+    ctx.echo(f"{ctx.cfg.model.base}: {t.method} r={t.lora.r}, {t.max_steps if t.max_steps > 0 else f'{t.epochs:g} epochs'}"
+             f"{' steps' if t.max_steps > 0 else ''}, checkpoints every {t.save_steps or '-'} steps")
+    result = train(ctx.cfg, _records(ctx), folder, resume=resume, progress=ctx.progress)
+    losses = (f"eval loss {result.first_eval_loss:.4f} -> {result.final_eval_loss:.4f}" if result.first_eval_loss is not None
+              else f"train loss {result.train_loss}")
+    ctx.echo(f"{result.steps} steps, {result.tokens_per_s:.0f} tokens/s; {losses}; output {result.output_dir}")
+    return TrainOutput(run_dir=folder, output_dir=result.output_dir, steps=result.steps,
+                       resumed_from_step=int(latest.name.split("-")[1]) if latest else None,
+                       train_loss=result.train_loss, first_eval_loss=result.first_eval_loss,
+                       final_eval_loss=result.final_eval_loss, tokens_per_s=result.tokens_per_s)
+
+
+def _records(ctx: Context) -> list[str] | None:
+    """The data stage's records; without a data stage, data.train_files as they are (None: the trainer reads them)."""
+    data = ctx.get(DataOutput)
+    if data is None and not ctx.cfg.data.train_files:
+        ctx.need(DataOutput, "train")  # raises, naming what to do
+    return [str(data.records)] if data else None
+
+
+def _inputs(ctx: Context) -> dict[str, Path | str]:
+    records = _records(ctx)
+    files = records or ctx.cfg.data.train_files + ctx.cfg.data.val_files
+    out: dict[str, Path | str] = {"records": Path(files[0])} if records else {f"data file {f}": Path(f) for f in files}
+    base = Path(ctx.cfg.model.base).expanduser()
+    if base.exists():  # a folder or .gguf on disk: recognised by names, sizes and mtimes, not by re-reading GBs
+        out["base model"] = f"files:{stat_fingerprint(base) if base.is_dir() else [base.stat().st_size, base.stat().st_mtime_ns]}"
+    return out
+
+
+def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
+    probs = hardware_problems(cfg)
+    if "data" not in cfg.stages and not cfg.data.train_files:
+        probs.append(ConfigProblem("stages", "the train stage has no data: no data stage and no data.train_files",
+                                   "add data to stages (with data.sources) or set data.train_files"))
+    return probs
+
+
+register(Stage("train", TrainOutput, reads=("model", "data", "train"), run=_run, inputs=_inputs, preflight=_preflight))

@@ -1,0 +1,50 @@
+import yaml
+from typer.testing import CliRunner
+
+from medtune.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and "medtune" in r.output
+
+
+def test_config_validate_lists_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"train": {"lora": {"r": -1}, "epochz": 3}, "eval": {"protocol": "vibes"}}))
+    r = runner.invoke(app, ["config", "validate", str(bad)])
+    assert r.exit_code == 2
+    for path in ("train.lora.r", "train.epochz", "eval.protocol"):
+        assert path in r.output
+
+
+def test_config_validate_on_a_folder_or_binary_file_is_one_line(tmp_path):
+    binary = tmp_path / "model.safetensors"
+    binary.write_bytes(bytes(range(256)))
+    for bad in (tmp_path, binary):
+        r = runner.invoke(app, ["config", "validate", str(bad)])
+        assert r.exit_code == 2 and "Traceback" not in r.output
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and str(bad) in "".join(r.output.split()), r.output
+
+
+def test_config_show_reads_the_packaged_quickstart_recipe():
+    r = runner.invoke(app, ["config", "show", "quickstart"])
+    assert r.exit_code == 0, r.output
+    assert yaml.safe_load(r.output)["synth"]["style"] == "demo"
+
+
+def test_config_show_applies_overrides():
+    r = runner.invoke(app, ["config", "show", "--", "train.lora.r=4"])
+    assert r.exit_code == 0, r.output
+    assert yaml.safe_load(r.output)["train"]["lora"]["r"] == 4
+
+
+def test_every_command_has_help():
+    for cmd in (["--help"], ["doctor", "--help"], ["config", "--help"], ["models", "--help"], ["quickstart", "--help"],
+                ["run", "--help"], ["synth", "--help"], ["synth", "validate-kb", "--help"], ["eval", "run", "--help"],
+                ["export", "--help"], ["merge", "--help"], ["data", "import", "--help"], ["train", "--help"]):
+        r = runner.invoke(app, cmd)
+        assert r.exit_code == 0, (cmd, r.output)

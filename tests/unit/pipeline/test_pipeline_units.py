@@ -1,0 +1,97 @@
+"""The pieces of `medtune run` that decide: fingerprints, the skip/resume/run decision, stage selection."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from medtune.config import STAGE_NAMES, ConfigError, load_config
+from medtune.pipeline import STAGES, StageError
+from medtune.pipeline.fingerprint import HashCache, section_values
+from medtune.pipeline.manifest import StageManifest, stage_key, what_changed
+from medtune.pipeline.registry import select_stages
+from medtune.pipeline.runner import decide
+
+
+def test_every_config_stage_is_registered_with_a_typed_result():
+    assert set(STAGES) == set(STAGE_NAMES)
+    for stage in STAGES.values():
+        assert stage.output.__name__.endswith("Output")
+        cfg = load_config(None)
+        section_values(cfg, stage.reads)  # every path a stage reads exists in RunConfig
+
+
+def test_hash_cache_rehashes_only_changed_files(tmp_path, monkeypatch):
+    f = tmp_path / "a.jsonl"
+    f.write_text("one\n")
+    cache = HashCache(tmp_path / "fp.json")
+    first = cache.of(f)
+    calls = []
+    import medtune.pipeline.fingerprint as fp
+
+    monkeypatch.setattr(fp, "sha256_file", lambda p: calls.append(p) or "x")
+    assert cache.of(f) == first and calls == []  # same size and mtime: cached
+    cache.save()
+    assert HashCache(tmp_path / "fp.json").of(f) == first and calls == []  # and remembered across runs
+    f.write_text("two\n")
+    os.utime(f, ns=(1, 1))
+    assert cache.of(f) == "x" and calls == [f]
+    monkeypatch.undo()
+    folder = tmp_path / "d"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "w.bin").write_bytes(b"1")
+    before = HashCache(tmp_path / "other.json").of(folder)
+    (folder / "sub" / "w.bin").write_bytes(b"2")
+    assert HashCache(tmp_path / "other.json").of(folder) != before
+    assert cache.of(tmp_path / "missing") == "absent" and cache.of("hf:owner/name").startswith("id:")
+
+
+def _manifest(status="complete", section=None, inputs=None, outputs=None):
+    section, inputs = section or {"eval.limit": 5}, inputs or {"model": "aa"}
+    return StageManifest(stage="eval", status=status, key=stage_key("eval", section, inputs), section=section,
+                         inputs=inputs, outputs=outputs or {}, started="t0", finished="t1")
+
+
+def test_decide_skip_resume_run_and_why(tmp_path):
+    cache = HashCache(tmp_path / "fp.json")
+    section, inputs = {"eval.limit": 5}, {"model": "aa"}
+    key = stage_key("eval", section, inputs)
+    assert decide(None, key, section, inputs, cache, False) == ("run", "never run")
+    assert decide(_manifest(), key, section, inputs, cache, False)[0] == "skip"
+    assert decide(_manifest(), key, section, inputs, cache, True) == ("run", "--force")
+    assert decide(_manifest("running"), key, section, inputs, cache, False)[0] == "resume"
+    assert decide(_manifest("failed"), key, section, inputs, cache, False)[0] == "resume"
+    new = {"eval.limit": 7}
+    action, why = decide(_manifest("running"), stage_key("eval", new, inputs), new, inputs, cache, False)
+    assert action == "run" and why == "changed: eval.limit 5 -> 7"  # interrupted work of other settings is not resumed
+    out = tmp_path / "summary.json"
+    out.write_text("{}")
+    done = _manifest(outputs={str(out): cache.of(out)})
+    assert decide(done, key, section, inputs, cache, False)[0] == "skip"
+    out.unlink()
+    assert decide(done, key, section, inputs, cache, False) == ("run", f"output changed or missing: {out}")
+
+
+def test_what_changed_names_values_and_inputs():
+    old = _manifest(section={"train.lora.r": 8, "train.seed": 1}, inputs={"records": "a", "old": "x"})
+    assert what_changed(old, {"train.lora.r": 16, "train.seed": 1}, {"records": "b", "new": "y"}) == [
+        "train.lora.r 8 -> 16", "new input new", "input old dropped", "records changed"]
+
+
+def test_stage_selection():
+    declared = ["synth", "data", "train", "eval"]
+    assert select_stages(declared) == declared
+    assert select_stages(declared, only=["eval", "data"]) == ["data", "eval"]
+    assert select_stages(declared, start="train") == ["train", "eval"]
+    with pytest.raises(StageError, match="not in this config's stages"):
+        select_stages(declared, only=["export"])
+
+
+def test_stages_run_in_pipeline_order_and_once():
+    assert load_config(None, ["stages=[eval,data,train]"]).stages == ["data", "train", "eval"]
+    assert load_config(None, ["stages=serve,data"]).stages == ["data", "serve"]
+    with pytest.raises(ConfigError, match="listed twice"):
+        load_config(None, ["stages=[data,data]"])
+    with pytest.raises(ConfigError, match="stages"):
+        load_config(None, ["stages=[deploy]"])
