@@ -1,7 +1,8 @@
 """Benchmarks declared as data: one YAML per benchmark in ``resources/benchmarks``.
 
 Each declaration says where the file lies (relative to a data root the user passes:
-``--data-root`` / ``eval.data_root``, the CLI also reads ``$MEDTUNE_DATA_ROOT``), which
+``--data-root`` / ``eval.data_root``, else ``utils.paths.benchmark_data_root()``:
+``$MEDTUNE_DATA_ROOT``, or ``../shared/data`` beside a source checkout), which
 importer reads it (``medtune.data.importers``), and, for the ``loglik`` protocol, the
 lm-evaluation-harness prompt and choice continuation as Jinja templates, so our numbers
 can be set beside the harness's. Any record-schema JSONL (synthetic or user data) is a
@@ -35,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..data.records import Record
-from ..utils.paths import resource_path
+from ..utils.paths import benchmark_data_root, resource_path
 
 # Generic harness-style MCQ prompt for record files that declare nothing else.
 GENERIC_TEMPLATE = "Question: {{ question }}\n{% for k, v in options.items() %}{{ k }}. {{ v }}\n{% endfor %}Answer:"
@@ -113,6 +114,7 @@ def get_benchmark(name_or_path: str) -> BenchmarkSpec:
 def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None) -> list[Path]:
     pattern = Path(spec.files)
     if not pattern.is_absolute():
+        data_root = data_root if data_root is not None else benchmark_data_root()
         if data_root is None:
             raise BenchmarkError(f"benchmark {spec.name!r} needs a data root: pass --data-root DIR or set MEDTUNE_DATA_ROOT (it reads {spec.files})")
         pattern = Path(data_root) / pattern
@@ -128,6 +130,7 @@ def iter_benchmark_records(
     """The benchmark's records through the data importers (ids as the importers assign them)."""
     from ..data.importers import iter_records
 
+    data_root = data_root if data_root is not None else benchmark_data_root()
     options = dict(spec.importer_options)
     for key, value in options.items():
         if key.endswith("_file") and isinstance(value, str) and not Path(value).is_absolute():

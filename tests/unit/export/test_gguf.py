@@ -85,7 +85,7 @@ def test_llama3_rope_factors_shape_and_range():
     from medtune.export.gguf import HParams, llama3_rope_factors
 
     hp = HParams(arch="llama", permute_qk=True, n_layer=1, n_embd=64, n_ff=128, n_head=1, n_head_kv=1, head_dim=64,
-                 n_ctx=131072, n_vocab=10, rms_eps=1e-5, rope_theta=500000.0, tied=True,
+                 n_ctx=131072, n_vocab=10, norm_eps=1e-5, rope_theta=500000.0, tied=True, rope_dim=64,
                  rope={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                        "original_max_position_embeddings": 8192})
     f = llama3_rope_factors(hp)

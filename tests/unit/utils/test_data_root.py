@@ -1,0 +1,69 @@
+"""Benchmark data has one home: $MEDTUNE_DATA_ROOT, default ../shared/data beside the checkout.
+
+The suite is run in a subprocess with the data root pointing at an empty folder: locally the
+tests that read the data are skipped with the reason and one note at the end; under CI=true
+they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from medtune.utils.paths import DATA_ROOT_ENV, benchmark_data_root, default_data_root
+
+TESTS = Path(__file__).resolve().parents[2]
+REPO = TESTS.parent
+
+NEEDS_DATA = '''
+def test_reads_medqa(shared_data):
+    assert (shared_data / "medqa" / "us_4options_test.jsonl").is_file()
+
+def test_needs_nothing():
+    assert True
+'''
+
+
+def _run_suite(tmp_path: Path, data_root: Path, ci: bool) -> subprocess.CompletedProcess:
+    test_file = tmp_path / "test_uses_data.py"
+    test_file.write_text(NEEDS_DATA)
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", DATA_ROOT_ENV)}
+    env.update({DATA_ROOT_ENV: str(data_root), "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(TESTS)])})
+    if ci:
+        env["CI"] = "true"
+    # -p conftest: the suite's own conftest.py (hooks and fixtures) as a plugin for a file outside tests/
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q", "-rs", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path), str(test_file)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+def test_env_var_wins_and_default_is_beside_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    assert benchmark_data_root() == tmp_path
+    monkeypatch.delenv(DATA_ROOT_ENV)
+    assert default_data_root() == REPO.parent / "shared" / "data"  # running from this checkout
+    assert benchmark_data_root() == default_data_root()
+
+
+def test_missing_data_is_skipped_locally_with_one_note(tmp_path):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    res = _run_suite(tmp_path, empty, ci=False)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "1 passed, 1 skipped" in out
+    assert out.count("1 tests skipped: they read the real benchmark files (test_uses_data.py)") == 1
+    assert f"benchmark data not found at {empty}" in out and DATA_ROOT_ENV in out
+    assert "medqa" in out  # which files are missing
+
+
+def test_missing_data_fails_under_ci(tmp_path):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    res = _run_suite(tmp_path, empty, ci=True)
+    out = res.stdout + res.stderr
+    assert res.returncode == 1, out
+    assert "1 failed, 1 passed" in out or "1 passed, 1 error" in out, out
+    assert "CI=true and the benchmark data is missing" in out and f"not found at {empty}" in out
