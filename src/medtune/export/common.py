@@ -16,9 +16,10 @@ from typing import Any
 import yaml
 
 from .. import __version__
+from ..utils.extras import install_hint
 from ..utils.io import sha256_text
 
-LLAMA_CPP_HINT = "this step needs llama.cpp's Python binding: pip install 'medtune[gguf]'"
+LLAMA_CPP_HINT = f"this step needs llama.cpp's Python binding: {install_hint('llama_cpp')}"
 PROVENANCE_FILE = "medtune_export.json"
 
 
