@@ -15,13 +15,12 @@ DEFAULTS = ExportSection()
 
 
 def _verify_table(rows: list[dict]) -> Table:
-    table = Table("file", "type", "MB", "exact prompts", "agreement", "flips", "max margin / band", "ppl HF",
-                  "ppl GGUF", "Δppl", "template", "result")
+    table = Table("file", "type", "MB", "exact prompts", "agreement", "flips", "margin/band", "Δppl", "template", "result")
     for r in rows:
         result = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "reported"}[r["passed"]]
         table.add_row(Path(r["gguf"]).name, r["type"], f"{r['bytes'] / 2**20:.1f}", f"{r['exact_prompts']}/{r['prompts']}",
-                      f"{r['agreement']:.3f}", str(r["flips"]), f"{r['max_flip_margin']:.3f} / {r['tie_band'] or '-'}",
-                      str(r["ppl_hf"]), str(r["ppl_gguf"]), f"{r['ppl_delta']:+.4f}",
+                      f"{r['agreement']:.3f}", str(r["flips"]), f"{r['max_flip_margin']:.3f}/{r['tie_band'] or '-'}",
+                      f"{r['ppl_delta'] / r['ppl_hf']:+.2%}",
                       "ok" if r["chat_template_roundtrip"] and r["tokenizer_roundtrip"] else "MISMATCH", result)
     return table
 

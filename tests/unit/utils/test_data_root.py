@@ -67,3 +67,15 @@ def test_missing_data_fails_under_ci(tmp_path):
     assert res.returncode == 1, out
     assert "1 failed, 1 passed" in out or "1 passed, 1 error" in out, out
     assert "CI=true and the benchmark data is missing" in out and f"not found at {empty}" in out
+
+
+def test_doctor_names_the_data_root(monkeypatch, tmp_path):
+    from medtune.doctor import data_root_check
+
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    check = data_root_check()
+    assert not check.ok and not check.required
+    assert f"not found at {tmp_path}" in check.detail and "medqa" in check.detail and DATA_ROOT_ENV in check.detail
+    (tmp_path / "medqa").mkdir()
+    (tmp_path / "medqa" / "us_4options_test.jsonl").write_text("")
+    assert "medqa," not in data_root_check().detail  # found now; the other three still missing
