@@ -52,7 +52,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     count, files, problem = config.stash[_DATA_NOTE]
     terminalreporter.write_sep("-", "benchmark data")
-    terminalreporter.write_line(f"{count} tests skipped: they read the real benchmark files ({', '.join(files)}).")
+    terminalreporter.write_line(f"skipped {count} test(s) that read the real benchmark files, in {', '.join(files)}.")
     terminalreporter.write_line(problem)
 
 

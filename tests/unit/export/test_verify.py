@@ -26,7 +26,7 @@ def test_f16_matches_hf_greedy_exactly(rows):
     r = rows["F16"]
     assert r["n_tokens"] == 32 and r["exact_prompts"] == r["prompts"] == 4
     assert r["agreement"] == 1.0 and r["flips"] == 0 and r["passed"] is True
-    assert r["logit_err"] < r["tie_band"] / 4  # the band holds the measured error twice over, for both logits
+    assert r["logit_err"] < r["tie_band"] / 2  # each logit moved less than the measured bound (band = 2 bounds)
     assert abs(r["ppl_delta"]) < 0.01 * r["ppl_hf"]
 
 

@@ -54,7 +54,7 @@ def test_missing_data_is_skipped_locally_with_one_note(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert "1 passed, 1 skipped" in out
-    assert out.count("1 tests skipped: they read the real benchmark files (test_uses_data.py)") == 1
+    assert out.count("skipped 1 test(s) that read the real benchmark files, in test_uses_data.py.") == 1
     assert f"benchmark data not found at {empty}" in out and DATA_ROOT_ENV in out
     assert "medqa" in out  # which files are missing
 
