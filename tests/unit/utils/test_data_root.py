@@ -26,17 +26,21 @@ def test_needs_nothing():
 '''
 
 
-def _run_suite(tmp_path: Path, data_root: Path, ci: bool) -> subprocess.CompletedProcess:
+def _run_without_data(tmp_path: Path, ci: bool) -> tuple[int, str, Path]:
+    """Run NEEDS_DATA with the suite's conftest and the data root at an empty folder."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
     test_file = tmp_path / "test_uses_data.py"
     test_file.write_text(NEEDS_DATA)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", DATA_ROOT_ENV)}
-    env.update({DATA_ROOT_ENV: str(data_root), "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(TESTS)])})
+    env.update({DATA_ROOT_ENV: str(empty), "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(TESTS)])})
     if ci:
         env["CI"] = "true"
     # -p conftest: the suite's own conftest.py (hooks and fixtures) as a plugin for a file outside tests/
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q", "-rs", "-p", "no:cacheprovider",
-                           "--rootdir", str(tmp_path), str(test_file)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q", "-rs", "-p", "no:cacheprovider",
+                          "--rootdir", str(tmp_path), str(test_file)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    return res.returncode, res.stdout + res.stderr, empty
 
 
 def test_env_var_wins_and_default_is_beside_the_checkout(monkeypatch, tmp_path):
@@ -48,24 +52,16 @@ def test_env_var_wins_and_default_is_beside_the_checkout(monkeypatch, tmp_path):
 
 
 def test_missing_data_is_skipped_locally_with_one_note(tmp_path):
-    empty = tmp_path / "no-data"
-    empty.mkdir()
-    res = _run_suite(tmp_path, empty, ci=False)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out
-    assert "1 passed, 1 skipped" in out
+    code, out, empty = _run_without_data(tmp_path, ci=False)
+    assert code == 0 and "1 passed, 1 skipped" in out, out
     assert out.count("skipped 1 test(s) that read the real benchmark files, in test_uses_data.py.") == 1
     assert f"benchmark data not found at {empty}" in out and DATA_ROOT_ENV in out
     assert "medqa" in out  # which files are missing
 
 
 def test_missing_data_fails_under_ci(tmp_path):
-    empty = tmp_path / "no-data"
-    empty.mkdir()
-    res = _run_suite(tmp_path, empty, ci=True)
-    out = res.stdout + res.stderr
-    assert res.returncode == 1, out
-    assert "1 failed, 1 passed" in out or "1 passed, 1 error" in out, out
+    code, out, empty = _run_without_data(tmp_path, ci=True)
+    assert code == 1 and ("1 failed, 1 passed" in out or "1 passed, 1 error" in out), out
     assert "CI=true and the benchmark data is missing" in out and f"not found at {empty}" in out
 
 
