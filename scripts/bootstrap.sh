@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 extras="${1:-}"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 stamp=".venv/.medtune-installed"
-want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16):${extras}"
+want="$(cat pyproject.toml scripts/bootstrap.sh scripts/install_llama_cpp.sh | sha256sum | cut -c1-16):${extras}"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+# llama-cpp-python first, from medtune's own build (flags and wheel cache: see that script); the
+# install below then finds the pinned version present and does not rebuild it with pip's defaults.
+case ",${extras}," in *,gguf,*) bash scripts/install_llama_cpp.sh .venv/bin/python ;; esac
 spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"

@@ -7,10 +7,14 @@ import importlib.util
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
+
+from .utils.paths import DATA_ROOT_ENV, benchmark_data_root
 
 CORE = ["torch", "transformers", "peft", "trl", "accelerate", "datasets", "tokenizers", "safetensors", "gguf", "pydantic", "yaml"]
 OPTIONAL = {
-    "llama_cpp": "pip install 'medtune[gguf]'  (compiles llama.cpp, ~9 min on 2 cores; enables K-quants and llama.cpp inference)",
+    "llama_cpp": "bash scripts/install_llama_cpp.sh, or pip install 'medtune[gguf]' (compiles llama.cpp, ~9 min on 2 cores; "
+                 "K-quants, verification, llama.cpp inference; on AMX CPUs see docs/export.md)",
     "bitsandbytes": "pip install 'medtune[gpu]'  (CUDA only; QLoRA 4-bit and adamw_8bit)",
     "vllm": "pip install 'medtune[vllm]'  (CUDA only; fast GPU evaluation and serving)",
     "fastapi": "pip install 'medtune[serve]'  (the OpenAI-compatible server)",
@@ -87,6 +91,47 @@ def embedded_check() -> Check:
     return Check("embedded model", True, f"{gguf.name} found; {state}")
 
 
+def missing_benchmarks(root: Path | None) -> list[str]:
+    """Declared benchmarks (resources/benchmarks/*.yaml) whose files are not under ``root``."""
+    from .eval.benchmarks import BenchmarkError, load_benchmarks, resolve_files
+
+    if root is None:
+        return sorted(load_benchmarks())
+    missing = []
+    for name, spec in sorted(load_benchmarks().items()):
+        try:
+            resolve_files(spec, root)
+        except BenchmarkError:
+            missing.append(name)
+    return missing
+
+
+def data_root_hint(root: Path | None) -> str:
+    """Where the benchmark files should go; shared by `medtune doctor` and the test suite."""
+    where = str(root) if root is not None else "(no default outside a source checkout)"
+    return (f"benchmark data not found at {where}: put medqa/, medmcqa/, pubmedqa/, mmlu_medical/ "
+            f"in a folder and set {DATA_ROOT_ENV}=that folder (README, 'Benchmark data')")
+
+
+def data_root_check() -> Check:
+    root = benchmark_data_root()
+    missing = missing_benchmarks(root)
+    if not missing:
+        return Check("benchmark data", True, f"{DATA_ROOT_ENV} -> {root}", required=False)
+    return Check("benchmark data", False, f"{', '.join(missing)} missing -> {data_root_hint(root)}", required=False)
+
+
+def llama_cpp_build_check() -> Check | None:
+    """Flag a llama.cpp compiled with the AMX kernels that crash on quantized models (docs/export.md)."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    from .export.common import llama_cpp_amx_problem
+
+    problem = llama_cpp_amx_problem()
+    return Check("llama.cpp build", problem is None, problem or "no AMX kernels (safe on every CPU it was built for)",
+                 required=False)
+
+
 def run_checks() -> list[Check]:
     checks = torch_checks()
     for mod in CORE[1:]:
@@ -95,6 +140,10 @@ def run_checks() -> list[Check]:
     for mod, how in OPTIONAL.items():
         found = importlib.util.find_spec(mod) is not None
         checks.append(Check(mod, found, "installed" if found else f"optional, missing -> {how}", required=False))
+    build = llama_cpp_build_check()
+    if build is not None:
+        checks.append(build)
     checks.append(embedded_check())
+    checks.append(data_root_check())
     checks.extend(system_checks())
     return checks

@@ -34,7 +34,8 @@ def test_merge_then_export_then_verify(run_dir, tmp_path):
     summary = json.loads((out / "export_summary.json").read_text())
     assert summary["merged"] == str(run_dir / "merged")  # the earlier merge is reused (same adapter sha256)
     assert set(summary["files"]) == {"f16", "q8_0", "q4_k_m"}
-    assert summary["passed"] and {r["type"] for r in summary["verify"]} == {"F16", "Q8_0", "Q4_K_M"}
+    assert summary["passed"] is True and summary["verify_status"] == "passed"
+    assert {r["type"] for r in summary["verify"]} == {"F16", "Q8_0", "Q4_K_M"}
     assert (out / "Modelfile").read_text().count("FROM ./medtune-tiny-test-1-q4_k_m.gguf") == 1
     assert "base_model:" in (out / "README.md").read_text()
     assert not list(out.glob(".*"))  # no intermediate or partial files left behind
@@ -61,6 +62,17 @@ def test_native_export_without_llama_cpp_still_works(run_dir, tmp_path, monkeypa
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "export_summary.json").read_text())
     assert summary["verify"] == [] and "pip install 'medtune[gguf]'" in summary["verify_skipped"]
+    # skipped is never reported as passed
+    assert summary["verify_status"] == "unverified" and summary["passed"] is None
+    assert "unverified:" in res.output
+
+
+def test_no_verify_is_unverified_too(run_dir, tmp_path):
+    res = runner.invoke(app, ["export", str(run_dir), "--gguf", "f16", "--no-verify", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "export_summary.json").read_text())
+    assert summary["verify_status"] == "unverified" and summary["passed"] is None
+    assert "turned off" in summary["verify_skipped"]
 
 
 def test_bad_gguf_type(run_dir):

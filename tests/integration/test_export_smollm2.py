@@ -1,7 +1,8 @@
 """Slow: a tuned embedded SmolLM2 (LoRA on every linear layer) through export_run, checked in llama.cpp.
 
-F16: the first 32 greedy tokens equal the merged HF model's on every fixed prompt;
-Q8_0: >= 90% teacher-forced token agreement; chat template and tokenizer round trip;
+F16 and Q8_0: every greedy token llama.cpp chooses differently from the merged HF model is a
+near-tie inside the type's tie band (30 layers of F16 rounding do flip near-ties: SmolLM2's own F16
+file diverges on 2 of 4 prompts at margins of ~0.003 sigma); chat template and tokenizer round trip;
 transformers loads the F16 GGUF back (its GGUF reader un-permutes q/k, so a wrong
 rotary permutation would show up as different logits).
 """
@@ -31,12 +32,13 @@ def exported(embedded_dir, tmp_path_factory):
 def test_f16_and_q8_0_round_trip(exported):
     rows = {r["type"]: r for r in exported["verify"]}
     f16, q8 = rows["F16"], rows["Q8_0"]
-    assert f16["n_tokens"] == 32 and f16["exact_prompts"] == f16["prompts"] == 4, f16
-    assert q8["agreement"] >= 0.9, q8
+    assert f16["n_tokens"] == 32 and f16["prompts"] == 4 and f16["agreement"] >= 0.97, f16
+    assert f16["max_flip_margin"] <= f16["tie_band"] and f16["logit_err"] < f16["tie_band"], f16
+    assert q8["agreement"] >= 0.9 and q8["max_flip_margin"] <= q8["tie_band"], q8
     for r in rows.values():
         assert r["chat_template_roundtrip"] and r["tokenizer_roundtrip"], r
         assert r["passed"] is True
-    assert exported["passed"]
+    assert exported["passed"] is True and exported["verify_status"] == "passed"
 
 
 def test_transformers_reads_f16_back(exported):

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..data.records import Record
 from ..data.render import build_messages, render_prompt
+from ..utils.extras import install_hint
 from .loglik import ChoiceScores, score_choices
 
 
@@ -66,8 +67,10 @@ class LlamaCppBackend:
 
     def __init__(self, gguf_path: str | Path, reasoning_format: str = "plain", *, n_ctx: int = 2048,
                  n_threads: int | None = None, label: str | None = None):
-        from llama_cpp import Llama
-
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise BackendError(f"evaluating a .gguf file needs llama-cpp-python: {install_hint('llama_cpp')}") from e
         if not Path(gguf_path).is_file():
             raise BackendError(f"GGUF file not found: {gguf_path}")
         self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0)
@@ -102,9 +105,13 @@ class OpenAIBackend:
 
     def __init__(self, endpoint: str, model: str, reasoning_format: str = "plain", *, api_key: str | None = None,
                  timeout: float = 120.0, client: Any = None):
-        from openai import OpenAI
-
-        self.client = client or OpenAI(base_url=endpoint, api_key=api_key or "EMPTY", timeout=timeout)
+        if client is None:
+            try:
+                from openai import OpenAI
+            except ImportError as e:
+                raise BackendError(f"the openai backend needs the openai client: {install_hint('openai')}") from e
+            client = OpenAI(base_url=endpoint, api_key=api_key or "EMPTY", timeout=timeout)
+        self.client = client
         self.model_name, self.reasoning_format, self.label = model, reasoning_format, f"{model}@{endpoint}"
 
     def prompt(self, record: Record, system_prompt: str | None = None) -> str:

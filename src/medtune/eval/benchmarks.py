@@ -1,7 +1,8 @@
 """Benchmarks declared as data: one YAML per benchmark in ``resources/benchmarks``.
 
 Each declaration says where the file lies (relative to a data root the user passes:
-``--data-root`` / ``eval.data_root``, the CLI also reads ``$MEDTUNE_DATA_ROOT``; or, with
+``--data-root`` / ``eval.data_root``, else ``utils.paths.benchmark_data_root()``:
+``$MEDTUNE_DATA_ROOT``, or ``../shared/data`` beside a source checkout; or, with
 ``packaged: true``, relative to ``resources/benchmarks`` for a file that ships with medtune), which
 importer reads it (``medtune.data.importers``), and, for the ``loglik`` protocol, the
 lm-evaluation-harness prompt and choice continuation as Jinja templates, so our numbers
@@ -38,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..data.hf import is_hf_spec
 from ..data.records import Record
-from ..utils.paths import resource_path
+from ..utils.paths import benchmark_data_root, resource_path
 
 # Generic harness-style MCQ prompt for record files that declare nothing else.
 GENERIC_TEMPLATE = "Question: {{ question }}\n{% for k, v in options.items() %}{{ k }}. {{ v }}\n{% endfor %}Answer:"
@@ -149,6 +150,7 @@ def resolve_files(spec: BenchmarkSpec, data_root: str | Path | None) -> list[Pat
     if spec.packaged and not pattern.is_absolute():
         pattern = resource_path("benchmarks") / pattern
     elif not pattern.is_absolute():
+        data_root = data_root if data_root is not None else benchmark_data_root()
         if data_root is None:
             raise BenchmarkError(f"benchmark {spec.name!r} needs a data root: pass --data-root DIR or set MEDTUNE_DATA_ROOT (it reads {spec.files})")
         pattern = Path(data_root) / pattern
@@ -164,6 +166,7 @@ def iter_benchmark_records(
     """The benchmark's records through the data importers (ids as the importers assign them)."""
     from ..data.importers import iter_records
 
+    data_root = data_root if data_root is not None else benchmark_data_root()
     options = dict(spec.importer_options)
     for key, value in options.items():
         if key.endswith("_file") and isinstance(value, str) and not Path(value).is_absolute():

@@ -7,6 +7,7 @@ folder. Export accepts either, so ``read_provenance`` knows how to describe both
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 import yaml
 
 from .. import __version__
+from ..utils.extras import install_hint
 from ..utils.io import sha256_text
 
-LLAMA_CPP_HINT = "this step needs llama.cpp's Python binding: pip install 'medtune[gguf]'"
+LLAMA_CPP_HINT = f"this step needs llama.cpp's Python binding: {install_hint('llama_cpp')}"
 PROVENANCE_FILE = "medtune_export.json"
 
 
@@ -40,6 +42,25 @@ def require_llama_cpp() -> Any:
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise LlamaCppMissing(f"llama-cpp-python is not installed; {LLAMA_CPP_HINT}") from e
     return llama_cpp
+
+
+# ggml's AMX kernels, compiled in by -march=native on AMX CPUs (Sapphire Rapids and later), load
+# their tile configuration from a stack buffer that GCC 12 leaves mostly unwritten: the first
+# Q8_0/K-quant matmul dies with a general protection fault (ggml-org/llama.cpp#20824, #26954).
+# F32/F16/BF16 tensors never reach the tile instructions.
+AMX_SAFE_TYPES = ("F32", "F16", "BF16")
+AMX_REBUILD = ("CFLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' CXXFLAGS=$CFLAGS pip install --no-cache-dir "
+               "--force-reinstall --no-deps llama-cpp-python  (or: bash scripts/install_llama_cpp.sh)")
+
+
+@functools.lru_cache(maxsize=1)
+def llama_cpp_amx_problem() -> str | None:
+    """A one-line warning with the rebuild command when llama-cpp-python was built with AMX kernels."""
+    info = require_llama_cpp().llama_print_system_info().decode(errors="replace")
+    if "AMX_INT8 = 1" not in info:
+        return None
+    return ("llama-cpp-python was built with ggml's AMX kernels, which crash on quantized (Q8_0, K-quant) "
+            f"models; rebuild it without them: {AMX_REBUILD}")
 
 
 @dataclass

@@ -2,10 +2,10 @@
 
 Neither the ``gguf`` wheel nor llama-cpp-python ships llama.cpp's
 ``convert_hf_to_gguf.py``, and cloning it at export time is exactly the failure
-users of other toolkits hit; so medtune converts the architectures it trains
-(llama family: SmolLM2, Llama 3.x, R1-Distill-Llama, Mistral; qwen2: Qwen2.5,
-R1-Distill-Qwen) itself. Tensors stream from safetensors one at a time, so
-memory stays near the largest single tensor.
+users of other toolkits hit; so medtune converts the architectures its presets
+ship (``ARCHITECTURES``: the llama family with Mistral, Qwen2, Qwen3, Phi-2)
+itself. Tensors stream from safetensors one at a time, so memory stays near the
+largest single tensor.
 """
 
 from __future__ import annotations
@@ -24,11 +24,26 @@ from .gguf_vocab import write_vocab
 
 log = logging.getLogger(__name__)
 
-# HF class -> (GGUF architecture, q/k need the rotary permutation)
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """How one HF model class maps onto a llama.cpp architecture."""
+
+    gguf_arch: str
+    # llama.cpp's `llama` ropes adjacent pairs (rope NORM); HF rotates halves, so q/k rows are
+    # permuted. qwen2, qwen3 and phi2 use NEOX rope, which is HF's layout already.
+    permute_qk: bool
+    layer_norm: bool = False  # LayerNorm with bias (phi2) instead of RMSNorm
+    needs_output: bool = False  # llama.cpp requires output.weight (phi2): a tied head is written twice
+
+
+# HF class -> spec; one entry per architecture family the presets ship (resources/presets/*.yaml)
 ARCHITECTURES = {
-    "LlamaForCausalLM": ("llama", True),
-    "MistralForCausalLM": ("llama", True),
-    "Qwen2ForCausalLM": ("qwen2", False),
+    "LlamaForCausalLM": ArchSpec("llama", permute_qk=True),
+    "MistralForCausalLM": ArchSpec("llama", permute_qk=True),
+    "Qwen2ForCausalLM": ArchSpec("qwen2", permute_qk=False),
+    "Qwen3ForCausalLM": ArchSpec("qwen3", permute_qk=False),
+    "PhiForCausalLM": ArchSpec("phi2", permute_qk=False, layer_norm=True, needs_output=True),
 }
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
@@ -45,10 +60,33 @@ class HParams:
     head_dim: int
     n_ctx: int
     n_vocab: int
-    rms_eps: float
+    norm_eps: float
     rope_theta: float
     tied: bool
+    rope_dim: int
+    spec: ArchSpec = field(default_factory=lambda: ARCHITECTURES["LlamaForCausalLM"])
     rope: dict[str, Any] = field(default_factory=dict)
+
+
+def unsupported_architecture(path: Path, archs: list[str]) -> ExportError:
+    """One line naming the supported classes.
+
+    >>> str(unsupported_architecture(Path("m/config.json"), ["GPT2LMHeadModel"])).split(";")[1]
+    ' supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, PhiForCausalLM'
+    """
+    return ExportError(f"{path}: architecture {', '.join(archs) or '(none)'} is not supported by medtune's "
+                       f"GGUF converter; supported: {', '.join(ARCHITECTURES)}")
+
+
+def _refuse_variants(path: Path, cfg: dict[str, Any], spec: ArchSpec) -> None:
+    """Config switches that change the computation in ways the GGUF architecture cannot express."""
+    if spec.gguf_arch == "phi2" and (cfg.get("qk_layernorm") or cfg.get("hidden_act", "gelu_new") != "gelu_new"):
+        raise ExportError(f"{path}: phi2 in llama.cpp has no q/k LayerNorm and uses tanh-GELU (gelu_new); "
+                          f"this config has qk_layernorm={cfg.get('qk_layernorm')}, hidden_act={cfg.get('hidden_act')}")
+    if spec.gguf_arch != "phi2" and cfg.get("hidden_act", "silu") != "silu":
+        raise ExportError(f"{path}: hidden_act {cfg.get('hidden_act')!r}: {spec.gguf_arch} in llama.cpp is SiLU-gated")
+    if cfg.get("use_sliding_window"):
+        raise ExportError(f"{path}: use_sliding_window=true: {spec.gguf_arch} in llama.cpp attends to the whole context")
 
 
 def read_hparams(model_dir: Path) -> HParams:
@@ -57,24 +95,27 @@ def read_hparams(model_dir: Path) -> HParams:
     cfg = json.loads(path.read_text(encoding="utf-8"))
     archs = cfg.get("architectures") or []
     if not archs or archs[0] not in ARCHITECTURES:
-        raise ExportError(
-            f"{path}: architecture {archs or '(none)'} is not supported by medtune's GGUF converter; "
-            f"supported: {', '.join(ARCHITECTURES)}"
-        )
-    arch, permute = ARCHITECTURES[archs[0]]
+        raise unsupported_architecture(path, archs)
+    spec = ARCHITECTURES[archs[0]]
+    _refuse_variants(path, cfg, spec)
     rope = dict(cfg.get("rope_parameters") or cfg.get("rope_scaling") or {})
     theta = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
     rope_type = rope.get("rope_type", rope.get("type", "default"))
     if rope_type not in ("default", "linear", "llama3"):
         raise ExportError(f"{path}: rope_type {rope_type!r} is not supported (default, linear, llama3)")
     n_head = cfg["num_attention_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
+    # Phi-2 rotates only the first partial_rotary_factor of each head (32 of 80 dimensions)
+    partial = rope.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0))
+    eps_key = "layer_norm_eps" if spec.layer_norm else "rms_norm_eps"
     return HParams(
-        arch=arch, permute_qk=permute, n_layer=cfg["num_hidden_layers"], n_embd=cfg["hidden_size"],
-        n_ff=cfg["intermediate_size"], n_head=n_head, n_head_kv=cfg.get("num_key_value_heads", n_head),
-        head_dim=cfg.get("head_dim") or cfg["hidden_size"] // n_head,
+        arch=spec.gguf_arch, permute_qk=spec.permute_qk, spec=spec, n_layer=cfg["num_hidden_layers"],
+        n_embd=cfg["hidden_size"], n_ff=cfg["intermediate_size"], n_head=n_head,
+        n_head_kv=cfg.get("num_key_value_heads") or n_head, head_dim=head_dim,
         n_ctx=cfg.get("max_position_embeddings", 2048), n_vocab=cfg["vocab_size"],
-        rms_eps=cfg.get("rms_norm_eps", 1e-6), rope_theta=float(theta),
-        tied=bool(cfg.get("tie_word_embeddings", False)), rope={**rope, "rope_type": rope_type},
+        norm_eps=cfg.get(eps_key, 1e-5 if spec.layer_norm else 1e-6), rope_theta=float(theta),
+        tied=bool(cfg.get("tie_word_embeddings", False)), rope_dim=int(head_dim * partial),
+        rope={**rope, "rope_type": rope_type},
     )
 
 
@@ -139,6 +180,8 @@ def _plan_tensors(model_dir: Path, hp: HParams) -> list[tuple[str, Path, str]]:
                 if new is None:
                     raise ExportError(f"{file}: tensor {name!r} has no GGUF name for architecture {hp.arch}")
                 plan.append((name, file, new))
+    if hp.tied and hp.spec.needs_output:
+        plan += [(name, file, "output.weight") for name, file, new in plan if new == "token_embd.weight"]
     return plan
 
 
@@ -188,9 +231,12 @@ def _add_hparams(w, hp: HParams) -> None:
     w.add_head_count_kv(hp.n_head_kv)
     w.add_key_length(hp.head_dim)
     w.add_value_length(hp.head_dim)
-    w.add_rope_dimension_count(hp.head_dim)
+    w.add_rope_dimension_count(hp.rope_dim)
     w.add_rope_freq_base(hp.rope_theta)
-    w.add_layer_norm_rms_eps(hp.rms_eps)
+    if hp.spec.layer_norm:
+        w.add_layer_norm_eps(hp.norm_eps)
+    else:
+        w.add_layer_norm_rms_eps(hp.norm_eps)
     w.add_vocab_size(hp.n_vocab)
     if hp.rope["rope_type"] == "linear":
         w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)

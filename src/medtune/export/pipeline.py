@@ -45,6 +45,20 @@ def llama_cpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+def verify_status(rows: list[dict[str, Any]]) -> str:
+    """"failed" if any file failed, "passed" if some were judged and all passed,
+    "reported" if verification ran but judged nothing (K-quants only), "unverified" if it did not run.
+
+    >>> verify_status([]), verify_status([{"passed": None}]), verify_status([{"passed": True}, {"passed": None}])
+    ('unverified', 'reported', 'passed')
+    """
+    if not rows:
+        return "unverified"
+    if any(r["passed"] is False for r in rows):
+        return "failed"
+    return "passed" if any(r["passed"] for r in rows) else "reported"
+
+
 def model_name(prov: Provenance, merged: Path) -> str:
     """File-name stem: medtune-<run id> or the folder name, reduced to [a-z0-9._-].
 
@@ -127,14 +141,16 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
     summary: dict[str, Any] = {"merged": str(merged), "out_dir": str(out), "provenance": prov.to_dict(),
                                "files": {q: {"path": str(p), "bytes": p.stat().st_size} for q, p in files.items()}}
     rows: list[dict[str, Any]] = []
-    if verify and llama_cpp_available():
+    if not verify:
+        summary["verify_skipped"] = "verification turned off (export.verify=false / --no-verify)"
+    elif not llama_cpp_available():
+        summary["verify_skipped"] = f"llama-cpp-python is not installed; {LLAMA_CPP_HINT}"
+    else:
         from .verify import verify_ggufs
 
         t = time.perf_counter()
         rows = verify_ggufs(list(files.values()), merged)
         timings["verify_s"] = round(time.perf_counter() - t, 1)
-    elif verify:
-        summary["verify_skipped"] = f"llama-cpp-python is not installed; {LLAMA_CPP_HINT}"
     summary["verify"] = rows
     if modelfile:
         best = next(q for q in MODELFILE_PREFERENCE + tuple(files) if q in files)
@@ -144,6 +160,8 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     timings["cpu_s"] = round(time.process_time() - cpu0, 1)  # wall time on a shared CPU overstates the work
     summary["timings"] = timings
-    summary["passed"] = all(r["passed"] is not False for r in rows)
+    summary["verify_status"] = verify_status(rows)
+    # True only for a verification that ran and judged; None when unverified or only reported
+    summary["passed"] = {"passed": True, "failed": False}.get(summary["verify_status"])
     atomic_write_json(out / "export_summary.json", summary)
     return summary

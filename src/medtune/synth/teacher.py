@@ -18,6 +18,7 @@ out on transport errors is *not* finished: it is counted as failed and retried b
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -27,10 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import openai
-
 from ..config.sections.synth import TeacherSection as TeacherConfig
 from ..data.records import Record
+from ..utils.extras import install_hint
 from ..utils.io import atomic_write_jsonl
 
 JOURNAL, REJECTS = "teacher_journal.jsonl", "teacher_rejects.jsonl"
@@ -67,12 +67,16 @@ def parse_json_object(text: str, keys: tuple[str, ...]) -> dict[str, Any]:
 
 class _Endpoint:
     def __init__(self, url: str, model: str, cfg: TeacherConfig):
+        import openai  # optional (extra `serve`); teacher_from_section checked it is there
+
         key = os.environ.get(cfg.key_env) or "not-needed"  # local servers take any key
         self.client = openai.OpenAI(base_url=url, api_key=key, timeout=cfg.timeout_s, max_retries=0)
         self.model, self.cfg = model, cfg
 
     def ask_json(self, messages: list[dict[str, str]], keys: tuple[str, ...]) -> dict[str, Any]:
         """One JSON answer, retrying transport errors and malformed JSON with exponential backoff."""
+        import openai
+
         last = ""
         transport_only = True
         for attempt in range(self.cfg.max_retries + 1):
@@ -207,4 +211,9 @@ def teacher_from_section(section: Any) -> TeacherConfig | None:
 
         raise ConfigError([ConfigProblem("synth.teacher.model", "a teacher URL needs a model name",
                                          "pass --teacher-model NAME (or set synth.teacher.model)")])
+    if importlib.util.find_spec("openai") is None:
+        from ..config.load import ConfigError, ConfigProblem
+
+        raise ConfigError([ConfigProblem("synth.teacher.url", "the teacher is called through the openai client, "
+                                         "which is not installed", f"{install_hint('openai')} (or drop the teacher)")])
     return teacher

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..utils.io import sha256_file
+from ..utils.io import ordinary_permissions, replace_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, scheduler
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / "loop_state.json").write_text(json.dumps({"step": step, **loop_state}, indent=2))
+        ordinary_permissions(tmp)  # safetensors writes 0600
         files = sorted(p.name for p in tmp.iterdir())
         for name in files:
             _fsync_path(tmp / name)
@@ -93,9 +94,7 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, scheduler
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
         _fsync_path(tmp / MARKER)
         _fsync_path(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_dir(tmp, final)  # an existing checkpoint of this step goes only once the new one is in place
         _fsync_path(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,6 +2,9 @@
 
 Every file medtune writes goes through a temp file in the same folder, fsync, then
 ``os.replace``: a crash leaves either the old file or the new one, never half of one.
+Outputs get the permissions an ordinary ``open()``/``mkdir()`` would give (0666/0777 minus
+the umask): ``mkstemp``/``mkdtemp`` create 0600/0700, which would hide a run's files from
+the group that shares the machine.
 """
 
 from __future__ import annotations
@@ -15,6 +18,26 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc), else set-and-restore.
+
+    >>> 0 <= current_umask() <= 0o777
+    True
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no read-only API elsewhere: set, then put the old value back at once
+    os.umask(mask)
+    return mask
+
+
+def ordinary_mode(directory: bool = False) -> int:
+    """0644/0755 under the usual umask 022: what open() and mkdir() would have created."""
+    return (0o777 if directory else 0o666) & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -33,6 +56,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     binary = "b" in mode
     try:
+        os.fchmod(fd, ordinary_mode())
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
             f.flush()
@@ -68,17 +92,74 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
     return n
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Build a directory in a temp sibling and rename it into place on success."""
+def ordinary_permissions(folder: str | Path) -> Path:
+    """Give every file and folder under ``folder`` (itself included) the ordinary mode.
+
+    Libraries that write through their own temp files leave 0600 behind (safetensors'
+    ``save_file``, hence every ``save_pretrained``); a finished output folder is normalized
+    once, before it is moved into place.
+    """
+    folder = Path(folder)
+    file_mode, dir_mode = ordinary_mode(), ordinary_mode(directory=True)
+    os.chmod(folder, dir_mode)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), dir_mode)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, file_mode)
+    return folder
+
+
+def new_temp_dir(path: str | Path) -> Path:
+    """An empty hidden sibling of ``path`` (same filesystem, so it can be renamed onto it), mode 0755."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, ordinary_mode(directory=True))
+    return tmp
+
+
+def replace_dir(new: str | Path, path: str | Path) -> Path:
+    """Move the finished folder ``new`` to ``path``; an existing ``path`` is deleted only afterwards.
+
+    The old folder is renamed aside first (a folder cannot be renamed onto a non-empty one),
+    then ``new`` takes its name, then the old one is removed. A crash in between loses
+    nothing: the old folder is left as ``.<name>.old-*`` beside ``path``; if the second
+    rename fails, the old folder is put back.
+    """
+    new, path = Path(new), Path(path)
+    if not path.exists():
+        os.replace(new, path)
+        return path
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    os.replace(path, aside)  # replaces the empty placeholder mkdtemp made
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Build a directory in a temp sibling and swap it into place on success (see ``replace_dir``).
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> for text in ("old", "new"):
+    ...     with atomic_dir(out) as tmp:
+    ...         _ = (tmp / "weights.txt").write_text(text)
+    >>> (out / "weights.txt").read_text(), sorted(p.name for p in out.parent.iterdir())
+    ('new', ['model'])
+    """
+    tmp = new_temp_dir(path)
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        replace_dir(ordinary_permissions(tmp), path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,10 +1,13 @@
-"""Where medtune keeps its cache (``$MEDTUNE_HOME``, default ``~/.cache/medtune``)."""
+"""Where medtune keeps its cache (``$MEDTUNE_HOME``, default ``~/.cache/medtune``) and reads
+benchmark data (``$MEDTUNE_DATA_ROOT``, default ``../shared/data`` beside a source checkout)."""
 
 from __future__ import annotations
 
 import os
 from importlib import resources
 from pathlib import Path
+
+DATA_ROOT_ENV = "MEDTUNE_DATA_ROOT"
 
 
 def medtune_home() -> Path:
@@ -14,3 +17,26 @@ def medtune_home() -> Path:
 def resource_path(*parts: str) -> Path:
     """Path of a packaged resource under ``medtune/resources``."""
     return Path(str(resources.files("medtune").joinpath("resources", *parts)))
+
+
+def default_data_root() -> Path | None:
+    """``../shared/data`` beside the repository when medtune runs from a source checkout (where CI
+    keeps the benchmark files); None for an installed package, which has no such neighbour."""
+    repo = Path(__file__).resolve().parents[3]
+    if (repo / "pyproject.toml").is_file() and (repo / "src" / "medtune").is_dir():
+        return repo.parent / "shared" / "data"
+    return None
+
+
+def benchmark_data_root() -> Path | None:
+    """The one answer to "where is the benchmark data" (MedQA, MedMCQA, PubMedQA, MMLU-medical):
+    ``$MEDTUNE_DATA_ROOT`` when set, else ``default_data_root()``. The folder may not exist;
+    callers that need the files say so (``medtune doctor``, the eval CLI, the test suite).
+
+    >>> import os; os.environ[DATA_ROOT_ENV] = "/data/bench"
+    >>> str(benchmark_data_root())
+    '/data/bench'
+    >>> del os.environ[DATA_ROOT_ENV]
+    """
+    env = os.environ.get(DATA_ROOT_ENV)
+    return Path(env).expanduser() if env else default_data_root()

@@ -71,8 +71,11 @@ def test_unsupported_architecture_is_named(tiny_merged, tmp_path):
     cfg = json.loads((model / "config.json").read_text())
     cfg["architectures"] = ["GPT2LMHeadModel"]
     (model / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ExportError, match=r"config.json: architecture \['GPT2LMHeadModel'\] is not supported.*LlamaForCausalLM"):
+    with pytest.raises(ExportError, match=r"config.json: architecture GPT2LMHeadModel is not supported") as err:
         convert_hf_to_gguf(model, tmp_path / "x.gguf")
+    assert "\n" not in str(err.value)  # one line, listing every supported class
+    for supported in ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "PhiForCausalLM"):
+        assert supported in str(err.value)
     assert not (tmp_path / "x.gguf").exists() and not list(tmp_path.glob(".x.gguf*"))
 
 
@@ -85,7 +88,7 @@ def test_llama3_rope_factors_shape_and_range():
     from medtune.export.gguf import HParams, llama3_rope_factors
 
     hp = HParams(arch="llama", permute_qk=True, n_layer=1, n_embd=64, n_ff=128, n_head=1, n_head_kv=1, head_dim=64,
-                 n_ctx=131072, n_vocab=10, rms_eps=1e-5, rope_theta=500000.0, tied=True,
+                 n_ctx=131072, n_vocab=10, norm_eps=1e-5, rope_theta=500000.0, tied=True, rope_dim=64,
                  rope={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                        "original_max_position_embeddings": 8192})
     f = llama3_rope_factors(hp)
