@@ -125,7 +125,7 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
     files = _make_ggufs(merged, out, name, quants, prov)
     timings["convert_s"] = round(time.perf_counter() - t, 1)
     summary: dict[str, Any] = {"merged": str(merged), "out_dir": str(out), "provenance": prov.to_dict(),
-                               "files": {q: {"path": str(p), "bytes": p.stat().st_size} for q, p in files.items()}}
+                               "files": {q: {"path": str(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for q, p in files.items()}}
     rows: list[dict[str, Any]] = []
     if verify and llama_cpp_available():
         from .verify import verify_ggufs

@@ -1,4 +1,5 @@
-"""Operations and the web page: /health (public), /ready and /metrics (guarded), / and /static/* (public)."""
+"""Operations and the web page: /health (public), /ready and /metrics (ops class: admin and monitor keys),
+/openapi.json (inference class: the API's clients), / and /static/* (public)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from ..security.keys import RouteClass
 from .errors import APIError
 from .gateway import Gateway
 from .guards import guarded_router, public_router
@@ -16,9 +18,15 @@ STATIC = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "
 
 
 def make_routers() -> list[APIRouter]:
-    """(guarded operations router, public router) for one app."""
+    """(operations router, API schema router, public router) for one app."""
     public = public_router()
-    guarded = guarded_router(tags=["operations"])
+    guarded = guarded_router(RouteClass.OPS, tags=["operations"])
+    schema = guarded_router(RouteClass.INFERENCE, tags=["operations"])
+
+    @schema.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        """The OpenAPI schema (FastAPI's own unguarded route is switched off: it needs a key like the API)."""
+        return JSONResponse(request.app.openapi())
 
     @public.get("/health")
     async def health() -> dict[str, str]:
@@ -49,4 +57,4 @@ def make_routers() -> list[APIRouter]:
             raise APIError(404, "no such file")
         return FileResponse(str(WEB / name), media_type=STATIC[name])
 
-    return [guarded, public]
+    return [guarded, schema, public]
