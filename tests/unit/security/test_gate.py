@@ -86,6 +86,14 @@ def test_repeated_failed_keys_are_throttled_per_address(gate):
     assert _one_request(gate, None, RouteClass.INFERENCE, body, client="10.9.9.10")[0] == 401
 
 
+def test_a_missing_key_is_401_but_not_a_failed_guess(gate):
+    for _ in range(5):  # a client that sends no key is not guessing: it is never throttled for it
+        with pytest.raises(AuthError) as info:
+            gate.authenticate(None, "10.7.7.7")
+        assert info.value.status == 401 and info.value.headers()["WWW-Authenticate"].startswith("Bearer")
+    gate.authenticate("Bearer " + KeyStore(gate.keys.path).create("dr-b", "clinician")[0], "10.7.7.7")
+
+
 def test_block_policy_and_async_record(section):
     gate = SecurityGate.from_settings(section.model_copy(update={"phi_policy": "block"}), host="::1")
     with pytest.raises(PhiBlocked) as info:
