@@ -75,7 +75,10 @@ class AuthMiddleware:
         self._routes: list[BaseRoute] | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":  # no route speaks WebSocket: refuse before any handshake (HTTP 403)
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
         if self._routes is None:  # the route table is complete once the app serves

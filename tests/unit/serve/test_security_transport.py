@@ -146,3 +146,21 @@ def test_the_log_file_carries_no_identifiers(tmp_path):
     for secret in ("Gonzalez", "00482913", "555-0134", "Reyes", "03/14/2021"):
         assert secret not in text
     assert oct((tmp_path / "logs" / "server.log").stat().st_mode & 0o777) == "0o600"
+
+
+def test_websocket_upgrades_are_refused(tiny_model_dir, tmp_path):
+    """No route speaks WebSocket; an upgrade never switches protocols, with or without a key check."""
+    import base64
+    import os
+    import socket
+
+    app = make_app(tiny_model_dir, folder=tmp_path)
+    with live_server(app) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        key = base64.b64encode(os.urandom(16)).decode()
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall((f"GET /v1/models HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+            answer = sock.recv(4096).decode("latin-1")
+    # 403 where uvicorn has a WebSocket library (the handshake is refused), 401 where it has none (plain HTTP)
+    assert answer.split("\r\n")[0] in ("HTTP/1.1 403 Forbidden", "HTTP/1.1 401 Unauthorized"), answer[:200]
