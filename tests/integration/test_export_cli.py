@@ -61,12 +61,6 @@ def test_native_export_without_llama_cpp_still_works(run_dir, tmp_path, monkeypa
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "export_summary.json").read_text())
     assert summary["verify"] == [] and "pip install 'medtune[gguf]'" in summary["verify_skipped"]
-    from medtune.security.integrity import verify_model_file
-    from medtune.utils.io import sha256_file
-
-    entry = summary["files"]["q8_0"]
-    assert entry["sha256"] == sha256_file(entry["path"])
-    assert verify_model_file(entry["path"]).checked == "sha256"  # what `medtune serve` checks before loading it
 
 
 def test_bad_gguf_type(run_dir):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import httpx
 import pytest
@@ -155,3 +156,24 @@ def test_a_model_file_that_differs_from_its_export_manifest_is_not_loaded(tmp_pa
     gguf.write_bytes(b"GGUF" + b"\1" * 64)  # same size, other bytes
     with pytest.raises(ModelIntegrityError, match="differs from"):
         build_backend(ServeSettings(model=str(gguf)))  # refused before llama.cpp ever opens the file
+
+
+def test_an_exported_gguf_is_checked_by_its_sha256_before_serving(tiny_model_dir, tmp_path):
+    """`medtune export` records each file's sha256; serving the file checks it; one changed byte refuses."""
+    from medtune.export.pipeline import export_run
+    from medtune.security.integrity import verify_model_file
+    from medtune.serve.backends import build_backend
+    from medtune.serve.settings import ServeSettings
+    from medtune.utils.io import sha256_file
+
+    summary = export_run(tiny_model_dir, tmp_path / "export", quants=["q8_0"], verify=False, modelfile=False,
+                         model_card=False)
+    gguf = Path(summary["files"]["q8_0"]["path"])
+    assert summary["files"]["q8_0"]["sha256"] == sha256_file(gguf)
+    assert json.loads((tmp_path / "export" / "export_summary.json").read_text())["files"]["q8_0"]["sha256"] == sha256_file(gguf)
+    assert verify_model_file(gguf).checked == "sha256"
+    data = bytearray(gguf.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    gguf.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="changed after export"):
+        build_backend(ServeSettings(model=str(gguf)))
