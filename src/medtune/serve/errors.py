@@ -117,8 +117,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = {404: "no such route", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
-        return error_response(APIError(exc.status_code, message, headers=dict(exc.headers or {})))
+        message = {404: "no such route", 405: "method not allowed",
+                   413: "request body over the limit (security.max_body_bytes)"}.get(exc.status_code, str(exc.detail))
+        code = "request_too_large" if exc.status_code == 413 else None  # a chunked body counted as it arrived
+        return error_response(APIError(exc.status_code, message, code=code, headers=dict(exc.headers or {})))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

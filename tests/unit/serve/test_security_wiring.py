@@ -190,5 +190,5 @@ def test_bodies_over_the_cap_are_413_before_and_while_reading(tiny_model_dir):
             yield b'"}]}'
 
         streamed = httpx.post(url + CHAT, content=chunks(), headers={**auth(app), "content-type": "application/json"})
-        assert streamed.status_code == 413 and streamed.json()["error"]["type"] == "invalid_request_error"
+        assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "request_too_large"
         assert httpx.post(url + CHAT, json={**big, "messages": MESSAGES, "max_tokens": 2}, headers=auth(app)).status_code == 200
