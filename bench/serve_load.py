@@ -5,6 +5,9 @@
 
 Both servers run as subprocesses on loopback (``medtune serve GGUF`` with ``--slots`` parallel
 sequences, and ``python -m llama_cpp.server --model GGUF``), with the same CPU thread count.
+medtune runs its whole security path, as deployed: an API key per request, the PHI policy on every
+prompt and an fsynced audit event per request (key store, audit log and secrets in a temporary
+folder; rate limits raised out of the way).
 Each client sends streaming chat completions one after another (fixed prompts, cycled; greedy;
 fixed ``max_tokens``) until the level's request count is reached. Levels and servers alternate
 over ``--rounds`` rounds, so load changes on a shared machine hit both alike; the tables report
@@ -69,25 +72,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(kind: str, gguf: Path, threads: int, slots: int, n_ctx: int) -> tuple[subprocess.Popen, str]:
+def medtune_security() -> tuple[dict[str, str], dict[str, str]]:
+    """(environment for `medtune serve`, request headers): a fresh key store, audit log and secrets, one key."""
+    import tempfile
+
+    from medtune.security.keys import KeyStore
+
+    folder = Path(tempfile.mkdtemp(prefix="medtune-bench-"))
+    env = {"MEDTUNE_SECURITY__KEYS_FILE": str(folder / "secrets" / "keys.json"),
+           "MEDTUNE_SECURITY__AUDIT_DIR": str(folder / "audit"),
+           "MEDTUNE_SECURITY__AUDIT_HMAC_KEY": str(folder / "secrets" / "audit-hmac.key"),
+           "MEDTUNE_SECURITY__AUDIT_SIGNING_KEY": str(folder / "secrets" / "audit-signing.pem"),
+           "MEDTUNE_SECURITY__REQUESTS_PER_MINUTE": "1000000", "MEDTUNE_SECURITY__TOKENS_PER_MINUTE": "100000000"}
+    key, _ = KeyStore(env["MEDTUNE_SECURITY__KEYS_FILE"]).create("bench", "clinician")
+    return env, {"Authorization": f"Bearer {key}"}
+
+
+def start(kind: str, gguf: Path, threads: int, slots: int, n_ctx: int) -> tuple[subprocess.Popen, str, dict[str, str]]:
     port = free_port()
+    env, headers = dict(os.environ), {}
     if kind == "medtune":
         cmd = [sys.executable, "-m", "medtune", "serve", str(gguf), "--port", str(port), "--slots", str(slots),
                "--queue-size", "256", "--threads", str(threads), "--context-length", str(n_ctx), "--log-level", "warning",
                "--served-name", "bench"]
+        security_env, headers = medtune_security()
+        env.update(security_env)
     else:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
                "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--verbose", "False",
                "--interrupt_requests", "False"]  # its default aborts a running stream when the next request arrives
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{kind} server exited: {proc.stderr.read()[-2000:]}")
         try:
-            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
-                return proc, url
+            if httpx.get(url + "/v1/models", timeout=2, headers=headers).status_code == 200:
+                return proc, url, headers
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
@@ -95,13 +117,14 @@ def start(kind: str, gguf: Path, threads: int, slots: int, n_ctx: int) -> tuple[
     raise RuntimeError(f"{kind} server did not start in 180 s")
 
 
-async def one_request(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int) -> dict[str, Any]:
+async def one_request(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int,
+                      headers: dict[str, str]) -> dict[str, Any]:
     body = {"model": "bench", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
             "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
     t0 = time.perf_counter()
     ttft, chunks, usage = None, 0, None
     try:
-        async with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
+        async with client.stream("POST", url + "/v1/chat/completions", json=body, headers=headers) as r:
             if r.status_code != 200:
                 return {"ok": False, "status": r.status_code}
             async for line in r.aiter_lines():
@@ -121,13 +144,14 @@ async def one_request(client: httpx.AsyncClient, url: str, prompt: str, max_toke
     return {"ok": True, "latency": time.perf_counter() - t0, "ttft": ttft, "tokens": tokens}
 
 
-async def run_level(url: str, clients: int, requests: int, max_tokens: int) -> dict[str, Any]:
+async def run_level(url: str, clients: int, requests: int, max_tokens: int,
+                    headers: dict[str, str]) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     counter = iter(range(requests))
 
     async def client_loop(client: httpx.AsyncClient) -> None:
         for i in counter:
-            results.append(await one_request(client, url, PROMPTS[i % len(PROMPTS)], max_tokens))
+            results.append(await one_request(client, url, PROMPTS[i % len(PROMPTS)], max_tokens, headers))
 
     limits = httpx.Limits(max_connections=clients + 4)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
@@ -163,17 +187,18 @@ def main() -> None:
     servers = {kind: start(kind, gguf, args.threads, args.slots, args.n_ctx) for kind in ("medtune", "llama_cpp")}
     rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
     try:
-        for _proc, url in servers.values():  # warm-up: first requests load pages and caches
-            asyncio.run(run_level(url, 1, 2, 8))
+        for _proc, url, headers in servers.values():  # warm-up: first requests load pages and caches
+            asyncio.run(run_level(url, 1, 2, 8, headers))
         for rnd in range(args.rounds):
             for clients in args.clients:
                 order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
                 for kind in order:
                     n = max(args.requests, clients)
-                    rows.setdefault((kind, clients), []).append(asyncio.run(run_level(servers[kind][1], clients, n, args.max_tokens)))
+                    _proc, url, headers = servers[kind]
+                    rows.setdefault((kind, clients), []).append(asyncio.run(run_level(url, clients, n, args.max_tokens, headers)))
                     print(f"round {rnd + 1} {kind:9s} {clients:3d} clients: {rows[(kind, clients)][-1]}", flush=True)
     finally:
-        for proc, _ in servers.values():
+        for proc, _url, _headers in servers.values():
             proc.terminate()
             proc.wait(60)
     report(rows, args, gguf)

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..config.sections.security import SecuritySection
 from .common import console, err_console, fail
 
-keys_app = typer.Typer(help="Create, list and revoke API keys (roles: clinician, auditor, admin).", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys (roles: clinician, auditor, admin, monitor).", no_args_is_help=True)
 STORE_HELP = SecuritySection.model_fields["keys_file"].description
 DEFAULT_STORE = Path(SecuritySection().keys_file)
 
@@ -29,7 +29,7 @@ def _store(path: Path):
 @keys_app.command("create")
 def create(
     name: str = typer.Option(..., "--name", help="Who or what holds the key (shown in `keys list`)."),
-    role: str = typer.Option(..., "--role", help="clinician (inference), auditor (audit log) or admin (keys, metrics)."),
+    role: str = typer.Option(..., "--role", help="clinician (inference API), auditor (audit log), admin (keys, metrics) or monitor (metrics and readiness only)."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help=STORE_HELP),
 ) -> None:
     """Create a key and print it once; only its salted hash is stored."""

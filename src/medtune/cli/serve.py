@@ -6,14 +6,20 @@ from pathlib import Path
 
 import typer
 
+from ..config.sections.security import SecuritySection
 from ..config.sections.serve import ServeSection
 from .common import fail
 
 F = ServeSection.model_fields
+S = SecuritySection.model_fields
 
 
 def _help(name: str) -> str:
     return F[name].description or ""
+
+
+def _sec(name: str) -> str:
+    return (S[name].description or "") + f" (security.{name})"
 
 
 def serve(
@@ -32,14 +38,24 @@ def serve(
     max_tokens_ceiling: int = typer.Option(None, help=_help("max_tokens_ceiling") + f" [default: {F['max_tokens_ceiling'].default}]"),
     confidence_threshold: float = typer.Option(None, help=_help("confidence_threshold") + f" [default: {F['confidence_threshold'].default}]"),
     log_level: str = typer.Option(None, help=_help("log_level")),
+    log_file: str = typer.Option(None, help=_help("log_file")),
+    tls_cert: str = typer.Option(None, help=_sec("tls_cert")),
+    tls_key: str = typer.Option(None, help=_sec("tls_key")),
+    allow_plaintext: bool = typer.Option(None, "--allow-plaintext", help=_sec("allow_plaintext"), show_default=False),
+    keys_file: str = typer.Option(None, help=_sec("keys_file") + f" [default: {S['keys_file'].default}]"),
+    audit_dir: str = typer.Option(None, help=_sec("audit_dir") + f" [default: {S['audit_dir'].default}]"),
+    phi_policy: str = typer.Option(None, help=_sec("phi_policy") + f" [default: {S['phi_policy'].default}]"),
 ) -> None:
     """Serve a model: OpenAI-compatible API, /v1/analyze_case, metrics and the clinician page at /.
 
-    Settings: flags > MEDTUNE_* environment variables (e.g. MEDTUNE_PORT) > the config's serve
-    section > defaults. Binds 127.0.0.1 unless told otherwise. Research use only.
+    Settings: flags > MEDTUNE_* environment variables (e.g. MEDTUNE_PORT, MEDTUNE_SECURITY__PHI_POLICY) >
+    the config's serve section > defaults. Binds 127.0.0.1 unless told otherwise; any other address
+    needs --tls-cert and --tls-key. Every route but /health and the page needs an API key
+    (`medtune keys create`). Research use only.
     """
     from ..config import ConfigError, load_config
     from ..models.source import ModelLoadError
+    from ..security import SecurityError
     from ..serve import load_settings, run_server
     from ..serve.backends import BackendError
 
@@ -49,14 +65,16 @@ def serve(
             "model": model, "backend": backend, "endpoint": endpoint, "served_name": served_name, "host": host,
             "port": port, "slots": slots, "queue_size": queue_size, "context_length": context_length, "threads": threads,
             "device": device, "max_tokens_ceiling": max_tokens_ceiling, "confidence_threshold": confidence_threshold,
-            "log_level": log_level})
+            "log_level": log_level, "log_file": log_file,
+            "security": {"tls_cert": tls_cert, "tls_key": tls_key, "allow_plaintext": allow_plaintext,
+                         "keys_file": keys_file, "audit_dir": audit_dir, "phi_policy": phi_policy}})
     except ConfigError as e:
         fail(str(e))
     if not settings.model:
         fail("nothing to serve: give MODEL (a .gguf, a model folder, a run folder or a preset), or serve.model in -c CONFIG")
     try:
         run_server(settings)
-    except (BackendError, ModelLoadError, ImportError) as e:
+    except (BackendError, ModelLoadError, ImportError, SecurityError) as e:
         fail(str(e))
 
 

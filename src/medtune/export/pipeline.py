@@ -139,7 +139,7 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
     files = _make_ggufs(merged, out, name, quants, prov)
     timings["convert_s"] = round(time.perf_counter() - t, 1)
     summary: dict[str, Any] = {"merged": str(merged), "out_dir": str(out), "provenance": prov.to_dict(),
-                               "files": {q: {"path": str(p), "bytes": p.stat().st_size} for q, p in files.items()}}
+                               "files": {q: {"path": str(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for q, p in files.items()}}
     rows: list[dict[str, Any]] = []
     if not verify:
         summary["verify_skipped"] = "verification turned off (export.verify=false / --no-verify)"

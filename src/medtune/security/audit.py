@@ -57,7 +57,7 @@ class AuditEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key_id: str | None = Field(None, pattern=r"^[0-9a-f]{12}$", description="Key id (None: no valid key).")
-    role: Literal["clinician", "auditor", "admin"] | None = None
+    role: Literal["clinician", "auditor", "admin", "monitor"] | None = None
     method: str = Field("POST", pattern=r"^[A-Z]{3,7}$")
     route: str = Field(pattern=r"^/[A-Za-z0-9_./{}-]{0,127}$", description="Route template, no query string.")
     request_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")

@@ -1,15 +1,16 @@
 """``SecurityGate``: every security step of one request, in the order the server must call them.
 
-The app builds one gate at startup (``SecurityGate.from_settings``) and, per request::
+The app builds one gate at startup (``SecurityGate.from_settings``) and, per request
+(``medtune.serve.secure`` wires each call into the server)::
 
     gate.check_body_size(content_length)            # 413, before the body is read
     principal = gate.authenticate(authorization, client_host)   # 401 (429 after repeated failures)
     gate.authorize(principal, route_class)          # 403
-    max_tokens = gate.admit(principal, body)        # 429 rate limits, 422 bounds; the clamped max_tokens
-    screened = gate.screen(body["messages"] or prompt)   # PHI policy: redacted input, or 422 naming types
-    max_tokens = fit_to_context(prompt_tokens, max_tokens, ctx)   # 400 (limits.fit_to_context)
-    ... queue -> backend ...
-    gate.record(...)                                # audit event, fsynced; charges generated tokens
+    gate.admit(principal, body)                     # 422 bounds (n, stop, ...), then 429 rate limits
+    screened = gate.screen(messages or prompt)      # PHI policy: redacted input, or 422 naming types
+    ... context check, max_tokens clamp (the gateway) -> queue -> backend ...
+    gate.record(...)                                # audit event, fsynced
+    gate.charge(principal, completion_tokens)       # the generated tokens count against the key
 
 Every refusal is a :class:`SecurityError` subclass with ``status`` (and ``headers()``); the app
 turns it into an OpenAI-format error. ``record`` is called for refused requests too, so the
@@ -18,8 +19,8 @@ audit log holds exactly one event per request. If ``record`` raises, answer 503:
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,40 +69,49 @@ def bearer_token(authorization: str | None) -> str | None:
 
 class SecurityGate:
     def __init__(self, keys: KeyStore, limiter: RateLimiter, caps: Caps, audit: AuditLog, phi_policy: str,
-                 detector: PhiDetector, tls: bool, model_sha256: str | None = None):
+                 detector: PhiDetector, tls: bool, model_sha256: str | None = None, cors: dict[str, Any] | None = None):
         self.keys, self.limiter, self.caps, self.audit = keys, limiter, caps, audit
         self.phi_policy, self.detector, self.model_sha256 = phi_policy, detector, model_sha256
+        self.tls, self.cors = tls, cors  # cors: CORSMiddleware arguments, or None (same origin only)
         self.headers = security_headers(tls)
 
     @classmethod
     def from_settings(cls, section: Any, host: str, model_sha256: str | None = None) -> SecurityGate:
         """Check the transport (refuses a non-loopback bind without TLS), open the key store and the audit log."""
         tls = check_bind(host, section.tls_cert, section.tls_key, section.allow_plaintext)
-        cors_options(section.cors_origins, section.cors_allow_credentials)
-        return cls(KeyStore(section.keys_file), RateLimiter.from_section(section), Caps.from_section(section),
+        cors = cors_options(section.cors_origins, section.cors_allow_credentials)
+        keys = KeyStore(section.keys_file)  # a malformed store refuses to start before the log is opened
+        return cls(keys, RateLimiter.from_section(section), Caps.from_section(section),
                    AuditLog.open_from_settings(section), section.phi_policy, default_detector(section.phi_presidio),
-                   tls, model_sha256)
+                   tls, model_sha256, cors)
 
     # ------------------------------------------------------------------ before the backend
     def check_body_size(self, content_length: int | None) -> None:
         check_body_size(content_length, self.caps)
 
     def authenticate(self, authorization: str | None, client: str) -> Principal:
+        """The key's principal; 401 without a valid key. Only a presented key that fails counts
+        against the address (a page loaded before its user typed a key is not a guess)."""
         self.limiter.check_client(client)
-        principal = self.keys.authenticate(bearer_token(authorization))
+        token = bearer_token(authorization)
+        principal = self.keys.authenticate(token)
         if principal is None:
-            self.limiter.auth_failed(client)
+            if token is not None:
+                self.limiter.auth_failed(client)
             raise AuthError(401, "missing, unknown or revoked API key (send Authorization: Bearer <key>)")
         return principal
 
-    def authorize(self, principal: Principal, route_class: RouteClass) -> None:
+    def authorize(self, principal: Principal, route_class: RouteClass | None) -> None:
+        """403 unless the key's role may use this class of route; a route without a class refuses every role."""
+        if route_class is None:
+            raise AuthError(403, "this route has no access class, so no role may use it (deny by default)")
         if not principal.may(route_class):
             raise AuthError(403, f"role {principal.role.value} may not use {route_class.value} routes")
 
-    def admit(self, principal: Principal, body: Mapping[str, Any]) -> int:
-        max_tokens = apply_caps(body, self.caps)
+    def admit(self, principal: Principal, body: Mapping[str, Any]) -> None:
+        """422 for a parameter over its cap (before it costs the key anything), then 429 over a rate limit."""
+        apply_caps(body, self.caps)
         self.limiter.admit(principal.key_id)
-        return max_tokens
 
     def screen(self, content: str | list[dict[str, Any]]) -> Screened:
         if isinstance(content, str):
@@ -112,28 +122,27 @@ class SecurityGate:
 
     # ------------------------------------------------------------------ after the backend
     def record(self, *, principal: Principal | None, method: str, route: str, request_id: str, status: int,
-               started: float, input_text: str | None = None, output_text: str | None = None,
+               latency_s: float, input_text: str | None = None, output_text: str | None = None,
                phi: Mapping[str, int] | None = None, prompt_tokens: int = 0, completion_tokens: int = 0) -> dict:
-        """Append the audit event (fsynced before returning) and charge the generated tokens.
-
-        ``started`` is ``time.monotonic()`` at the request's start. Raises ``AuditError``: answer 503.
-        """
+        """Append the audit event; returns after it is fsynced. Raises ``AuditError``: answer 503."""
         event = AuditEvent(
             key_id=principal.key_id if principal else None, role=principal.role.value if principal else None,
             method=method, route=route, request_id=request_id, status=status,
             input_hmac=self.audit.digest(input_text) if input_text is not None else None,
             output_hmac=self.audit.digest(output_text) if output_text is not None else None,
-            phi=dict(phi or {}), model_sha256=self.model_sha256, latency_ms=round((time.monotonic() - started) * 1000, 3),
+            phi=dict(phi or {}), model_sha256=self.model_sha256, latency_ms=round(max(0.0, latency_s) * 1000, 3),
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-        entry = self.audit.record(event)
-        if principal is not None and completion_tokens:
-            self.limiter.charge_tokens(principal.key_id, completion_tokens)
-        return entry
+        return self.audit.record(event)
 
     async def arecord(self, **kwargs: Any) -> dict:
-        import asyncio
-
+        """``record`` from async code: the write and its fsync run in a worker thread."""
         return await asyncio.to_thread(self.record, **kwargs)
 
+    def charge(self, principal: Principal | None, completion_tokens: int) -> None:
+        """Count generated tokens against the key's per-minute budget."""
+        if principal is not None and completion_tokens:
+            self.limiter.charge_tokens(principal.key_id, completion_tokens)
+
     def close(self) -> None:
+        """Sign what is unsigned (a final checkpoint) and release the log."""
         self.audit.close()

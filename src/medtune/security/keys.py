@@ -51,6 +51,7 @@ class Role(str, Enum):
     CLINICIAN = "clinician"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    MONITOR = "monitor"
 
 
 class RouteClass(str, Enum):
@@ -64,17 +65,21 @@ class RouteClass(str, Enum):
 
 
 # Separation of duties: whoever reads the audit trail does not generate with patient text, and
-# whoever manages keys does neither (45 CFR 164.312(a)(1), access by role).
+# whoever manages keys does neither (45 CFR 164.312(a)(1), access by role). A monitor (a metrics
+# scraper, a load balancer's readiness probe) sees operations only, so no machine that polls the
+# server holds a key that could mint keys.
 ROLE_ROUTE_CLASSES: dict[Role, frozenset[RouteClass]] = {
     Role.CLINICIAN: frozenset({RouteClass.INFERENCE}),
     Role.AUDITOR: frozenset({RouteClass.AUDIT}),
     Role.ADMIN: frozenset({RouteClass.KEYS, RouteClass.OPS}),
+    Role.MONITOR: frozenset({RouteClass.OPS}),
 }
 
 
-# The only paths a request may use without a key. A static page holds no data; the app adds its
-# static prefix here when it serves one (and nothing else).
-PUBLIC_PATHS = frozenset({"/health"})
+# The one allowlist: the route templates a request may use without a key. Liveness, and the web
+# page's static files (they hold no data; the page asks for a key and sends it as a Bearer header
+# on every API call). Every API route, the OpenAPI schema included, needs a key.
+PUBLIC_PATHS = frozenset({"/health", "/", "/static/{name}"})
 
 
 def route_class_problems(routes: dict[str, RouteClass | None], public: frozenset[str] = PUBLIC_PATHS) -> list[str]:

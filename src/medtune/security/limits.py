@@ -6,7 +6,7 @@ HTTP status, the field it concerns and, for 429, the ``Retry-After`` seconds.
 Generated tokens are only known after a request ran, so the token limit works in two steps: a
 request is admitted while the key's window still has budget (``admit``), and its tokens are
 charged when it finishes (``charge_tokens``). One request can therefore overshoot the budget by at
-most its own ``max_tokens`` (bounded by ``max_tokens_ceiling``); the next request then waits.
+most its own ``max_tokens`` (bounded by ``serve.max_tokens_ceiling``); the next request then waits.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class LimitError(SecurityError):
 @dataclass(frozen=True)
 class Caps:
     max_body_bytes: int = 1_048_576
-    max_tokens_ceiling: int = 1024
     max_n: int = 4
     max_top_logprobs: int = 5
     max_stop_sequences: int = 4
@@ -124,12 +123,17 @@ def _check_stop(stop: Any, caps: Caps) -> None:
         raise LimitError(422, f"a stop sequence is longer than {caps.max_stop_chars} characters", "stop")
 
 
-def apply_caps(body: Mapping[str, Any], caps: Caps) -> int:
-    """Check ``n``, ``top_logprobs``/``logprobs``, ``stop`` and ``messages`` (422 naming the field);
-    return the effective ``max_tokens``: absent -> the ceiling, above it -> clamped to it.
+def apply_caps(body: Mapping[str, Any], caps: Caps) -> None:
+    """Check ``n``, ``top_logprobs``/``logprobs``, ``stop`` and ``messages`` against the caps (422 naming the field).
 
-    >>> apply_caps({"max_tokens": 10**9, "n": 1}, Caps(max_tokens_ceiling=256))
-    256
+    ``max_tokens`` is not a cap here: the gateway clamps it to ``serve.max_tokens_ceiling`` and to the
+    room the prompt leaves in the context (one clamp, in one place).
+
+    >>> apply_caps({"n": 2, "stop": ["###"]}, Caps())
+    >>> apply_caps({"n": 99}, Caps())
+    Traceback (most recent call last):
+    ...
+    medtune.security.limits.LimitError: `n` is 99; it must be between 1 and 4
     """
     _int_field(body, "n", 1, caps.max_n)
     _int_field(body, "top_logprobs", 0, caps.max_top_logprobs)
@@ -140,17 +144,3 @@ def apply_caps(body: Mapping[str, Any], caps: Caps) -> int:
     messages = body.get("messages")
     if messages is not None and isinstance(messages, list) and len(messages) > caps.max_messages:
         raise LimitError(422, f"{len(messages)} messages; at most {caps.max_messages} are allowed", "messages")
-    requested = _int_field(body, "max_completion_tokens", 1, None) or _int_field(body, "max_tokens", 1, None)
-    return caps.max_tokens_ceiling if requested is None else min(requested, caps.max_tokens_ceiling)
-
-
-def fit_to_context(prompt_tokens: int, max_tokens: int, context_window: int) -> int:
-    """400 naming the limit when the prompt leaves no room to generate; else max_tokens shortened to fit.
-
-    >>> fit_to_context(100, 512, 256)
-    156
-    """
-    if prompt_tokens >= context_window:
-        raise LimitError(400, f"the prompt is {prompt_tokens} tokens; the model's context is {context_window} "
-                              "tokens including the answer", "messages")
-    return min(max_tokens, context_window - prompt_tokens)

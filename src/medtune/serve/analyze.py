@@ -138,7 +138,7 @@ class CaseAnalyzer:
     async def _option_probs(self, record: Record, prepared: Any) -> dict[str, float]:
         # The scored context is the prepared prompt (what the gateway let through, e.g. after a PHI
         # policy), rendered again: never a second copy built from the raw request.
-        backend_like = SimpleNamespace(prompt=lambda _r: self.backend.render(prepared.prompt),
+        backend_like = SimpleNamespace(prompt=lambda _record, _system=None: self.backend.render(prepared.prompt),
                                        reasoning_format=self.backend.reasoning_format)
         context, letters = chat_loglik_request(backend_like, record)
         logprobs = await self.backend.score_options(context, letters)

@@ -5,9 +5,9 @@ runs: request id, route, timings, token counts, the model digest, and the input 
 texts, which the gateway fills in one place (``Gateway.prepare`` / ``Gateway.run``). When the
 response ends, the app's ``end_hooks`` run with the finished context **before the last byte is
 sent** (a non-streaming response is held back whole until then): metrics and the access log
-today, #14's audit event tomorrow; ``response_headers`` (the app's dict) are added to every response
-(#14's security headers). A hook that raises fails the request closed: a 500 if nothing
-was sent yet, an aborted stream otherwise. The hooks also run for requests that raised, and for
+and the audit event (``medtune.serve.secure``); ``response_headers`` (the app's dict) are added to
+every response (the security headers). A hook that raises fails the request closed: a 503 if
+nothing was sent yet, an aborted stream otherwise. The hooks also run for requests that raised, and for
 clients that went away (status 499).
 """
 
@@ -45,8 +45,8 @@ class RequestContext:
     inputs: list[str] = field(default_factory=list)  # texts the model was asked (after any PHI policy)
     outputs: list[str] = field(default_factory=list)  # texts it generated
     finish_reasons: list[str] = field(default_factory=list)
-    principal: Any = None  # who asked (#14: key id and role)
-    extra: dict[str, Any] = field(default_factory=dict)  # room for #14 (PHI types found, ...)
+    principal: Any = None  # who asked: medtune.security.keys.Principal (key id, name, role), set before any route runs
+    extra: dict[str, Any] = field(default_factory=dict)  # "phi": identifier types found -> count; "stream_error_status"
 
     @property
     def input_text(self) -> str:
@@ -107,7 +107,7 @@ class ContextMiddleware:
                     log.exception("end-of-request hook failed (request %s)", ctx.request_id)
                     if held is None:
                         raise  # a stream already went out: abort it rather than end it normally
-                    held, message = _failed_closed(ctx)
+                    held, message = _failed_closed(ctx, self.response_headers)
             if held is not None:
                 await send(held)
                 held = None
@@ -132,13 +132,15 @@ class ContextMiddleware:
             log.exception("end-of-request hook failed")
 
 
-def _failed_closed(ctx: RequestContext) -> tuple[dict, dict]:
+def _failed_closed(ctx: RequestContext, response_headers: dict[str, str]) -> tuple[dict, dict]:
     import json
 
-    err = APIError(500, "the request could not be recorded; it was not completed", code="record_failed")
-    ctx.status = 500
+    # 503, not 500: the server is sound but cannot keep its record (e.g. the audit disk is full)
+    err = APIError(503, "the request could not be recorded; it was not completed", code="record_failed")
+    ctx.status = 503
     body = json.dumps(error_body(err.status, err.message, err.code)).encode()
-    start = {"type": "http.response.start", "status": 500,
+    start = {"type": "http.response.start", "status": 503,
              "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                         (b"x-request-id", ctx.request_id.encode())]}
+                         (b"x-request-id", ctx.request_id.encode()),
+                         *((k.lower().encode(), v.encode()) for k, v in response_headers.items())]}
     return start, {"type": "http.response.body", "body": body, "more_body": False}

@@ -35,6 +35,30 @@ class APIError(Exception):
         return error_body(self.status, self.message, self.code, self.param)
 
 
+# Codes for the security layer's refusals (the status says the class; the code says which check).
+_SECURITY_CODES = {"AuthError": {401: "invalid_api_key", 403: "permission_denied"}, "PhiBlocked": "phi_blocked",
+                   "LimitError": {413: "request_too_large", 422: "limit_exceeded", 429: "rate_limit_exceeded"},
+                   "AuditError": "audit_unavailable"}
+
+
+def api_error(err: Exception) -> APIError:
+    """A :class:`medtune.security.SecurityError` as the API's error: its status, headers and field.
+
+    The security package knows nothing of HTTP responses; this is the one place its refusals become them.
+    An audit failure is 503 (the request was not completed because it could not be recorded).
+    """
+    kind = type(err).__name__
+    status = 503 if kind == "AuditError" else int(getattr(err, "status", 400))
+    codes = _SECURITY_CODES.get(kind)
+    code = codes.get(status) if isinstance(codes, dict) else codes
+    headers = err.headers() if hasattr(err, "headers") else {}
+    if kind == "AuditError":
+        message = "the request could not be recorded in the audit log, so it was not completed (logged on the server)"
+    else:
+        message = str(err)
+    return APIError(status, message, code=code, param=getattr(err, "field", None), headers=headers)
+
+
 def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
                       "param": param, "code": code}}
@@ -80,6 +104,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
         return error_response(exc)
 
+    from ..security import SecurityError
+
+    @app.exception_handler(SecurityError)
+    async def _security(_request: Request, exc: SecurityError) -> JSONResponse:
+        return error_response(api_error(exc))
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param, code = _validation_message(exc)
@@ -87,8 +117,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = {404: "no such route", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
-        return error_response(APIError(exc.status_code, message, headers=dict(exc.headers or {})))
+        message = {404: "no such route", 405: "method not allowed",
+                   413: "request body over the limit (security.max_body_bytes)"}.get(exc.status_code, str(exc.detail))
+        code = "request_too_large" if exc.status_code == 413 else None  # a chunked body counted as it arrived
+        return error_response(APIError(exc.status_code, message, code=code, headers=dict(exc.headers or {})))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -1,11 +1,12 @@
 """The gateway: the one way a route reaches the model (after the guards: queue -> backend -> texts recorded).
 
-``prepare`` renders and tokenizes the prompt, checks it against the context, clamps max_tokens,
-and records the input text on the request context. ``run`` admits the request into the bounded
+``prepare`` applies the deployment's PHI policy (``screen``: ``medtune.serve.secure.screen_prompt``),
+renders and tokenizes what the policy lets through, checks it against the context, clamps
+max_tokens (the one clamp: ``max_tokens_ceiling``, then the room the prompt leaves), and records the
+input text the model sees on the request context. ``run`` admits the request into the bounded
 queue (full: 503 with Retry-After), streams the backend's events under the request timeout,
 records the output text and token counts, and cancels the generation if the consumer stops
 reading (a client that disconnected). ``complete`` is ``run`` collected, racing a disconnect.
-A deployment's PHI policy (#14) belongs in ``prepare``, where the texts the model sees are made.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,8 @@ class Gateway:
         self.draining = False
         self.ready = False
         self.on_reject = lambda reason: None
+        # (ctx, prompt) -> the prompt the model may see; the app installs the PHI policy here
+        self.screen: Callable[[RequestContext, Prompt], Prompt] = lambda ctx, prompt: prompt
 
     # ------------------------------------------------------------------ prompt
     def check_model(self, name: str | None) -> None:
@@ -58,6 +61,7 @@ class Gateway:
 
     def prepare(self, ctx: RequestContext, prompt: Prompt, requested_max_tokens: int | None) -> tuple[Prepared, int]:
         """(tokenized prompt, max_tokens after the ceiling and the context); 400 for a prompt that cannot fit."""
+        prompt = self.screen(ctx, prompt)  # the PHI policy first: nothing it holds back reaches the model
         try:
             prepared = self.backend.prepare(prompt)
         except BackendError as e:

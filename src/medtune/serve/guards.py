@@ -1,14 +1,18 @@
 """Every route is registered on a router made here, so none can skip the request path's checks.
 
 The request path (docs/design.md, serving): TLS -> auth -> limits -> PHI policy -> queue ->
-backend -> audit -> response. The checks that come before the gateway (auth, limits, and
-whatever else a deployment adds) are *guards*: ``async def guard(request, ctx)`` functions in
+backend -> audit -> response. The API key is checked before any route runs, by
+``medtune.serve.secure.AuthMiddleware`` (so no body is read for a client without a key); the
+checks that need the matched route are *guards*: ``async def guard(request, ctx)`` functions in
 ``app.state.guards``, run in order by :func:`run_guards`, which :func:`guarded_router` attaches to
 every route as a dependency. A guard raises :class:`medtune.serve.errors.APIError` to refuse.
 
-Routes outside the guards are only those in :data:`PUBLIC_PATHS` (liveness and the static
-page), and :func:`public_router` refuses to register any other path. ``tests/unit/serve``
-walks ``app.routes`` to prove both rules, so a new route fails closed.
+Every route carries its access class (:class:`medtune.security.keys.RouteClass`) in its OpenAPI
+extension ``x-medtune-route-class``: a guarded router stamps its class on each route it holds,
+the role check reads it, and a route without one refuses every role. Routes outside the guards
+are only those in :data:`PUBLIC_PATHS` (the one allowlist: liveness and the static page), and
+:func:`public_router` refuses to register any other path. ``tests/unit/serve`` walks
+``app.routes`` to prove these rules, so a new route fails closed.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from starlette.routing import BaseRoute
 
+from ..security.keys import PUBLIC_PATHS, RouteClass
 from .context import RequestContext
 from .errors import APIError
 
-Guard = Callable[[Request, RequestContext], Awaitable[None]]
+__all__ = ["PUBLIC_PATHS", "ROUTE_CLASS_KEY", "Guard", "default_guards", "effective_routes", "guarded_router",
+           "public_router", "route_class_of", "run_guards"]
 
-# Reachable without any guard: liveness, the web page's static files (no data in them), the API schema.
-PUBLIC_PATHS = frozenset({"/health", "/", "/static/{name}", "/openapi.json"})
+Guard = Callable[[Request, RequestContext], Awaitable[None]]
+ROUTE_CLASS_KEY = "x-medtune-route-class"
 
 
 async def run_guards(request: Request) -> None:
@@ -36,21 +43,53 @@ async def run_guards(request: Request) -> None:
         await guard(request, ctx)
 
 
-def guarded_router(**kwargs: Any) -> APIRouter:
-    """An APIRouter whose every route runs :func:`run_guards` first."""
-    return APIRouter(dependencies=[Depends(run_guards)], **kwargs)
+class _ClassedRouter(APIRouter):
+    """A router whose every route carries ``route_class`` in its OpenAPI extension."""
+
+    def __init__(self, route_class: RouteClass, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.access_class = route_class
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["openapi_extra"] = {**(kwargs.get("openapi_extra") or {}), ROUTE_CLASS_KEY: self.access_class.value}
+        super().add_api_route(path, endpoint, **kwargs)
 
 
-class _PublicRouter(APIRouter):
-    def add_api_route(self, path: str, *args: Any, **kwargs: Any) -> None:
+def guarded_router(route_class: RouteClass, **kwargs: Any) -> APIRouter:
+    """An APIRouter for one class of route (inference, audit, keys, ops); each route runs :func:`run_guards` first."""
+    if route_class is RouteClass.PUBLIC:
+        raise ValueError("public routes go on public_router() (the allowlist), not on a guarded router")
+    return _ClassedRouter(route_class, dependencies=[Depends(run_guards)], **kwargs)
+
+
+class _PublicRouter(_ClassedRouter):
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if self.prefix + path not in PUBLIC_PATHS:
             raise ValueError(f"{path} is not in PUBLIC_PATHS: register it on guarded_router()")
-        super().add_api_route(path, *args, **kwargs)
+        super().add_api_route(path, endpoint, **kwargs)
 
 
 def public_router() -> APIRouter:
     """A router for the allowlisted public paths only (anything else raises at registration)."""
-    return _PublicRouter()
+    return _PublicRouter(RouteClass.PUBLIC)
+
+
+def route_class_of(route: Any) -> RouteClass | None:
+    """The access class a route was registered with, or None (then no role may use it)."""
+    value = (getattr(route, "openapi_extra", None) or {}).get(ROUTE_CLASS_KEY)
+    try:
+        return RouteClass(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def effective_routes(app: Any) -> list[BaseRoute]:
+    """Every route the app serves, through included routers (each with its full path)."""
+    out: list[BaseRoute] = []
+    for entry in app.routes:
+        router = getattr(entry, "original_router", None)
+        out.extend(effective_routes(router) if router is not None else [entry])
+    return out
 
 
 async def refuse_while_draining(request: Request, ctx: RequestContext) -> None:
@@ -62,5 +101,5 @@ async def refuse_while_draining(request: Request, ctx: RequestContext) -> None:
 
 
 def default_guards() -> list[Guard]:
-    """The guards of this build, in request-path order (#14 inserts auth and limits before the last)."""
+    """The guards every app runs; ``secure.install`` puts the role and limit checks in front."""
     return [refuse_while_draining]

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from ..security.keys import RouteClass
 from .analyze import CaseAnalyzer
 from .case_schema import AnalyzeCaseRequest, analysis_json_schema
 from .context import CLIENT_CLOSED, RequestContext
@@ -22,7 +23,7 @@ from .guards import guarded_router
 
 def make_router() -> APIRouter:
     """/v1/analyze_case and its schema, on a guarded router of their own (one per app)."""
-    router = guarded_router(prefix="/v1", tags=["medtune"])
+    router = guarded_router(RouteClass.INFERENCE, prefix="/v1", tags=["medtune"])
 
     @router.get("/analyze_case/schema")
     async def analyze_case_schema() -> dict[str, Any]:

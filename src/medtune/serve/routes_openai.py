@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from .. import DISCLAIMER
+from ..security.keys import RouteClass
 from .backends import Finished, Piece, Prompt
 from .context import CLIENT_CLOSED, RequestContext
 from .errors import APIError
@@ -44,7 +45,7 @@ def _fingerprint(gateway: Gateway) -> str | None:
 
 def make_router() -> APIRouter:
     """The OpenAI-compatible routes, on a guarded router of their own (one per app)."""
-    router = guarded_router(prefix="/v1", tags=["openai"])
+    router = guarded_router(RouteClass.INFERENCE, prefix="/v1", tags=["openai"])
 
     @router.get("/models")
     async def list_models(request: Request) -> dict[str, Any]:

@@ -1,24 +1,49 @@
-"""Operations and the web page: /health (public), /ready and /metrics (guarded), / and /static/* (public)."""
+"""Operations and the web page: /health (public), /ready and /metrics (ops class: admin and monitor keys),
+/openapi.json (inference class: the API's clients), / and /static/* (public)."""
 
 from __future__ import annotations
 
+import copy
 from importlib import resources
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from ..security.keys import RouteClass
 from .errors import APIError
 from .gateway import Gateway
-from .guards import guarded_router, public_router
+from .guards import ROUTE_CLASS_KEY, guarded_router, public_router
 
 WEB = resources.files("medtune.serve") / "web"
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
 
 
+def secured_openapi(app: Any) -> dict[str, Any]:
+    """The app's OpenAPI document with the bearer scheme declared on every operation that needs a key
+    (each also names its access class in ``x-medtune-route-class``)."""
+    if getattr(app.state, "openapi_document", None) is None:
+        doc = copy.deepcopy(app.openapi())
+        doc.setdefault("components", {})["securitySchemes"] = {"bearer": {
+            "type": "http", "scheme": "bearer", "description": "An API key from `medtune keys create` (mt_<id>_<secret>)."}}
+        for operations in doc.get("paths", {}).values():
+            for op in operations.values():
+                if isinstance(op, dict) and op.get(ROUTE_CLASS_KEY) != RouteClass.PUBLIC.value:
+                    op["security"] = [{"bearer": []}]
+        app.state.openapi_document = doc
+    return app.state.openapi_document
+
+
 def make_routers() -> list[APIRouter]:
-    """(guarded operations router, public router) for one app."""
+    """(operations router, API schema router, public router) for one app."""
     public = public_router()
-    guarded = guarded_router(tags=["operations"])
+    guarded = guarded_router(RouteClass.OPS, tags=["operations"])
+    schema = guarded_router(RouteClass.INFERENCE, tags=["operations"])
+
+    @schema.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        """The OpenAPI schema (FastAPI's own unguarded route is switched off: it needs a key like the API)."""
+        return JSONResponse(secured_openapi(request.app))
 
     @public.get("/health")
     async def health() -> dict[str, str]:
@@ -49,4 +74,4 @@ def make_routers() -> list[APIRouter]:
             raise APIError(404, "no such file")
         return FileResponse(str(WEB / name), media_type=STATIC[name])
 
-    return [guarded, public]
+    return [guarded, schema, public]

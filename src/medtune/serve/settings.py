@@ -3,8 +3,10 @@
 ``ServeSettings`` inherits every field (default, bounds, help) from
 :class:`medtune.config.sections.serve.ServeSection` and adds only where values come from.
 Precedence, highest first: explicit values (command-line flags), environment variables
-(``MEDTUNE_PORT=9000``; nested sections with ``__``, e.g. ``MEDTUNE_SECURITY__...`` once the
-security section is nested), the config file's ``serve`` section, the defaults.
+(``MEDTUNE_PORT=9000``; the nested security section with ``__``, e.g.
+``MEDTUNE_SECURITY__PHI_POLICY=block``), the config file's ``serve`` section, the defaults. Nested
+sections merge field by field: an environment variable for one security field keeps the config
+file's other security fields.
 """
 
 from __future__ import annotations
@@ -36,13 +38,30 @@ def load_settings(section: ServeSection | None = None, overrides: dict[str, Any]
     Raises :class:`medtune.config.ConfigError` naming each bad field and where it came from.
     """
     file_values = section.model_dump(exclude_unset=True) if section is not None else {}
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    given = _without_none(overrides or {})
     try:
         env_values = ServeSettings().model_dump(exclude_unset=True)
-        return ServeSettings(**{**file_values, **env_values, **given})
+        return ServeSettings(**_merge(_merge(file_values, env_values), given))
     except ValidationError as e:
         problems = [ConfigProblem("serve." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "serve",
-                                  err["msg"], f"check the flag, the config's serve section or MEDTUNE_{str(err['loc'][0]).upper()}"
+                                  err["msg"], f"check the flag, the config's serve section or {_env_name(err['loc'])}"
                                   if err["loc"] else "check the serve settings")
                     for err in e.errors()]
         raise ConfigError(problems, "serve settings") from None
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _without_none(v) if isinstance(v, dict) else v for k, v in values.items() if v is not None}
+
+
+def _merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    """``high`` over ``low``, nested dicts merged key by key."""
+    out = dict(low)
+    for key, value in high.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _env_name(loc: tuple) -> str:
+    """MEDTUNE_PORT, MEDTUNE_SECURITY__PHI_POLICY: the variable that sets the field at ``loc``."""
+    return "MEDTUNE_" + "__".join(str(p).upper() for p in loc if isinstance(p, str))

@@ -21,7 +21,7 @@ NOTE = "Maria Gonzalez (MRN 00482913) has Graves disease."
 def section(tmp_path):
     return SecuritySection(keys_file=str(tmp_path / "k" / "keys.json"), audit_dir=str(tmp_path / "audit"),
                            audit_hmac_key=str(tmp_path / "k" / "hmac.key"), audit_signing_key=str(tmp_path / "k" / "s.pem"),
-                           requests_per_minute=3, auth_failures_per_minute=2, max_tokens_ceiling=64, phi_presidio=False)
+                           requests_per_minute=3, auth_failures_per_minute=2, phi_presidio=False)
 
 
 @pytest.fixture()
@@ -38,14 +38,13 @@ def _one_request(gate, authorization, route_class, body, client="10.0.0.1"):
         gate.check_body_size(len(json.dumps(body)))
         principal = gate.authenticate(authorization, client)
         gate.authorize(principal, route_class)
-        max_tokens = gate.admit(principal, body)
+        gate.admit(principal, body)
         screened = gate.screen(body["messages"])
-        assert max_tokens <= 64
     except (AuthError, LimitError, PhiBlocked) as e:
         status = e.status
     output = "An answer." if status == 200 else None
     gate.record(principal=principal, method="POST", route="/v1/chat/completions", request_id=f"r{time.monotonic_ns()}",
-                status=status, started=started, input_text=json.dumps(body["messages"]), output_text=output,
+                status=status, latency_s=time.monotonic() - started, input_text=json.dumps(body["messages"]), output_text=output,
                 phi=screened.phi if screened else None, prompt_tokens=12, completion_tokens=5 if output else 0)
     return status, screened
 
@@ -87,13 +86,21 @@ def test_repeated_failed_keys_are_throttled_per_address(gate):
     assert _one_request(gate, None, RouteClass.INFERENCE, body, client="10.9.9.10")[0] == 401
 
 
+def test_a_missing_key_is_401_but_not_a_failed_guess(gate):
+    for _ in range(5):  # a client that sends no key is not guessing: it is never throttled for it
+        with pytest.raises(AuthError) as info:
+            gate.authenticate(None, "10.7.7.7")
+        assert info.value.status == 401 and info.value.headers()["WWW-Authenticate"].startswith("Bearer")
+    gate.authenticate("Bearer " + KeyStore(gate.keys.path).create("dr-b", "clinician")[0], "10.7.7.7")
+
+
 def test_block_policy_and_async_record(section):
     gate = SecurityGate.from_settings(section.model_copy(update={"phi_policy": "block"}), host="::1")
     with pytest.raises(PhiBlocked) as info:
         gate.screen([{"role": "user", "content": NOTE}])
     assert info.value.types == ["MRN", "NAME"]
     entry = asyncio.run(gate.arecord(principal=None, method="GET", route="/health", request_id="h1", status=200,
-                                     started=time.monotonic()))
+                                     latency_s=0.01))
     assert entry["type"] == "event"
     gate.close()
 

@@ -25,5 +25,5 @@ def test_nests_into_the_serve_section_and_round_trips_yaml():
 
 def test_route_table_fails_closed():
     routes = {"/health": RouteClass.PUBLIC, "/v1/chat/completions": RouteClass.INFERENCE, "/v1/audit": RouteClass.AUDIT}
-    assert route_class_problems(routes) == [] and PUBLIC_PATHS == {"/health"}
+    assert route_class_problems(routes) == [] and PUBLIC_PATHS == {"/health", "/", "/static/{name}"}
     assert route_class_problems({**routes, "/v1/secret": None}) == ["/v1/secret: no route class (deny by default: give it one)"]

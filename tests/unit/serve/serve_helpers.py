@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
 @contextmanager
-def live_server(app: Any, shutdown_s: float = 5.0) -> Iterator[tuple[str, Any]]:
-    """(base URL, uvicorn.Server) of ``app`` served on 127.0.0.1 (lifespan on: the backend starts and stops)."""
+def live_server(app: Any, shutdown_s: float = 5.0, **uvicorn_options: Any) -> Iterator[tuple[str, Any]]:
+    """(base URL, uvicorn.Server) of ``app`` served on 127.0.0.1 (lifespan on: the backend starts and stops).
+
+    ``ssl_certfile``/``ssl_keyfile`` among ``uvicorn_options`` serve HTTPS (the URL says so)."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -20,7 +24,7 @@ def live_server(app: Any, shutdown_s: float = 5.0) -> Iterator[tuple[str, Any]]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=shutdown_s)
+                            timeout_graceful_shutdown=shutdown_s, **uvicorn_options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -30,7 +34,8 @@ def live_server(app: Any, shutdown_s: float = 5.0) -> Iterator[tuple[str, Any]]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", server
+        scheme = "https" if uvicorn_options.get("ssl_certfile") else "http"
+        yield f"{scheme}://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         thread.join(shutdown_s + 30)
@@ -51,12 +56,41 @@ def tiny_backend(model_dir: Any, *, slots: int = 4, context_length: int | None =
                                reasoning_format="sections")
 
 
-def make_app(model_dir: Any, *, backend: Any = None, **settings: Any) -> Any:
+ROLES = ("clinician", "auditor", "admin", "monitor")
+
+
+def security_section(folder: Path, **overrides: Any) -> Any:
+    """A security section whose key store, audit log and secrets all live under ``folder`` (never ~)."""
+    from medtune.config.sections.security import SecuritySection
+
+    values = {"keys_file": str(folder / "secrets" / "keys.json"), "audit_dir": str(folder / "audit"),
+              "audit_hmac_key": str(folder / "secrets" / "audit-hmac.key"),
+              "audit_signing_key": str(folder / "secrets" / "audit-signing.pem"), "phi_presidio": False,
+              "requests_per_minute": 100_000, "tokens_per_minute": 10_000_000, **overrides}
+    return SecuritySection(**values)
+
+
+def make_app(model_dir: Any, *, backend: Any = None, identity: Any = None, security: dict[str, Any] | None = None,
+             folder: Path | None = None, **settings: Any) -> Any:
+    """An app on the tiny model with its own key store and audit log (in ``folder``, default a fresh temp dir)
+    and one key per role, kept for the tests in ``app.state.test_keys`` (see :func:`auth`)."""
+    from medtune.security.keys import KeyStore
     from medtune.serve.app import create_app
     from medtune.serve.identity import ModelIdentity
     from medtune.serve.settings import ServeSettings
 
+    folder = Path(folder or tempfile.mkdtemp(prefix="medtune-serve-"))
+    sec = security_section(folder, **(security or {}))
+    store = KeyStore(sec.keys_file)
+    keys = {role: store.create(f"test-{role}", role)[0] for role in ROLES}
     backend = backend or tiny_backend(model_dir, slots=settings.get("slots", 4), context_length=settings.get("context_length"))
-    s = ServeSettings(model=str(model_dir), **{"max_tokens_default": 16, **settings})
-    identity = ModelIdentity(backend.served_name, backend.name, str(model_dir), "ab" * 32, "run-test")
-    return create_app(s, backend=backend, identity=identity)
+    s = ServeSettings(security=sec, **{"model": str(model_dir), "max_tokens_default": 16, **settings})
+    identity = identity or ModelIdentity(backend.served_name, backend.name, str(model_dir), "ab" * 32, "run-test")
+    app = create_app(s, backend=backend, identity=identity)
+    app.state.test_keys = keys
+    return app
+
+
+def auth(app: Any, role: str = "clinician") -> dict[str, str]:
+    """The Authorization header of ``app``'s test key for ``role``."""
+    return {"Authorization": f"Bearer {app.state.test_keys[role]}"}

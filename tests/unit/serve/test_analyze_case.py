@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from serve_helpers import live_server, make_app
+from serve_helpers import auth, live_server, make_app
 
 from medtune import DISCLAIMER
 from medtune.serve.analyze import CaseAnalyzer, differential_names, open_answer, red_flags
@@ -46,19 +46,19 @@ CASES = [
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
     app = make_app(tiny_model_dir, analyze_max_tokens=32, analyze_samples=3)
-    with live_server(app) as (url, _):
-        yield url, app
+    with live_server(app) as (url, _), httpx.Client(base_url=url, headers=auth(app), timeout=120) as client:
+        yield client, app
 
 
 def test_twenty_varied_cases_are_schema_valid(server):
-    url, _ = server
-    schema = httpx.get(url + "/v1/analyze_case/schema").json()
+    client, _ = server
+    schema = client.get("/v1/analyze_case/schema").json()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
     assert len(CASES) == 20
     methods = set()
     for body in CASES:
-        r = httpx.post(url + "/v1/analyze_case", json=body, timeout=120)
+        r = client.post("/v1/analyze_case", json=body)
         assert r.status_code == 200, (body["case"][:40], r.text)
         doc = r.json()
         validator.validate(doc)
@@ -81,9 +81,9 @@ def test_option_confidence_is_evals_loglik_probability(server, tiny_model_dir):
     from medtune.eval.loglik import score_choices
     from medtune.eval.runners import chat_loglik_request
 
-    url, app = server
+    client, app = server
     body = CASES[0]
-    doc = httpx.post(url + "/v1/analyze_case", json=body, timeout=120).json()
+    doc = client.post("/v1/analyze_case", json=body).json()
     backend = app.state.gateway.backend
     evalb = TransformersBackend(backend.model, backend.tokenizer, "sections")
     record = Record.create(source="t", task="mcq", question="What is the most likely diagnosis?", context=body["case"],
@@ -99,11 +99,11 @@ def test_option_confidence_is_evals_loglik_probability(server, tiny_model_dir):
 
 
 def test_without_loglik_the_confidence_is_sample_agreement(server):
-    url, app = server
+    client, app = server
     backend = app.state.gateway.backend
     backend.supports_loglik = False  # as behind an upstream endpoint
     try:
-        doc = httpx.post(url + "/v1/analyze_case", json={**CASES[0], "samples": 4, "seed": 3}, timeout=120).json()
+        doc = client.post("/v1/analyze_case", json={**CASES[0], "samples": 4, "seed": 3}).json()
     finally:
         backend.supports_loglik = True
     c = doc["confidence"]
@@ -112,9 +112,9 @@ def test_without_loglik_the_confidence_is_sample_agreement(server):
 
 
 def test_streamed_analysis_sends_deltas_then_the_document(server):
-    url, _ = server
+    client, _ = server
     events = []
-    with httpx.stream("POST", url + "/v1/analyze_case", json={**CASES[0], "stream": True}, timeout=120) as r:
+    with client.stream("POST", "/v1/analyze_case", json={**CASES[0], "stream": True}) as r:
         assert r.status_code == 200
         for line in r.iter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":

@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import live_server, make_app, tiny_backend
+from serve_helpers import auth, live_server, make_app, tiny_backend
 
 CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Chest pain?"}]
@@ -39,7 +39,7 @@ def test_full_queue_is_503_with_retry_after_and_disconnect_cancels(tiny_model_di
     app = make_app(tiny_model_dir, backend=backend, slots=1, queue_size=0, retry_after_s=3)
     gateway = lambda: app.state.gateway  # noqa: E731
     with live_server(app) as (url, _):
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=auth(app)) as client:
             with client.stream("POST", url + CHAT, json={**long_request(), "stream": True}) as stream:
                 lines = stream.iter_lines()
                 first = next(line for line in lines if line.startswith("data: "))
@@ -53,11 +53,11 @@ def test_full_queue_is_503_with_retry_after_and_disconnect_cancels(tiny_model_di
             assert time.time() - started < 5
         # a non-streaming client that gives up is cancelled the same way
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url + CHAT, json=long_request(), timeout=0.5)
+            httpx.post(url + CHAT, json=long_request(), timeout=0.5, headers=auth(app))
         assert wait_until(lambda: gateway().in_flight == 0 and backend.load == 0, 5)
-        ok = httpx.post(url + CHAT, json=long_request(4), timeout=30)
+        ok = httpx.post(url + CHAT, json=long_request(4), timeout=30, headers=auth(app))
         assert ok.status_code == 200
-        metrics = httpx.get(url + "/metrics").text
+        metrics = httpx.get(url + "/metrics", headers=auth(app, "monitor")).text
     assert 'medtune_rejected_total{reason="queue_full"} 1.0' in metrics
     assert 'medtune_requests_total{route="/v1/chat/completions",status="503"} 1.0' in metrics
     assert 'medtune_requests_total{route="/v1/chat/completions",status="499"}' in metrics  # the client that left
@@ -75,14 +75,14 @@ def test_concurrent_requests_share_the_decode_batch(tiny_model_dir):
         results: list[int] = []
 
         def call() -> None:
-            results.append(httpx.post(url + CHAT, json=long_request(40), timeout=60).status_code)
+            results.append(httpx.post(url + CHAT, json=long_request(40), timeout=60, headers=auth(app)).status_code)
 
         threads = [threading.Thread(target=call) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        metrics = httpx.get(url + "/metrics").text
+        metrics = httpx.get(url + "/metrics", headers=auth(app, "monitor")).text
     assert results == [200] * 4
     assert max(rows) >= 3  # several requests decoded in one forward pass
     assert "medtune_time_to_first_token_seconds_count" in metrics and "medtune_generated_tokens_total" in metrics
@@ -95,7 +95,7 @@ def test_shutdown_finishes_in_flight_requests_within_the_timeout(tiny_model_dir)
     result: dict = {}
     with live_server(app, shutdown_s=20) as (url, server):
         def call() -> None:
-            result["r"] = httpx.post(url + CHAT, json=long_request(60), timeout=60)
+            result["r"] = httpx.post(url + CHAT, json=long_request(60), timeout=60, headers=auth(app))
 
         t = threading.Thread(target=call)
         t.start()
@@ -113,7 +113,8 @@ def test_shutdown_cancels_what_outlives_the_timeout(tiny_model_dir):
     with live_server(app, shutdown_s=0.5) as (url, server):
         def call() -> None:
             try:
-                with httpx.stream("POST", url + CHAT, json={**long_request(), "stream": True}, timeout=60) as s:
+                with httpx.stream("POST", url + CHAT, json={**long_request(), "stream": True}, timeout=60,
+                                  headers=auth(app)) as s:
                     for _ in s.iter_lines():
                         pass
             except httpx.HTTPError:

@@ -1,11 +1,13 @@
-"""Every route but the allowlist runs the guard chain (a new route fails closed), in request-path order."""
+"""Every route but the allowlist runs the guard chain (a new route fails closed), in request-path order.
+
+(The security layer's own checks on these guards, keys, roles and the audit event: test_security_wiring.py.)"""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from serve_helpers import live_server, make_app
+from serve_helpers import auth, live_server, make_app
 
 from medtune.serve.errors import APIError
 from medtune.serve.guards import PUBLIC_PATHS, public_router, run_guards
@@ -26,6 +28,12 @@ def effective_routes(app):
     return out
 
 
+GUARDED = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"),
+           ("POST", "/v1/analyze_case"), ("GET", "/v1/analyze_case/schema"), ("GET", "/openapi.json"),
+           ("GET", "/metrics"), ("GET", "/ready"), ("GET", "/v1/audit/events"), ("GET", "/v1/keys"),
+           ("POST", "/v1/keys"), ("DELETE", "/v1/keys/0123456789ab")]
+
+
 @pytest.fixture(scope="module")
 def app(tiny_model_dir):
     return make_app(tiny_model_dir)
@@ -33,8 +41,8 @@ def app(tiny_model_dir):
 
 def test_every_route_outside_the_allowlist_runs_the_guards(app):
     routes = effective_routes(app)
-    assert {"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/analyze_case", "/metrics",
-            "/ready", "/health", "/"} <= {p for p, _, _ in routes}
+    assert {p for _, p in GUARDED} - {"/v1/keys/0123456789ab"} | {"/v1/keys/{key_id}", "/health", "/"} \
+        <= {p for p, _, _ in routes}
     for path, route, deps in routes:
         if path in PUBLIC_PATHS:
             continue
@@ -58,15 +66,15 @@ def test_a_guard_refuses_every_guarded_route_and_no_public_one(tiny_model_dir):
 
     app.state.guards.insert(0, deny)
     with live_server(app) as (url, _):
-        for method, path in [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"),
-                             ("POST", "/v1/analyze_case"), ("GET", "/v1/analyze_case/schema"), ("GET", "/metrics"),
-                             ("GET", "/ready")]:
-            r = httpx.request(method, url + path, json={})
+        for method, path in GUARDED:
+            r = httpx.request(method, url + path, json={}, headers=auth(app))
             assert r.status_code == 401, (path, r.text)
             assert r.json()["error"]["code"] == "missing_key"
         for path in ["/health", "/", "/static/app.js", "/static/style.css"]:
             assert httpx.get(url + path).status_code == 200, path
-        assert httpx.get(url + "/static/../app.py").status_code == 404
+        assert httpx.get(url + "/static/../app.py").status_code == 401  # (the client resolves it to /app.py)
+        assert httpx.get(url + "/static/../app.py", headers=auth(app)).status_code == 404
+        assert httpx.get(url + "/static/app.py").status_code == 404  # a fixed list: no file outside it
     assert "/v1/chat/completions" in seen  # guards see the route template (for per-route policies)
 
 
@@ -74,20 +82,21 @@ def test_draining_server_refuses_new_work_with_retry_after(tiny_model_dir):
     app = make_app(tiny_model_dir, retry_after_s=7)
     with live_server(app) as (url, _):
         app.state.gateway.draining = True
-        r = httpx.post(url + "/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "x"}]})
+        r = httpx.post(url + "/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "x"}]},
+                       headers=auth(app))
         assert r.status_code == 503 and r.headers["retry-after"] == "7"
-        ready = httpx.get(url + "/ready")
+        ready = httpx.get(url + "/ready", headers=auth(app, "monitor"))
         assert ready.status_code == 503
         app.state.gateway.draining = False
-        assert httpx.get(url + "/ready").json()["status"] == "ready"
+        assert httpx.get(url + "/ready", headers=auth(app, "monitor")).json()["status"] == "ready"
 
 
 def test_response_headers_reach_every_response(tiny_model_dir):
     app = make_app(tiny_model_dir)
     app.state.response_headers["Content-Security-Policy"] = "default-src 'self'"
     with live_server(app) as (url, _):
-        for r in (httpx.get(url + "/"), httpx.get(url + "/v1/models"), httpx.get(url + "/nope"),
-                  httpx.post(url + "/v1/chat/completions", json={})):
+        for r in (httpx.get(url + "/"), httpx.get(url + "/v1/models"), httpx.get(url + "/nope", headers=auth(app)),
+                  httpx.post(url + "/v1/chat/completions", json={}, headers=auth(app))):
             assert r.headers["content-security-policy"] == "default-src 'self'"
             assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-request-id"].startswith("req-")
 
@@ -105,16 +114,16 @@ def test_end_hooks_see_the_texts_and_a_failing_hook_fails_closed(tiny_model_dir)
     app.state.end_hooks.append(audit)
     body = {"model": "tiny", "messages": [{"role": "user", "content": "Chest pain?"}], "max_tokens": 5, "temperature": 0}
     with live_server(app) as (url, _):
-        ok = httpx.post(url + "/v1/chat/completions", json=body)
+        ok = httpx.post(url + "/v1/chat/completions", json=body, headers=auth(app))
         assert ok.status_code == 200
         route, status, text_in, text_out, tokens, sha = seen[-1]
         assert (route, status, sha) == ("/v1/chat/completions", 200, "ab" * 32)
         assert "user: Chest pain?" in text_in and text_out == ok.json()["choices"][0]["message"]["content"]
         assert tokens == ok.json()["usage"]["completion_tokens"]
         fail["on"] = True
-        refused = httpx.post(url + "/v1/chat/completions", json=body)
-        assert refused.status_code == 500 and refused.json()["error"]["code"] == "record_failed"
+        refused = httpx.post(url + "/v1/chat/completions", json=body, headers=auth(app))
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "record_failed"
         with pytest.raises(httpx.RemoteProtocolError):  # a stream already under way is cut, not ended normally
-            with httpx.stream("POST", url + "/v1/chat/completions", json={**body, "stream": True}) as s:
+            with httpx.stream("POST", url + "/v1/chat/completions", json={**body, "stream": True}, headers=auth(app)) as s:
                 for _ in s.iter_lines():
                     pass

@@ -22,7 +22,7 @@ def server(tiny_model_dir):
 
 @pytest.fixture()
 def client(server):
-    return openai.OpenAI(base_url=server[0] + "/v1", api_key="unused", max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=server[0] + "/v1", api_key=server[1].state.test_keys["clinician"], max_retries=0, timeout=60)
 
 
 def test_models_lists_the_served_model(client):

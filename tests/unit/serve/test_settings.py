@@ -71,3 +71,23 @@ def test_identity_digests_the_served_weights(tiny_model_dir, tmp_path):
     assert list(files) == [str(a), str(b)] and combined not in files.values()
     b.write_bytes(b"tw0")
     assert digest_files([a, b])[0] != combined  # any shard's change changes the digest
+
+
+def test_the_security_section_is_nested_and_merged_field_by_field(monkeypatch, tmp_path):
+    section = RunConfig.model_validate({"serve": {"security": {"phi_policy": "block", "requests_per_minute": 7}}}).serve
+    monkeypatch.setenv("MEDTUNE_SECURITY__REQUESTS_PER_MINUTE", "9")
+    s = load_settings(section, {"security": {"keys_file": str(tmp_path / "k.json"), "tls_cert": None}})
+    # the file's phi_policy survives an environment variable and a flag for other security fields
+    assert (s.security.phi_policy, s.security.requests_per_minute, s.security.keys_file) == ("block", 9, str(tmp_path / "k.json"))
+    monkeypatch.setenv("MEDTUNE_SECURITY__MAX_N", "zero")
+    with pytest.raises(ConfigError, match="serve.security.max_n.*MEDTUNE_SECURITY__MAX_N"):
+        load_settings()
+    assert "max_tokens_ceiling" not in ServeSection.model_fields["security"].annotation.model_fields  # declared once
+
+
+def test_serve_command_carries_the_security_flags():
+    section = ServeSection(model="m.gguf", host="0.0.0.0", security={"tls_cert": "/etc/c.pem", "tls_key": "/etc/k.pem",
+                                                                     "phi_policy": "block", "requests_per_minute": 5})
+    argv = serve_command(section)
+    assert argv == ["medtune", "serve", "m.gguf", "--host", "0.0.0.0", "--tls-cert", "/etc/c.pem", "--tls-key",
+                    "/etc/k.pem", "--phi-policy", "block"]  # other security fields: -c CONFIG or MEDTUNE_SECURITY__*

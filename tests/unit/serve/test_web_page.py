@@ -1,5 +1,6 @@
 """The clinician page in headless Chromium: keyboard only, under a strict CSP, same-origin assets only;
-a case goes in, the streamed answer and the structured analysis come out, the disclaimer stays visible."""
+the page asks for an API key (kept for the tab, sent as a Bearer header), a case goes in, the streamed answer
+and the structured analysis come out, the disclaimer stays visible."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from serve_helpers import live_server, make_app
 from medtune import DISCLAIMER
 
 WEB = Path(__file__).parents[3] / "src" / "medtune" / "serve" / "web"
-CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'"
 SCREENSHOT = Path(__file__).parents[3] / "docs" / "img" / "serve-page.png"
 
 
@@ -31,29 +31,33 @@ def test_page_has_no_inline_script_style_or_remote_asset():
 def server(tiny_model_dir):
     app = make_app(tiny_model_dir, analyze_max_tokens=40)
     with live_server(app) as (url, _):
-        yield url
+        yield url, app.state.test_keys
 
 
 def _with_csp(page, url):
-    """Serve the page with the CSP #14 will send (no 'unsafe-inline') and record violations."""
-    def add_csp(route):
-        response = route.fetch()
-        route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
-
-    page.route(url + "/", add_csp)  # the document's header governs every script and style it loads
+    """Record CSP violations and page errors (the server itself sends the CSP: medtune.security.transport)."""
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     return problems
 
 
+def test_the_server_sends_a_csp_without_unsafe_inline(server):
+    import httpx
+
+    csp = httpx.get(server[0] + "/").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+
+
 def test_keyboard_only_case_analysis(browser_page, server):
-    page, url = browser_page, server
+    page, (url, keys) = browser_page, server
     problems = _with_csp(page, url)
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
+    requests: list = []
+    page.on("request", lambda r: requests.append(r))
     page.goto(url + "/")
-    page.wait_for_selector("#model-line:has-text('tiny')")  # (wait_for_function would need 'unsafe-eval')
+    # without a key the API answers 401: the page says so and opens the box where the key goes
+    page.wait_for_selector("#model-line:has-text('needs an API key')")  # (wait_for_function would need 'unsafe-eval')
+    assert page.locator("#connection").get_attribute("open") is not None
     assert page.locator("#disclaimer").inner_text() == DISCLAIMER  # before any answer, too
     page.keyboard.press("Tab")  # the skip link
     page.keyboard.press("Enter")  # jumps to the case box
@@ -67,7 +71,14 @@ def test_keyboard_only_case_analysis(browser_page, server):
     page.keyboard.type("B. Pneumothorax")
     page.keyboard.press("Enter")
     page.keyboard.type("C. Aortic dissection")
-    page.keyboard.press("Control+Enter")
+    page.keyboard.press("Tab")  # the Connection box's summary
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "api-key"
+    page.keyboard.type(keys["clinician"])
+    page.keyboard.press("Tab")  # leaving the field tries the key at once
+    page.wait_for_selector("#model-line:has-text('tiny')")
+    assert page.evaluate("document.activeElement.id") == "submit"
+    page.keyboard.press("Enter")
     page.wait_for_selector("#analysis:not([hidden])", timeout=60_000)
     assert page.evaluate("document.activeElement.id") == "analysis-title"  # focus moves to the result
     items = page.locator("#differential li")
@@ -84,7 +95,11 @@ def test_keyboard_only_case_analysis(browser_page, server):
     assert disclaimer.is_visible() and DISCLAIMER in disclaimer.inner_text()
     page.mouse.wheel(0, 3000)
     assert disclaimer.bounding_box()["y"] <= 1  # sticky: still on screen after scrolling
-    assert all(r.startswith(url) for r in requests), [r for r in requests if not r.startswith(url)]
+    assert all(r.url.startswith(url) for r in requests), [r.url for r in requests if not r.url.startswith(url)]
+    analysis = [r for r in requests if r.url.endswith("/v1/analyze_case")]
+    assert analysis and analysis[-1].headers["authorization"] == "Bearer " + keys["clinician"]
+    assert page.evaluate("sessionStorage.getItem('medtune-key')") == keys["clinician"]  # this tab only
+    assert page.evaluate("localStorage.length") == 0
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
     shot = page.screenshot(full_page=True)
     assert len(shot) > 10_000
@@ -94,7 +109,7 @@ def test_keyboard_only_case_analysis(browser_page, server):
 
 
 def test_errors_are_announced(browser_page, server):
-    page, url = browser_page, server
+    page, (url, _) = browser_page, server
     page.goto(url + "/")
     page.locator("#case").focus()
     page.keyboard.type("Fever.")
@@ -104,3 +119,18 @@ def test_errors_are_announced(browser_page, server):
     alert = page.locator("#error[role=alert]")
     alert.wait_for(state="visible")
     assert "does not start with a letter" in alert.inner_text()
+
+
+def test_a_wrong_key_or_role_is_announced(browser_page, server):
+    page, (url, keys) = browser_page, server
+    page.goto(url + "/")
+    page.locator("#api-key").fill(keys["auditor"])  # a valid key of a role that may not use the case API
+    page.locator("#api-key").dispatch_event("change")
+    page.wait_for_selector("#model-line:has-text('clinician role')")
+    page.locator("#api-key").fill("mt_0123456789ab_" + "x" * 43)
+    page.locator("#case").fill("Fever.")
+    page.locator("#case").focus()
+    page.keyboard.press("Control+Enter")
+    alert = page.locator("#error[role=alert]")
+    alert.wait_for(state="visible")
+    assert "API key" in alert.inner_text()

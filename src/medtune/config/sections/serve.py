@@ -2,7 +2,8 @@
 
 ``medtune.serve.settings.ServeSettings`` derives from this class (it adds only the
 ``MEDTUNE_`` environment variables), and ``medtune serve``'s flags are built from these
-fields, so a default and its help text live here and nowhere else.
+fields, so a default and its help text live here and nowhere else. The security settings are
+the nested ``security`` section (``MEDTUNE_SECURITY__PHI_POLICY=block``).
 """
 
 from typing import Literal
@@ -10,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Section
+from .security import SecuritySection
 
 # Default tokens per sequence when context_length is not set (capped by the model's own context):
 # each slot holds this much KV cache (8 slots x 2048 tokens of an 8B model: ~2 GB).
@@ -46,6 +48,8 @@ class ServeSection(Section):
     analyze_temperature: float = Field(0.7, gt=0.0, le=2.0, description="Sampling temperature of those samples.")
     analyze_max_tokens: int = Field(384, ge=16, description="Answer budget of /v1/analyze_case.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level (no request text is ever logged).")
+    log_file: str | None = Field(None, description="Also append the server log to this file (identifiers are redacted from every line, as on the console).")
+    security: SecuritySection = Field(default_factory=SecuritySection, description="API keys, limits, PHI policy, audit log, TLS and CORS (docs/security.md).")
 
     @model_validator(mode="after")
     def _backend_needs(self) -> "ServeSection":

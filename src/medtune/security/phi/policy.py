@@ -22,8 +22,10 @@ class PhiBlocked(SecurityError):
 
     status = 422
 
-    def __init__(self, types: list[str]):
-        self.types = types
+    def __init__(self, counts: dict[str, int]):
+        self.counts = dict(counts)  # for the audit event: a refused request still records what it held
+        self.types = sorted(counts)
+        types = self.types
         super().__init__(f"the input contains protected health information ({', '.join(types)}); this server "
                          "refuses it (security.phi_policy=block): remove the identifiers and send it again")
 
@@ -40,7 +42,7 @@ def apply_phi_policy(text: str, policy: str, detector: PhiDetector | None = None
         raise ValueError(f"phi policy {policy!r}: use one of {', '.join(POLICIES)}")
     red = (detector or default_detector()).redact(text)
     if policy == "block" and red.spans:
-        raise PhiBlocked(sorted(red.counts))
+        raise PhiBlocked(red.counts)
     return PolicyResult(red.text if policy == "redact" else text, red.counts)
 
 
@@ -68,12 +70,16 @@ def apply_to_messages(messages: list[dict[str, Any]], policy: str,
         else:
             out.append(msg)
     if policy == "block" and counts:
-        raise PhiBlocked(sorted(counts))
+        raise PhiBlocked(dict(counts))
     return out, dict(counts)
 
 
 class PhiLogFilter(logging.Filter):
-    """Redacts identifiers in every record passing through (defence in depth: the server logs no text)."""
+    """Redacts identifiers in every record passing through (defence in depth: the server logs no text).
+
+    Attach it to handlers (a logger's own filters do not see records propagated from child
+    loggers). A traceback is formatted and redacted here too: an exception message may quote input.
+    """
 
     def __init__(self, detector: PhiDetector | None = None):
         super().__init__()
@@ -84,4 +90,10 @@ class PhiLogFilter(logging.Filter):
         redacted = self.detector.redact(message).text
         if redacted != message:
             record.msg, record.args = redacted, ()
+        if record.exc_info and not record.exc_text:
+            # Formatter.format uses exc_text when set: the redacted traceback is the only one written
+            record.exc_text = self.detector.redact(_TRACEBACK.formatException(record.exc_info)).text
         return True
+
+
+_TRACEBACK = logging.Formatter()

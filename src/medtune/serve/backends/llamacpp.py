@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
 from ...config.sections.serve import DEFAULT_CONTEXT_CAP as DEFAULT_CONTEXT
-from ..identity import ModelIdentity, digest_files
+from ...security.integrity import verify_model_file
+from ..identity import ModelIdentity
 from .base import BackendError, EngineBackend, Prompt
 from .llama_slots import ScoreJob, SlotEngine
 from .text import ByteDetokenizer, render_chat_template
+
+log = logging.getLogger("medtune.serve")
 
 
 class _TokenizerAdapter:
@@ -90,8 +94,13 @@ def build_llamacpp(path: str, settings: Any) -> tuple[LlamaCppBackend, ModelIden
     gguf = Path(path)
     if not gguf.is_file():
         raise BackendError(f"GGUF file not found: {gguf}", 500)
+    # before the weights are loaded: a file that differs from its export manifest is never served
+    integrity = verify_model_file(gguf)
+    log.info("model file %s: sha256 %s (%s)", gguf, integrity.sha256, {
+        "sha256": f"matches {integrity.manifest}", "size": f"size matches {integrity.manifest}, which records no digest",
+        "no manifest": "no export_summary.json beside it to check against"}[integrity.checked])
     served = settings.served_name or gguf.stem
     backend = LlamaCppBackend(gguf, served_name=served, slots=settings.slots, context_length=settings.context_length,
                               threads=settings.threads, reasoning_format=settings.reasoning_format)
-    sha, files = digest_files([gguf])
-    return backend, ModelIdentity(served, "llamacpp", str(gguf), sha, backend.run_id, files)
+    return backend, ModelIdentity(served, "llamacpp", str(gguf), integrity.sha256, backend.run_id,
+                                  {str(gguf): integrity.sha256})

@@ -152,16 +152,25 @@ async function analyze(event) {
 async function loadModel() {
   try {
     const response = await fetch("/v1/models", { headers: authHeaders() });
+    if (response.status === 401 || response.status === 403) {
+      // the server needs a (clinician) key: open the Connection box so the user sees where it goes
+      $("connection").open = true;
+      $("model-line").textContent = response.status === 401
+        ? "Model: not shown. This server needs an API key: enter it under Connection."
+        : "Model: not shown. This API key may not use the case API (it needs the clinician role).";
+      return;
+    }
     const data = await response.json();
     const m = data.data[0];
     $("model-line").textContent = `Model: ${m.id} (${m.medtune.backend}${m.medtune.sha256 ? ", sha256 " + m.medtune.sha256.slice(0, 12) + "…" : ""})`;
   } catch (e) {
-    $("model-line").textContent = "Model: unknown (enter an API key under Connection if the server needs one)";
+    $("model-line").textContent = "Model: unknown (the server did not answer)";
   }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = sessionStorage.getItem("medtune-key") || "";
+  $("api-key").addEventListener("change", loadModel); // a key typed in (kept for this tab only) is tried at once
   $("case-form").addEventListener("submit", analyze);
   $("stop").addEventListener("click", () => controller && controller.abort());
   for (const id of ["case", "question", "options"]) {
