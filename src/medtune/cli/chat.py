@@ -15,6 +15,7 @@ import typer
 
 from ..config.sections.serve import ServeSection
 from .common import fail
+from .options import field_option, or_default
 
 HELP = "Type a message and press Enter. /reset starts a new conversation, /quit (or Ctrl-D) leaves."
 
@@ -75,19 +76,20 @@ def _read_line(out: TextIO) -> str | None:
 
 def chat(
     model: str = typer.Argument(..., help=ServeSection.model_fields["model"].description),
-    backend: str = typer.Option("auto", help=ServeSection.model_fields["backend"].description),
-    endpoint: str = typer.Option(None, help=ServeSection.model_fields["endpoint"].description),
+    backend: str = field_option("serve.backend"),
+    endpoint: str = field_option("serve.endpoint"),
     system: str = typer.Option(None, "--system", help="System message for the conversation."),
     max_tokens: int = typer.Option(512, help="Answer budget per turn."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
-    device: str = typer.Option("auto", help=ServeSection.model_fields["device"].description),
+    device: str = field_option("serve.device"),
 ) -> None:
     """Chat with a model in the terminal (streaming, multi-turn, /reset). Research use only."""
     from ..models.source import ModelLoadError
     from ..serve.backends import BackendError, build_backend
 
     try:
-        settings = ServeSection(model=model, backend=backend, endpoint=endpoint, device=device, slots=1, queue_size=0)
+        settings = ServeSection(model=model, backend=or_default(backend, "serve.backend"), endpoint=endpoint,
+                                device=or_default(device, "serve.device"), slots=1, queue_size=0)
         engine, _identity = build_backend(settings)
     except (BackendError, ModelLoadError, ImportError, ValueError) as e:
         fail(str(e))

@@ -8,20 +8,19 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..config.sections.security import SecuritySection
 from .common import console, err_console, fail
+from .options import field_option, or_default
 
 keys_app = typer.Typer(help="Create, list and revoke API keys (roles: clinician, auditor, admin, monitor).", no_args_is_help=True)
-STORE_HELP = SecuritySection.model_fields["keys_file"].description
-DEFAULT_STORE = Path(SecuritySection().keys_file)
+STORE = "serve.security.keys_file"  # --store: the same field `medtune serve` reads
 
 
-def _store(path: Path):
+def _store(path: Path | None):
     from ..security import SecurityError
     from ..security.keys import KeyStore
 
     try:
-        return KeyStore(path)
+        return KeyStore(or_default(path, STORE))
     except (SecurityError, OSError) as e:
         fail(str(e))
 
@@ -30,7 +29,7 @@ def _store(path: Path):
 def create(
     name: str = typer.Option(..., "--name", help="Who or what holds the key (shown in `keys list`)."),
     role: str = typer.Option(..., "--role", help="clinician (inference API), auditor (audit log), admin (keys, metrics) or monitor (metrics and readiness only)."),
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help=STORE_HELP),
+    store: Path = field_option(STORE, "--store"),
 ) -> None:
     """Create a key and print it once; only its salted hash is stored."""
     from ..security import SecurityError
@@ -39,17 +38,18 @@ def create(
     if role not in {r.value for r in Role}:
         fail(f"--role {role!r}: use one of {', '.join(r.value for r in Role)}")
     try:
-        key, rec = _store(store).create(name, role)
+        keystore = _store(store)
+        key, rec = keystore.create(name, role)
     except (SecurityError, OSError) as e:
         fail(str(e))
-    err_console.print(f"created key id {rec.id} ({rec.role}, {rec.name}) in {store}. "
+    err_console.print(f"created key id {rec.id} ({rec.role}, {rec.name}) in {keystore.path}. "
                       "The key below is shown once and is not stored: give it to its holder now.")
     typer.echo(key)
 
 
 @keys_app.command("list")
 def list_keys(
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help=STORE_HELP),
+    store: Path = field_option(STORE, "--store"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
     """List key ids, names, roles and revocation times (never keys or hashes)."""
@@ -72,7 +72,7 @@ def list_keys(
 @keys_app.command("revoke")
 def revoke(
     key: str = typer.Argument(..., help="Key id (or name, when exactly one active key has it)."),
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help=STORE_HELP),
+    store: Path = field_option(STORE, "--store"),
 ) -> None:
     """Revoke a key; a running server refuses it from its next request."""
     from ..security import SecurityError

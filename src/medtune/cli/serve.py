@@ -6,46 +6,21 @@ from pathlib import Path
 
 import typer
 
-from ..config.sections.security import SecuritySection
 from ..config.sections.serve import ServeSection
 from .common import fail
+from .options import config_option, field_options, with_field_options
 
-F = ServeSection.model_fields
-S = SecuritySection.model_fields
-
-
-def _help(name: str) -> str:
-    return F[name].description or ""
-
-
-def _sec(name: str) -> str:
-    return (S[name].description or "") + f" (security.{name})"
+# flags of `medtune serve`: help and shown default come from each Field (config/sections/serve.py, security.py)
+SERVE_FLAGS = ("serve.backend", "serve.endpoint", "serve.served_name", "serve.host", "serve.port", "serve.slots",
+               "serve.queue_size", "serve.context_length", "serve.threads", "serve.device", "serve.max_tokens_ceiling",
+               "serve.confidence_threshold", "serve.log_level", "serve.log_file", "serve.security.tls_cert",
+               "serve.security.tls_key", "serve.security.allow_plaintext", "serve.security.keys_file",
+               "serve.security.audit_dir", "serve.security.phi_policy")
 
 
-def serve(
-    model: str = typer.Argument(None, help=_help("model")),
-    config: Path = typer.Option(None, "-c", "--config", help="Run config YAML; its `serve` section is read."),
-    backend: str = typer.Option(None, help=_help("backend") + f" [default: {F['backend'].default}]"),
-    endpoint: str = typer.Option(None, help=_help("endpoint")),
-    served_name: str = typer.Option(None, help=_help("served_name")),
-    host: str = typer.Option(None, help=_help("host") + f" [default: {F['host'].default}]"),
-    port: int = typer.Option(None, help=_help("port") + f" [default: {F['port'].default}]"),
-    slots: int = typer.Option(None, help=_help("slots") + f" [default: {F['slots'].default}]"),
-    queue_size: int = typer.Option(None, help=_help("queue_size") + f" [default: {F['queue_size'].default}]"),
-    context_length: int = typer.Option(None, help=_help("context_length")),
-    threads: int = typer.Option(None, help=_help("threads")),
-    device: str = typer.Option(None, help=_help("device")),
-    max_tokens_ceiling: int = typer.Option(None, help=_help("max_tokens_ceiling") + f" [default: {F['max_tokens_ceiling'].default}]"),
-    confidence_threshold: float = typer.Option(None, help=_help("confidence_threshold") + f" [default: {F['confidence_threshold'].default}]"),
-    log_level: str = typer.Option(None, help=_help("log_level")),
-    log_file: str = typer.Option(None, help=_help("log_file")),
-    tls_cert: str = typer.Option(None, help=_sec("tls_cert")),
-    tls_key: str = typer.Option(None, help=_sec("tls_key")),
-    allow_plaintext: bool = typer.Option(None, "--allow-plaintext", help=_sec("allow_plaintext"), show_default=False),
-    keys_file: str = typer.Option(None, help=_sec("keys_file") + f" [default: {S['keys_file'].default}]"),
-    audit_dir: str = typer.Option(None, help=_sec("audit_dir") + f" [default: {S['audit_dir'].default}]"),
-    phi_policy: str = typer.Option(None, help=_sec("phi_policy") + f" [default: {S['phi_policy'].default}]"),
-) -> None:
+@with_field_options(*SERVE_FLAGS)
+def serve(model: str = typer.Argument(None, help=ServeSection.model_fields["model"].description),
+          config: Path = config_option(), **flags) -> None:
     """Serve a model: OpenAI-compatible API, /v1/analyze_case, metrics and the clinician page at /.
 
     Settings: flags > MEDTUNE_* environment variables (e.g. MEDTUNE_PORT, MEDTUNE_SECURITY__PHI_POLICY) >
@@ -61,13 +36,7 @@ def serve(
 
     try:
         section = load_config(config).serve if config else None
-        settings = load_settings(section, {
-            "model": model, "backend": backend, "endpoint": endpoint, "served_name": served_name, "host": host,
-            "port": port, "slots": slots, "queue_size": queue_size, "context_length": context_length, "threads": threads,
-            "device": device, "max_tokens_ceiling": max_tokens_ceiling, "confidence_threshold": confidence_threshold,
-            "log_level": log_level, "log_file": log_file,
-            "security": {"tls_cert": tls_cert, "tls_key": tls_key, "allow_plaintext": allow_plaintext,
-                         "keys_file": keys_file, "audit_dir": audit_dir, "phi_policy": phi_policy}})
+        settings = load_settings(section, {"model": model, **given_flags(flags)})
     except ConfigError as e:
         fail(str(e))
     if not settings.model:
@@ -76,6 +45,19 @@ def serve(
         run_server(settings)
     except (BackendError, ModelLoadError, ImportError, SecurityError) as e:
         fail(str(e))
+
+
+def given_flags(flags: dict) -> dict:
+    """{"port": 9000, "security": {"phi_policy": "block"}} from the flags that were given."""
+    out: dict = {}
+    for name, opt in field_options(serve).items():
+        if flags.get(name) is not None:
+            *parents, leaf = opt.config_path.split(".")[1:]
+            node = out
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = flags[name]
+    return out
 
 
 def register(app: typer.Typer) -> None:
