@@ -1,7 +1,8 @@
-"""The serve stage: for now it prints the `medtune serve` command for the exported model.
+"""The serve stage: the exact `medtune serve` command for the exported model, with the serve section's settings.
 
-``serve_command`` is the one function to switch to ``medtune.serve.serve_command(section)``
-(and the stage's run to ``medtune.serve.run_server(section)``) when the server is merged.
+The command comes from ``medtune.serve.serve_command`` (the one place that turns a serve section
+into flags, security settings included); the stage prints it rather than blocking the pipeline on
+a server that runs until stopped.
 """
 
 from __future__ import annotations
@@ -24,17 +25,15 @@ def served_model(section: ServeSection, export: ExportOutput | None, train: Trai
     return train.run_dir if train else None
 
 
-def serve_command(section: ServeSection, model: Path) -> list[str]:
-    """The `medtune serve` command line for ``model`` with the section's address."""
-    return ["medtune", "serve", str(model), "--host", section.host, "--port", str(section.port)]
-
-
 def _run(ctx: Context, resume: bool) -> ServeOutput:
     model = served_model(ctx.cfg.serve, ctx.get(ExportOutput), ctx.get(TrainOutput))
     if model is None:
         raise StageError("nothing to serve: set serve.model or run the train and export stages")
-    command = serve_command(ctx.cfg.serve, model)
+    from ...serve.run import serve_command  # no FastAPI import: the command is built from the section alone
+
+    command = serve_command(ctx.cfg.serve, str(model))
     ctx.echo(f"serve it with: {shlex.join(command)}")
+    ctx.echo("every request needs an API key: create one with `medtune keys create --name NAME --role clinician` (docs/security.md)")
     return ServeOutput(model=model, command=command)
 
 
