@@ -29,7 +29,9 @@ def _run(ctx: Context, resume: bool) -> ServeOutput:
     model = served_model(ctx.cfg.serve, ctx.get(ExportOutput), ctx.get(TrainOutput))
     if model is None:
         raise StageError("nothing to serve: set serve.model or run the train and export stages")
-    from ...serve.run import serve_command  # no FastAPI import: the command is built from the section alone
+    from ...serve.run import (
+        serve_command,  # no FastAPI import: the command is built from the section alone
+    )
 
     command = serve_command(ctx.cfg.serve, str(model))
     ctx.echo(f"serve it with: {shlex.join(command)}")
