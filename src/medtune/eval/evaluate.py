@@ -98,7 +98,8 @@ def evaluate(
     seconds = time.perf_counter() - t0
     summary = summarize(store.load(), spec, protocol, model=getattr(backend, "label", "model"))
     summary["settings"] = {"max_new_tokens": max_new_tokens, "temperature": temperature, "num_samples": num_samples,
-                           "seed": seed, "permutations": permutations, "backend": getattr(backend, "name", "?")}
+                           "seed": seed, "permutations": permutations, "backend": getattr(backend, "name", "?"),
+                           "dtype": getattr(backend, "dtype", None)}
     summary["seconds_this_session"] = round(seconds, 1)
     atomic_write_json(out_dir / "summary.json", summary)
     if write_report:

@@ -67,17 +67,14 @@ class Setup:
     batches: list[list[int]]
     total_steps: int
     fmt: str
+    precision: Any = None  # models.precision.TrainPrecision
 
 
-def mixed_precision(precision: str, device: str) -> str:
-    """accelerate's mixed_precision for a configured precision: fp32 on CPU, bf16/fp16 on CUDA."""
-    import torch
+def resolve_precision(cfg: RunConfig, device: str) -> Any:
+    """The run's arithmetic (``models.precision.train_precision``): autocast dtype and base weight dtype."""
+    from ..models.precision import train_precision
 
-    if precision == "auto":
-        if not device.startswith("cuda"):
-            return "no"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+    return train_precision(device, cfg.train.precision, cfg.model.dtype, cfg.train.method)
 
 
 def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
@@ -89,13 +86,11 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
 
     t = cfg.train
     device = pick_device("auto")
-    mp = mixed_precision(t.precision, device)
-    accelerator = Accelerator(mixed_precision=mp, cpu=not device.startswith("cuda"))
+    precision = resolve_precision(cfg, device)
+    accelerator = Accelerator(mixed_precision=precision.mixed_precision, cpu=not device.startswith("cuda"))
     set_seed(t.seed)
     four_bit = t.method == "qlora" or cfg.model.load_in_4bit
-    # Frozen bases can sit in half precision on GPU; fully tuned weights stay fp32 (autocast does the rest).
-    dtype = cfg.model.dtype if cfg.model.dtype != "auto" or t.method != "full" else "float32"
-    loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=dtype, load_in_4bit=four_bit,
+    loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=precision.weights, load_in_4bit=four_bit,
                         revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
     fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else loaded.source.reasoning_format
     data = prepare_data(cfg.data, loaded.tokenizer, fmt, data_paths, run_dir if accelerator.is_main_process else None)
@@ -112,7 +107,7 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     optimizer = build_optimizer(model, t)
     scheduler = build_scheduler(optimizer, t, total)
     model, optimizer = accelerator.prepare(model, optimizer)
-    return Setup(accelerator, loaded, model, optimizer, scheduler, data, batches, total, fmt)
+    return Setup(accelerator, loaded, model, optimizer, scheduler, data, batches, total, fmt, precision)
 
 
 def step_batches(step: int, n_batches: int, per_step: int, seed: int) -> list[int]:
@@ -320,6 +315,7 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
         "render_audit": {k: {kk: vv for kk, vv in r.to_dict().items() if kk != "problems"} for k, r in s.data.reports.items()},
         "steps": stats["steps"], "total_steps": s.total_steps, "stopped_early": stats["stopped_early"],
         "tokens_per_rank": per_rank, "hardware": hardware(str(s.accelerator.device), s.accelerator.num_processes),
+        "precision": s.precision.to_dict() if s.precision else None,
         "wall_time_s": round(wall, 2), "tokens_trained": stats["tokens"], "train_time_s": round(stats["elapsed_s"], 2), "tokens_per_s": round(tps, 1),
         "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable, "total_params": total,
         "first_eval_loss": stats["first_eval"], "final_eval_loss": stats["last_eval"],
