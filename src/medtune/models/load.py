@@ -88,6 +88,7 @@ def load_model(
     revision: str | None = None,
     trust_remote_code: bool = False,
     padding_side: str = "right",
+    attn_implementation: str | None = None,
 ) -> LoadedModel:
     """Load any base. 4-bit (QLoRA) needs CUDA + bitsandbytes; asking for it elsewhere is an error."""
     from transformers import AutoModelForCausalLM
@@ -96,6 +97,8 @@ def load_model(
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
     if load_in_4bit:
         if not dev.startswith("cuda"):
             raise ModelLoadError("4-bit (QLoRA) loading needs a CUDA GPU; on this machine use method=lora with load_in_4bit=false.")
