@@ -79,9 +79,23 @@ def resolve_precision(cfg: RunConfig, device: str) -> Any:
     return train_precision(device, cfg.train.precision, cfg.model.dtype, cfg.train.method)
 
 
+def make_accelerator(mixed_precision: str, cpu: bool) -> Any:
+    """accelerate's Accelerator; a second run in one process (tests, notebooks) may use another precision.
+
+    accelerate keeps one ``AcceleratorState`` per process and refuses a different ``mixed_precision``
+    later, so a stale one is forgotten first (its distributed ``PartialState`` is kept).
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") != mixed_precision:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+
+
 def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     """Load base + tokenizer, render the data, wrap with PEFT, build optimizer and schedule."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from ..models.load import load_model, pick_device
@@ -89,7 +103,7 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     t = cfg.train
     device = pick_device("auto")
     precision = resolve_precision(cfg, device)
-    accelerator = Accelerator(mixed_precision=precision.mixed_precision, cpu=not device.startswith("cuda"))
+    accelerator = make_accelerator(precision.mixed_precision, cpu=not device.startswith("cuda"))
     set_seed(t.seed)
     four_bit = t.method == "qlora" or cfg.model.load_in_4bit
     loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=precision.weights, load_in_4bit=four_bit,
@@ -102,6 +116,10 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     if t.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = apply_peft(model, t, loaded.source.preset)
+    if device == "cpu":
+        from .cpu_lora import tune_lora_for_cpu
+
+        tune_lora_for_cpu(model, precision.compute)
     set_seed(t.seed)  # adapter init consumed RNG; re-seed so the data-independent stream starts equal
     batches = make_batches(data.train, packing=t.packing, batch_size=t.batch_size, max_length=cfg.data.max_length)
     per_step = micro_batches_per_step(packing=t.packing, batch_size=t.batch_size, grad_accum=t.grad_accum,
