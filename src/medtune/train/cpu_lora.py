@@ -39,7 +39,8 @@ class WordDropout(torch.nn.Module):
         n = x.numel()
         words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
         keep = words.view(torch.int16)[:n].view(x.shape) >= self.cut - 2 ** (WORD_BITS - 1)
-        return x * keep.to(x.dtype).mul_(self.scale)
+        # where() keeps only the boolean mask for backward (1 byte per element, as nn.Dropout does)
+        return torch.where(keep, x * self.scale, 0.0)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, effective p={self.cut / 2**WORD_BITS:.6f}"
