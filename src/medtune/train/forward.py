@@ -99,15 +99,13 @@ def loss_sum(model: Any, batch: dict[str, Any], fused_ce: bool = False) -> Any:
 
     targets = batch["labels"][:, 1:]
     keep = targets != -100
-    if "position_ids" not in batch:  # padded batch (packing off): full logits, loss where labelled
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits[:, :-1]
-        return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum")
     # Position t predicts token t + 1: keep the hidden state of t where label t + 1 carries loss.
     at = F.pad(keep, (0, 1), value=False)
-    # use_cache=False matters: with a KV cache transformers does not look for packed sequences in
-    # position_ids and samples would attend to each other.
-    kwargs = {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "logits_to_keep": at,
-              "use_cache": False}
+    kwargs = {"input_ids": batch["input_ids"], "logits_to_keep": at, "use_cache": False}
+    if "position_ids" in batch:  # packed rows; use_cache=False matters: with a KV cache transformers
+        kwargs["position_ids"] = batch["position_ids"]  # does not look for packed sequences in position_ids
+    else:  # a right-padded batch (packing off)
+        kwargs["attention_mask"] = batch["attention_mask"]
     if fused_ce:
         head = _output_head(model)
         if head is not None:
