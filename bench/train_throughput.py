@@ -1,15 +1,20 @@
-"""Training throughput: medtune (packing + assistant-only loss + loss-position logits) versus the
-seeds' plain recipe (transformers Trainer + PEFT, per-batch right padding, no packing, loss on
-the full sequence), same base model, same records, same LoRA, same batch size and step count.
+"""Training throughput: medtune (packing + assistant-only loss + loss-position logits, `auto`
+precision) versus the seeds' plain recipe (transformers Trainer + PEFT, per-batch right padding,
+no packing, loss on the full sequence) in fp32 and with ``bf16=True``; same base model, same
+records, same LoRA, same batch size and step count.
 
 Each side runs in its own subprocess (so peak RSS is its own), one after the other, in one run:
 
-    .venv/bin/python bench/train_throughput.py --steps 6 --batch-size 4 --max-length 512
-    python bench/train_throughput.py --device cuda --steps 50 --batch-size 8 --max-length 1024   # bf16 on a GPU
+    .venv/bin/python bench/train_throughput.py                       # CPU: plain fp32, plain bf16, medtune
+    .venv/bin/python bench/train_throughput.py --rounds 3            # alternate the sides 3 times, median
+    python bench/train_throughput.py --device cuda --steps 50 --batch-size 8 --max-length 1024   # GPU: plain bf16 vs medtune
 
-Reported per side: trained (non-padding) tokens/s over the optimizer steps, padding share,
-and peak memory: RSS (ru_maxrss of the subprocess, model load included) on CPU, peak CUDA
-memory allocated on a GPU (both sides in bf16 there). The ratio is medtune / plain.
+On a CPU with native bf16 medtune's `auto` is bf16 autocast with fp32 adapters and optimizer
+states over a bf16 frozen base (``--medtune-override model.dtype=float32`` keeps an fp32 base,
+``train.precision=fp32`` runs it in fp32). The plain Trainer loads fp32 weights on a CPU; its
+``bf16=True`` is autocast over them. Reported per side: trained (non-padding) tokens/s over the
+optimizer steps, padding share, and peak memory: RSS (ru_maxrss of the subprocess, model load
+included) on CPU, peak CUDA memory allocated on a GPU. Ratios are medtune / each plain side.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,17 +61,23 @@ def run_medtune(args) -> dict:
     from medtune.config import load_config
     from medtune.train import train
 
-    cfg = load_config(None, [f"model.base={args.base}", f"train.max_steps={args.steps}", f"train.batch_size={args.batch_size}",
-                             f"data.max_length={args.max_length}", "data.val_fraction=0.0", "train.eval_steps=0",
-                             f"train.lora.r={LORA['r']}", f"train.lora.alpha={LORA['alpha']}", f"train.lora.dropout={LORA['dropout']}",
-                             f"train.lora.target_modules=[{','.join(TARGETS)}]", "train.learning_rate=1e-4", "train.logging_steps=1",
-                             f"train.precision={'bf16' if args.device == 'cuda' else 'fp32'}"])
-    res = train(cfg, args.records, Path(args.workdir) / "medtune_run", progress=False)
-    return {"tokens": res.manifest["tokens_trained"], "train_time_s": res.manifest["train_time_s"], "padding_share": 0.0}
+    overrides = [f"model.base={args.base}", f"train.max_steps={args.steps}", f"train.batch_size={args.batch_size}",
+                 f"data.max_length={args.max_length}", "data.val_fraction=0.0", "train.eval_steps=0",
+                 f"train.lora.r={LORA['r']}", f"train.lora.alpha={LORA['alpha']}", f"train.lora.dropout={LORA['dropout']}",
+                 f"train.lora.target_modules=[{','.join(TARGETS)}]", "train.learning_rate=1e-4", "train.logging_steps=1",
+                 *args.medtune_override]
+    res = train(load_config(None, overrides), args.records, Path(args.workdir) / "medtune_run", progress=False)
+    m = res.manifest
+    return {"tokens": m["tokens_trained"], "train_time_s": m["train_time_s"], "padding_share": 0.0,
+            "precision": f"{m['precision']['compute']} compute, {m['precision']['weights']} base", "plan": m["forward_plan"]}
 
 
-def run_plain(args) -> dict:
-    """The seeds' recipe: Trainer + PEFT, right padding per batch, labels = input ids (pad masked)."""
+def run_plain(args, bf16: bool) -> dict:
+    """The seeds' recipe: Trainer + PEFT, right padding per batch, labels = input ids (pad masked).
+
+    The model is loaded in fp32 on a CPU (``from_pretrained``'s dtype for this checkpoint); ``bf16=True``
+    is the Trainer's bf16 autocast over those fp32 weights. On CUDA it loads in bf16, as before.
+    """
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
@@ -75,7 +87,7 @@ def run_plain(args) -> dict:
     from medtune.data.render import build_messages
     from medtune.models.load import load_model
 
-    loaded = load_model(args.base, device=args.device)
+    loaded = load_model(args.base, device=args.device, dtype="auto" if args.device == "cuda" else "float32")
     tok = loaded.tokenizer
     recs = [Record.model_validate_json(line) for line in Path(args.records).read_text().splitlines() if line.strip()]
     texts = [tok.apply_chat_template(build_messages(r, "sections"), tokenize=False) for r in recs]
@@ -95,24 +107,59 @@ def run_plain(args) -> dict:
     model.register_forward_pre_hook(count, with_kwargs=True)
     targs = TrainingArguments(output_dir=str(Path(args.workdir) / "plain_run"), per_device_train_batch_size=args.batch_size,
                               max_steps=args.steps, learning_rate=1e-4, logging_steps=1, save_strategy="no", report_to=[],
-                              use_cpu=args.device == "cpu", bf16=args.device == "cuda", seed=42, dataloader_num_workers=0, disable_tqdm=True)
+                              use_cpu=args.device == "cpu", bf16=bf16, seed=42, dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=targs, train_dataset=ds,
                       data_collator=DataCollatorForLanguageModeling(tok, mlm=False))
     out = trainer.train()
     return {"tokens": counts["real"], "train_time_s": out.metrics["train_runtime"],
-            "padding_share": 1 - counts["real"] / max(counts["slots"], 1)}
+            "padding_share": 1 - counts["real"] / max(counts["slots"], 1),
+            "precision": "bf16 autocast, fp32 weights" if bf16 and args.device == "cpu" else ("bf16" if bf16 else "fp32")}
+
+
+SIDES = {"plain_fp32": lambda a: run_plain(a, bf16=False), "plain_bf16": lambda a: run_plain(a, bf16=True),
+         "medtune": run_medtune}
 
 
 def child(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    result = (run_medtune if args.mode == "medtune" else run_plain)(args)
+    result = SIDES[args.mode](args)
     result["tokens_per_s"] = result["tokens"] / result["train_time_s"]
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.device == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     Path(args.json).write_text(json.dumps(result))
+
+
+def run_side(args, mode: str, records: Path, work: Path) -> dict:
+    out = work / f"{mode}.json"
+    cmd = [sys.executable, __file__, "--mode", mode, "--records", str(records), "--workdir", str(work), "--json", str(out),
+           "--base", args.base, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+           "--max-length", str(args.max_length), "--threads", str(args.threads), "--device", args.device]
+    cmd += [f"--medtune-override={o}" for o in args.medtune_override]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return {**json.loads(out.read_text()), "wall_s": time.perf_counter() - t0}
+
+
+def report(results: dict[str, list[dict]], args) -> list[str]:
+    """Markdown table (median tokens/s over rounds) and the ratios of medtune to each plain side."""
+    key = "peak_cuda_mb" if args.device == "cuda" else "peak_rss_mb"
+    label = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
+    med = {m: statistics.median(r["tokens_per_s"] for r in runs) for m, runs in results.items()}
+    mem = {m: max(r[key] for r in runs) for m, runs in results.items()}
+    lines = [f"| side | precision | trained tokens/s | padding share | {label} |", "|---|---|---|---|---|"]
+    for mode, runs in results.items():
+        lines.append(f"| {mode} | {runs[-1]['precision']} | {med[mode]:.1f} | {runs[-1]['padding_share']:.1%} | {mem[mode]:.0f} |")
+    lines.append("")
+    for mode in [m for m in results if m != "medtune"]:
+        if "medtune" in results:
+            lines.append(f"medtune / {mode}: {med['medtune'] / med[mode]:.2f}x trained tokens/s, "
+                         f"{mem['medtune'] / mem[mode]:.2f}x {label}")
+    lines.append(f"({args.device}, {args.steps} steps, batch {args.batch_size}, max_length {args.max_length}, "
+                 f"{args.threads} threads, base {args.base}, {args.rounds} round(s), median tokens/s, max memory)")
+    return lines
 
 
 def main() -> None:
@@ -123,37 +170,34 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--cases", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: both sides in bf16 on the GPU")
-    p.add_argument("--mode", choices=["medtune", "plain"], help=argparse.SUPPRESS)
+    p.add_argument("--rounds", type=int, default=1, help="run the sides this many times, alternating; report the median")
+    p.add_argument("--sides", nargs="+", choices=list(SIDES), default=None,
+                   help="default: plain_fp32 plain_bf16 medtune on a CPU, plain_bf16 medtune on CUDA")
+    p.add_argument("--medtune-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra config override for the medtune side, e.g. model.dtype=float32")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: the plain side in bf16 on the GPU")
+    p.add_argument("--json-out", help="also write the per-run results here")
+    p.add_argument("--mode", choices=list(SIDES), help=argparse.SUPPRESS)
     p.add_argument("--records", help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
     p.add_argument("--json", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.mode:
         return child(args)
+    sides = args.sides or (["plain_bf16", "medtune"] if args.device == "cuda" else ["plain_fp32", "plain_bf16", "medtune"])
     work = Path(tempfile.mkdtemp(prefix="medtune-bench-"))
     records = work / "records.jsonl"
     mix = make_records(records, args.cases, 0, args.max_length, args.base)
     print(f"records: {mix}")
-    results = {}
-    for mode in ("plain", "medtune"):
-        out = work / f"{mode}.json"
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--mode", mode, "--records", str(records), "--workdir", str(work),
-                        "--json", str(out), "--base", args.base, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                        "--max-length", str(args.max_length), "--threads", str(args.threads), "--device", args.device], check=True)
-        results[mode] = {**json.loads(out.read_text()), "wall_s": time.perf_counter() - t0}
-        print(mode, json.dumps(results[mode]))
-    ratio = results["medtune"]["tokens_per_s"] / results["plain"]["tokens_per_s"]
-    key = "peak_cuda_mb" if args.device == "cuda" else "peak_rss_mb"
-    mem = results["medtune"][key] / results["plain"][key]
-    label = "peak CUDA MB" if args.device == "cuda" else "peak RSS MB"
-    print(f"\n| side | trained tokens/s | padding share | {label} |\n|---|---|---|---|")
-    for mode in ("plain", "medtune"):
-        r = results[mode]
-        print(f"| {mode} | {r['tokens_per_s']:.1f} | {r['padding_share']:.1%} | {r[key]:.0f} |")
-    print(f"\nmedtune / plain: {ratio:.2f}x trained tokens/s, {mem:.2f}x {label} ({args.device}, "
-          f"{args.steps} steps, batch {args.batch_size}, max_length {args.max_length}, {args.threads} threads, base {args.base})")
+    results: dict[str, list[dict]] = {m: [] for m in sides}
+    for rnd in range(args.rounds):
+        for mode in sides:
+            results[mode].append(run_side(args, mode, records, work))
+            print(f"round {rnd + 1}: {mode} {json.dumps(results[mode][-1])}", flush=True)
+    lines = report(results, args)
+    print("\n" + "\n".join(lines))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"records": mix, "results": results, "table": lines}, indent=2))
 
 
 if __name__ == "__main__":

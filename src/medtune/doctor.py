@@ -52,9 +52,12 @@ def torch_checks() -> list[Check]:
             bf16 = "bf16" if torch.cuda.is_bf16_supported() else "fp16 only"
             out.append(Check(f"cuda:{i}", True, f"{p.name}, {p.total_memory / 2**30:.1f} GiB, {bf16}", required=False))
     else:
-        out.append(Check("cuda", False, "not available: training runs on CPU (fp32); QLoRA needs CUDA", required=False))
+        out.append(Check("cuda", False, "not available: training runs on CPU; QLoRA needs CUDA", required=False))
     mps = getattr(torch.backends, "mps", None)
     out.append(Check("mps", bool(mps and mps.is_available()), "Apple GPU" if mps and mps.is_available() else "not available", required=False))
+    from .models.precision import describe_machine
+
+    out.append(Check("precision", True, "auto = " + describe_machine(), required=False))
     return out
 
 

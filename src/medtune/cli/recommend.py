@@ -13,44 +13,74 @@ def recommend_cmd(
     vram: float = typer.Option(..., "--vram", help="Memory budget in GiB (GPU memory, or RAM for CPU training)."),
     model: str = typer.Option(None, "--model", help="Estimate for this preset or local HF folder only."),
     method: str = field_option("train.method", "--method", apply=False, hint=" Estimated here: lora, qlora or full."),
-    seq_len: int = typer.Option(1024, "--seq-len", help="Tokens per sequence."),
-    batch: int = typer.Option(1, "--batch", help="Micro-batch size."),
+    seq_len: int = typer.Option(1024, "--seq-len", help="Tokens per sequence (data.max_length)."),
+    batch: int = typer.Option(1, "--batch", help="Micro-batch size (train.batch_size)."),
     grad_ckpt: bool = typer.Option(False, "--grad-ckpt", help="Gradient checkpointing."),
     optimizer: str = field_option("train.optimizer", "--optimizer", apply=False),
     lora_r: int = field_option("train.lora.r", "--lora-r", apply=False),
-    device: str = typer.Option("cuda", "--device", help="cuda (bf16) or cpu (fp32)."),
+    device: str = typer.Option("cuda", "--device", help="cuda (bf16) or cpu (this machine's `auto` precision)."),
+    packing: bool = typer.Option(True, "--packing/--no-packing", help="train.packing (the R1-8B seed recipe: off)."),
+    loss_share: float = typer.Option(1.0, "--loss-share", min=0.0, max=1.0,
+                                     help="Share of tokens that carry loss (1.0 = worst case; assistant-only SFT is lower)."),
+    fused_ce: bool = typer.Option(None, "--fused-ce/--no-fused-ce",
+                                  help="liger-kernel's fused cross-entropy (default: on CUDA when liger-kernel is installed)."),
+    trainer: str = typer.Option("medtune", "--trainer", help="medtune (what `medtune train` allocates) | plain (a plain loop with full logits)."),
 ) -> None:
     """Estimate peak training memory from the model's real config and recommend what fits."""
-    from ..models.memory import GIB, arch_for, estimate_training_memory, recommend
+    from ..models.memory import (
+        GIB,
+        arch_for,
+        estimate_training_memory,
+        fits,
+        recommend,
+        settings_that_fit,
+    )
+    from ..models.precision import auto_precision
+    from ..train.forward import liger_available
 
     method, optimizer = or_default(method, "train.method"), or_default(optimizer, "train.optimizer")
     lora_r = or_default(lora_r, "train.lora.r")
     if method not in ("lora", "qlora", "full"):
         fail(f"--method must be lora, qlora or full (got {method!r})")
-    if model:
-        try:
-            arch, preset = arch_for(model)
-        except ValueError as e:
-            fail(str(e))
-        est = estimate_training_memory(arch, method=method, seq_len=seq_len, batch=batch, grad_ckpt=grad_ckpt,
-                                       optimizer=optimizer, lora_r=lora_r, preset=preset, device=device,
-                                       dtype="bf16" if device == "cuda" else "fp32")
-        table = Table("component", "GiB")
-        for k, v in est.as_gib().items():
-            table.add_row(k, f"{v:.2f}")
+    if trainer not in ("medtune", "plain"):
+        fail(f"--trainer must be medtune or plain (got {trainer!r})")
+    if not model:
+        recs = recommend(vram, seq_len=seq_len, device=device, lora_r=lora_r)
+        if not recs:
+            fail(f"nothing fits in {vram} GiB at seq_len {seq_len}; try a shorter --seq-len")
+        table = Table("preset", "method", "batch", "grad ckpt", "optimizer", "est. GiB")
+        for r in recs:
+            table.add_row(r.preset, r.method, str(r.batch), "yes" if r.grad_ckpt else "no", r.optimizer, f"{r.estimate_gib:.2f}")
         console.print(table)
-        verdict = "fits" if est.total / GIB <= vram * 0.9 else "does NOT fit"
-        console.print(f"{model} {method} seq {seq_len} x batch {batch}: {est.total / GIB:.2f} GiB -> {verdict} in {vram} GiB "
-                      f"(trainable params {est.trainable_params:,})")
+        console.print(f"Largest that fits: [bold]{recs[0].preset}[/bold] with {recs[0].method} (batch {recs[0].batch}).")
         return
-    recs = recommend(vram, seq_len=seq_len, device=device, lora_r=lora_r)
-    if not recs:
-        fail(f"nothing fits in {vram} GiB at seq_len {seq_len}; try a shorter --seq-len")
-    table = Table("preset", "method", "batch", "grad ckpt", "optimizer", "est. GiB")
-    for r in recs:
-        table.add_row(r.preset, r.method, str(r.batch), "yes" if r.grad_ckpt else "no", r.optimizer, f"{r.estimate_gib:.2f}")
+    try:
+        arch, preset = arch_for(model)
+    except ValueError as e:
+        fail(str(e))
+    dtype = "bf16" if device == "cuda" else auto_precision("cpu")[0]
+    settings = {"method": method, "seq_len": seq_len, "batch": batch, "grad_ckpt": grad_ckpt, "optimizer": optimizer,
+                "lora_r": lora_r, "dtype": dtype, "device": device, "trainer": trainer, "packing": packing,
+                "loss_share": loss_share,
+                "fused_ce": (device == "cuda" and liger_available()) if fused_ce is None else fused_ce}
+    est = estimate_training_memory(arch, preset=preset, **settings)
+    table = Table("component", "GiB")
+    for k, v in est.as_gib().items():
+        table.add_row(k, f"{v:.2f}")
     console.print(table)
-    console.print(f"Largest that fits: [bold]{recs[0].preset}[/bold] with {recs[0].method} (batch {recs[0].batch}).")
+    ok = fits(est, vram)
+    console.print(f"{model} {method} seq {seq_len} x batch {batch} ({trainer} trainer, {dtype}, "
+                  f"{'fused CE' if settings['fused_ce'] else f'logits at {loss_share:.0%} of tokens'}): "
+                  f"{est.total / GIB:.2f} GiB -> {'fits' if ok else 'does NOT fit'} in {vram} GiB (90% usable; "
+                  f"trainable params {est.trainable_params:,})")
+    if not ok and trainer == "medtune":
+        options = settings_that_fit(arch, vram, settings, preset)
+        if options:
+            console.print("It would fit with one change: " + "; ".join(f"{label} -> {gib:.2f} GiB" for label, gib in options))
+        else:
+            floor = est.weights / GIB
+            console.print(f"No single setting makes it fit: the frozen weights alone take {floor:.2f} GiB. "
+                          "Use a smaller base (`medtune recommend --vram N` without --model lists what fits).")
 
 
 def register(app: typer.Typer) -> None:

@@ -129,14 +129,22 @@ def _model_base_problems(base: str) -> list[ConfigProblem]:
     return []
 
 
-def hardware_problems(cfg: RunConfig, cuda_available: bool | None = None) -> list[ConfigProblem]:
-    """Settings this machine cannot run (4-bit, 8-bit Adam, mixed precision without CUDA)."""
+def hardware_problems(cfg: RunConfig, cuda_available: bool | None = None,
+                      cpu_bf16: bool | None = None) -> list[ConfigProblem]:
+    """Settings this machine cannot run (4-bit, 8-bit Adam, fp16 without CUDA, bf16 without native bf16).
+
+    ``cuda_available`` / ``cpu_bf16`` (native bf16 instructions) default to this machine's.
+    """
     if cuda_available is None:
         import torch
 
         cuda_available = torch.cuda.is_available()
     if cuda_available:
         return []
+    if cpu_bf16 is None:
+        from ..models.precision import cpu_has_native_bf16
+
+        cpu_bf16 = cpu_has_native_bf16()
     probs: list[ConfigProblem] = []
     wants_4bit = cfg.model.load_in_4bit or cfg.train.method == "qlora"
     if wants_4bit:
@@ -145,8 +153,12 @@ def hardware_problems(cfg: RunConfig, cuda_available: bool | None = None) -> lis
                                    "use train.method=lora and model.load_in_4bit=false on CPU"))
     if cfg.train.optimizer == "adamw_8bit":
         probs.append(ConfigProblem("train.optimizer", "adamw_8bit needs CUDA + bitsandbytes", "use train.optimizer=adamw or adafactor"))
-    if cfg.train.precision in ("bf16", "fp16"):
-        probs.append(ConfigProblem("train.precision", f"{cfg.train.precision} mixed precision needs CUDA here", "use train.precision=auto (fp32 on CPU)"))
+    if cfg.train.precision == "fp16" and not cuda_available:
+        probs.append(ConfigProblem("train.precision", "fp16 mixed precision needs CUDA (a loss scaler on a GPU)",
+                                   "use train.precision=auto (bf16 on CPUs with native bf16, else fp32)"))
+    if cfg.train.precision == "bf16" and not cuda_available and not cpu_bf16:
+        probs.append(ConfigProblem("train.precision", "bf16 on this CPU would be emulated (no AVX512-BF16/AMX-BF16): "
+                                   "slower than fp32", "use train.precision=auto (fp32 here) or fp32"))
     return probs
 
 

@@ -33,6 +33,8 @@ class TransformersBackend:
         self.model, self.tokenizer = model, tokenizer
         self.reasoning_format, self.batch_size, self.label = reasoning_format, batch_size, label
         self.model.eval()
+        # Recorded in eval summaries: the dtype the forward computes in (that of the embedding weights).
+        self.dtype = str(model.get_input_embeddings().weight.dtype).removeprefix("torch.")
 
     def prompt(self, record: Record, system_prompt: str | None = None) -> str:
         return render_prompt(self.tokenizer, record, self.reasoning_format, system_prompt)

@@ -123,7 +123,8 @@ def evaluate(
     seconds = time.perf_counter() - t0
     summary = summarize(store.load(), spec, protocol, model=getattr(backend, "label", "model"))
     summary["settings"] = {"max_new_tokens": max_new_tokens, "temperature": temperature, "num_samples": num_samples,
-                           "seed": seed, "permutations": permutations, "backend": getattr(backend, "name", "?")}
+                           "seed": seed, "permutations": permutations, "backend": getattr(backend, "name", "?"),
+                           "dtype": getattr(backend, "dtype", None)}
     summary["prompt"] = {"system_prompt": model.system_prompt, "reasoning_format": model.reasoning_format,
                          "from": model.prompt_source}
     summary["model_identity"] = model.identity

@@ -22,15 +22,14 @@ def pick_device(requested: str = "auto") -> str:
 
 
 def pick_dtype(device: str, requested: str = "auto"):
-    """fp32 on CPU/MPS; on CUDA bf16 where the GPU supports it, else fp16."""
+    """The torch dtype to load weights in: ``requested``, or for `auto` the machine's fastest
+    arithmetic that keeps results (``precision.auto_precision``: bf16 on CUDA and on CPUs with
+    native bf16, fp16 on GPUs without bf16, fp32 elsewhere)."""
     import torch
 
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if requested != "auto":
-        return names[requested]
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    from .precision import inference_dtype
+
+    return getattr(torch, inference_dtype(device, requested))
 
 
 def bnb_4bit_config(compute_dtype) -> Any:
@@ -89,6 +88,7 @@ def load_model(
     revision: str | None = None,
     trust_remote_code: bool = False,
     padding_side: str = "right",
+    attn_implementation: str | None = None,
 ) -> LoadedModel:
     """Load any base. 4-bit (QLoRA) needs CUDA + bitsandbytes; asking for it elsewhere is an error."""
     from transformers import AutoModelForCausalLM
@@ -97,6 +97,8 @@ def load_model(
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
     if load_in_4bit:
         if not dev.startswith("cuda"):
             raise ModelLoadError("4-bit (QLoRA) loading needs a CUDA GPU; on this machine use method=lora with load_in_4bit=false.")

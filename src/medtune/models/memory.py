@@ -1,26 +1,29 @@
 """Peak training-memory estimator, computed from a model's real dimensions.
 
-Replaces the seed guide's static VRAM table. Peak memory during a training step is
+Two models of a training step, because they allocate very differently:
 
-    weights + trainable params + gradients + optimizer states + saved activations + logits
+* ``trainer="medtune"`` (default): what ``medtune train`` allocates. Logits exist only at the
+  positions that carry loss (``loss_share`` of the tokens; with liger-kernel on CUDA, only a
+  chunk at a time); with packing a CPU runs one ``seq_len`` row per forward (a GPU stacks
+  ``batch`` rows); a frozen base sits in the compute dtype (bf16 on CUDA and on CPUs with native
+  bf16; QLoRA's 4-bit layers with embeddings and LM head in bf16, norms in fp32), LoRA adapters
+  and optimizer states in fp32 (8-bit AdamW: 2 B/param).
+* ``trainer="plain"``: the seeds' plain loop (transformers Trainer / a hand loop): full-vocabulary
+  logits for every token of a padded ``batch x seq_len`` batch.
 
-* weights: params x bytes(dtype); 4-bit nf4 with double quantization costs ~4.127 bits per
-  quantized weight (QLoRA, Dettmers et al. 2023, sec. 2); embeddings, norms and the LM head
-  stay in the compute dtype.
-* LoRA adds r x (d_in + d_out) params per adapted matrix, kept in fp32 with fp32 grads.
-* optimizer: AdamW keeps 2 fp32 moments (8 B/param), 8-bit AdamW 2 B/param, Adafactor
-  factored second moments (~ (rows + cols) x 4 B per matrix).
-* activations: the tensors autograd saves for backward, counted per token and layer for the
-  Llama-style block (Korthikanti et al. 2022 give the same accounting for GPT blocks); SDPA
-  attention saves O(s) per head rather than the s x s score matrix. With gradient checkpointing
-  only each layer's input is kept, plus one layer's activations during recomputation.
-* logits: b x s x vocab, held in fp32 for the loss: the logits, their log-softmax and the
-  gradient of the logits are alive together at the start of backward.
+Peak = weights + trainable params + gradients + optimizer states + saved activations + logits
+(+ CUDA context). Activations are counted per token and layer from the Llama block (Korthikanti
+et al. 2022 do the same for GPT blocks): what autograd saves for backward, SDPA keeping O(s) per
+head; with gradient checkpointing only each layer's input plus one layer's activations during
+recomputation. 4-bit nf4 with double quantization costs ~4.127 bits per weight (Dettmers et al.
+2023). Checked against measured peaks of ``medtune train`` (bench/memory_estimate.py,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,6 +102,29 @@ def activation_bytes_per_token_layer(c: ArchConfig, act_bytes: int, lora_inputs:
     return (elems + dropout) * act_bytes + norm_bytes
 
 
+def medtune_activation_bytes(c: ArchConfig, act_bytes: int, targets: list[str], lora_dropout: bool) -> int:
+    """Bytes autograd keeps per token in one decoder layer under medtune's trainer (counted, not fitted).
+
+    In hidden-size units h (intermediate i, key/value width kv): each RMSNorm keeps its fp32 input
+    (2h in half-precision units); the attention input h; q, k, v after RoPE and the SDPA output
+    with its contiguous copy for o_proj (3h + 2kv); the MLP input h, gate, SiLU(gate), up and
+    their product (4i). Each LoRA-adapted module keeps its dropped input (act bytes) and, with
+    dropout, a boolean mask (1 byte). The logsumexp of SDPA is fp32 per head.
+    """
+    h, i = c.hidden_size, c.intermediate_size
+    kv = c.num_key_value_heads * c.head_dim
+    shapes = linear_shapes(c)
+    elems = 2 * (2 * h) + h + (3 * h + 2 * kv) + h + 4 * i
+    lora_in = sum(shapes[n][0] for n in targets)
+    return elems * act_bytes + lora_in * (act_bytes + (1 if lora_dropout else 0)) + 4 * c.num_attention_heads
+
+
+def _liger_chunk_rows(tokens: int, c: ArchConfig) -> int:
+    """Rows of logits liger-kernel's fused linear cross-entropy materializes at once (its own chunking rule)."""
+    per = math.ceil(tokens / math.ceil(c.vocab_size / c.hidden_size))
+    return min(tokens, 2 ** math.ceil(math.log2(max(per, 1))))
+
+
 def estimate_training_memory(
     c: ArchConfig,
     *,
@@ -113,8 +139,68 @@ def estimate_training_memory(
     dtype: str = "fp32",
     preset: Preset | None = None,
     device: str = "cpu",
+    trainer: str = "medtune",
+    packing: bool = True,
+    loss_share: float = 1.0,
+    fused_ce: bool = False,
 ) -> MemoryEstimate:
-    """Estimate peak memory (bytes) of one training step; see the module docstring."""
+    """Estimate peak memory (bytes) of one training step; see the module docstring.
+
+    ``dtype`` is the compute precision (fp32 | bf16 | fp16). For ``trainer="medtune"``:
+    ``packing`` (rows of ``seq_len`` tokens), ``loss_share`` (share of tokens that carry loss; 1.0
+    is the worst case) and ``fused_ce`` (liger-kernel installed, CUDA).
+    """
+    if trainer == "plain":
+        return _plain_estimate(c, method=method, seq_len=seq_len, batch=batch, grad_ckpt=grad_ckpt, optimizer=optimizer,
+                               lora_r=lora_r, targets=targets, lora_dropout=lora_dropout, dtype=dtype, preset=preset,
+                               device=device)
+    half = dtype != "fp32"
+    ab = BYTES[dtype]
+    layer_linear, emb, norms = count_params(c)
+    names = resolve_targets(targets, preset) if method != "full" else []
+    shapes = linear_shapes(c)
+    if method == "qlora":  # 4-bit layers; embeddings and head in the compute dtype, norms fp32 (train/setup.py)
+        weights = layer_linear * 4.127 / 8 + emb * ab + norms * 4
+    elif method == "full":  # fp32 masters; autocast caches a half copy of every weight during the step
+        weights = (layer_linear + emb + norms) * (4 + (2 if half else 0))
+    else:  # a frozen base sits in the compute dtype
+        weights = (layer_linear + emb + norms) * ab
+    if method == "full":
+        trainable_params = layer_linear + emb + norms
+        trainable = 0.0
+    else:
+        trainable_params = c.num_hidden_layers * sum(lora_r * (shapes[n][0] + shapes[n][1]) for n in names)
+        trainable = trainable_params * (4.0 + (2.0 if half else 0.0))  # fp32 adapters + autocast's half copy
+    gradients = trainable_params * 4.0
+    opt = _optimizer_bytes(optimizer, method, trainable_params)
+    tokens = seq_len if (packing and device == "cpu") else batch * seq_len  # tokens in one forward pass
+    per_layer = medtune_activation_bytes(c, ab, names, lora_dropout > 0)
+    if grad_ckpt:
+        activations = tokens * (c.num_hidden_layers * c.hidden_size * ab + per_layer)
+    else:
+        activations = tokens * c.num_hidden_layers * per_layer
+    loss_tokens = max(1, round(tokens * loss_share))
+    if fused_ce:
+        logits = _liger_chunk_rows(loss_tokens, c) * c.vocab_size * 6.0 + loss_tokens * c.hidden_size * 4.0
+    else:  # logits (half), their fp32 log-softmax and its gradient, at loss positions only
+        logits = loss_tokens * c.vocab_size * (10.0 if half else 12.0)
+    overhead = 0.5 * GIB if device == "cuda" else 0.15 * GIB  # CUDA context + allocator slack; CPU runtime
+    return MemoryEstimate(weights, trainable, gradients, opt, activations, logits, overhead, int(trainable_params))
+
+
+def _optimizer_bytes(optimizer: str, method: str, params: int) -> float:
+    """AdamW: 2 fp32 moments (8 B/param); 8-bit AdamW 2 B/param; Adafactor factored second moments."""
+    if optimizer == "adamw_8bit":
+        return params * 2.0
+    if optimizer == "adafactor":
+        return params * 4.0 * (0.05 if method == "full" else 0.5)
+    return params * 8.0
+
+
+def _plain_estimate(c: ArchConfig, *, method: str, seq_len: int, batch: int, grad_ckpt: bool, optimizer: str,
+                    lora_r: int, targets: list[str] | str, lora_dropout: float, dtype: str, preset: Preset | None,
+                    device: str) -> MemoryEstimate:
+    """The plain loop: weights in ``dtype``, full-vocabulary fp32 logits for every token of the padded batch."""
     wb = BYTES[dtype]
     layer_linear, emb, norms = count_params(c)
     if method == "qlora":
@@ -132,12 +218,7 @@ def estimate_training_memory(
         trainable = trainable_params * 4.0
         grad_b = 4
     gradients = trainable_params * grad_b
-    if optimizer == "adamw_8bit":
-        opt = trainable_params * 2.0
-    elif optimizer == "adafactor":
-        opt = trainable_params * 4.0 * 0.05 if method == "full" else trainable_params * 4.0 * 0.5
-    else:
-        opt = trainable_params * 8.0
+    opt = _optimizer_bytes(optimizer, method, trainable_params)
     tokens = batch * seq_len
     lora_inputs = sum(shapes[n][0] for n in names) if method != "full" else 0
     per_layer = activation_bytes_per_token_layer(c, wb, lora_inputs, lora_dropout > 0 and method != "full")
@@ -172,6 +253,44 @@ def arch_for(spec: str) -> tuple[ArchConfig, Preset | None]:
     raise ValueError(f"unknown model {spec!r}: use a preset name (`medtune models list`) or a local HF folder")
 
 
+HEADROOM = 0.9  # a plan must fit in 90% of the budget (fragmentation, other processes)
+
+
+def fits(est: MemoryEstimate, budget_gib: float) -> bool:
+    return est.total / GIB <= budget_gib * HEADROOM
+
+
+def settings_that_fit(c: ArchConfig, budget_gib: float, settings: dict, preset: Preset | None = None) -> list[tuple[str, float]]:
+    """Single changes to ``settings`` (``estimate_training_memory`` keywords) under which the step fits.
+
+    Tried one at a time, in the order a user would reach for them: gradient checkpointing,
+    liger-kernel's fused cross-entropy (CUDA), 8-bit AdamW (CUDA), QLoRA (CUDA), batch 1, packing
+    (CPU: one row per forward), then halving ``seq_len`` down to 256. Returns (what to set, GiB).
+    """
+    cuda = settings.get("device") == "cuda"
+    changes: list[tuple[str, dict]] = [("--grad-ckpt (gradient checkpointing)", {"grad_ckpt": True})]
+    if cuda:
+        changes += [("pip install liger-kernel (fused linear cross-entropy: no logits tensor)", {"fused_ce": True}),
+                    ("--optimizer adamw_8bit", {"optimizer": "adamw_8bit"}),
+                    ("--method qlora (4-bit base)", {"method": "qlora"})]
+    if settings.get("batch", 1) > 1:
+        changes.append(("--batch 1 (and more gradient accumulation)", {"batch": 1}))
+    if not cuda and not settings.get("packing", True):
+        changes.append(("train.packing=true (one row per forward on a CPU)", {"packing": True}))
+    seq = settings.get("seq_len", 512) // 2
+    while seq >= 256:
+        changes.append((f"--seq-len {seq}", {"seq_len": seq}))
+        seq //= 2
+    out = []
+    for label, change in changes:
+        if all(settings.get(k) == v for k, v in change.items()):
+            continue
+        est = estimate_training_memory(c, **{**settings, **change, "preset": preset})
+        if fits(est, budget_gib):
+            out.append((label, round(est.total / GIB, 2)))
+    return out
+
+
 @dataclass
 class Recommendation:
     preset: str
@@ -189,14 +308,16 @@ def recommend(vram_gib: float, *, seq_len: int = 1024, device: str = "cuda", lor
               ("qlora", True, 1, "adamw_8bit")]
     if device != "cuda":
         ladder = [s for s in ladder if s[0] != "qlora"]
-    dtype = "bf16" if device == "cuda" else "fp32"
+    from .precision import auto_precision
+
+    dtype = auto_precision(device)[0] if device != "cuda" else "bf16"
     out = []
     for p in sorted(load_presets().values(), key=lambda p: -p.params_b):
         for method, ckpt, batch, opt in ladder:
             est = estimate_training_memory(p.config, method=method, seq_len=seq_len, batch=batch, grad_ckpt=ckpt,
                                            optimizer=opt if device == "cuda" else "adamw", lora_r=lora_r,
                                            dtype=dtype, preset=p, device=device)
-            if est.total / GIB <= vram_gib * 0.9:  # keep 10% headroom for fragmentation
+            if fits(est, vram_gib):
                 out.append(Recommendation(p.name, method, seq_len, batch, ckpt, opt, round(est.total / GIB, 2)))
                 break
     return out

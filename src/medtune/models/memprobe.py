@@ -1,9 +1,13 @@
-"""Measure the real peak memory of LoRA training steps, to check the estimator against.
+"""Measure the real peak memory of training, to check the estimator against.
 
-Run in a fresh subprocess (``python -m medtune.models.memprobe ...``) so that the baseline is
-clean: RSS is sampled every few ms by a thread; the reported number is peak RSS during
+Two probes, each run in a fresh subprocess (``python -m medtune.models.memprobe ...``) so that the
+baseline is clean: RSS is sampled every few ms by a thread; the reported number is peak RSS during
 load + training minus RSS after imports (CPU), or ``torch.cuda.max_memory_allocated`` (CUDA).
-The probe trains LoRA r on all seven linear modules with dropout 0.05 and AdamW.
+
+* ``measure_train_peak``: ``medtune train`` itself, on a records file, with config overrides
+  (what the ``medtune`` estimator models);
+* ``measure_lora_step``: a plain loop, LoRA r on all seven linear modules with dropout 0.05 and
+  AdamW, full logits (the ``plain`` estimator).
 """
 
 from __future__ import annotations
@@ -87,7 +91,46 @@ def measure_lora_step(model_dir: str, *, seq_len: int, batch: int, r: int = 16, 
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _train_peak(records: str, overrides: list[str], run_dir: str) -> dict:
+    import psutil
+    import torch
+
+    from ..config import load_config
+    from ..train import train
+
+    cfg = load_config(None, overrides)
+    base_rss = psutil.Process().memory_info().rss
+    with RssSampler() as sampler:
+        res = train(cfg, records, run_dir, progress=False)
+    audit = res.manifest["render_audit"]["train"]
+    out = {"peak_increase_bytes": sampler.peak - base_rss, "base_rss_bytes": base_rss,
+           "loss_share": audit["trainable_tokens"] / max(audit["tokens"], 1), "precision": res.manifest["precision"]}
+    if torch.cuda.is_available():
+        out["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated()
+    return out
+
+
+def measure_train_peak(records: str, overrides: list[str], run_dir: str) -> dict:
+    """Peak memory of ``medtune train`` (config ``overrides``) on ``records``, in a fresh subprocess."""
+    cmd = [sys.executable, "-m", "medtune.models.memprobe", "train", records, "--run-dir", run_dir]
+    cmd += [f"--set={o}" for o in overrides]
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}  # RSS tracks live tensors (see measure_lora_step)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"memprobe train failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def _main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "train":
+        tp = argparse.ArgumentParser()
+        tp.add_argument("mode")
+        tp.add_argument("records")
+        tp.add_argument("--run-dir", required=True)
+        tp.add_argument("--set", action="append", default=[])
+        t = tp.parse_args()
+        print(json.dumps(_train_peak(t.records, t.set, t.run_dir)))
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
     ap.add_argument("--seq-len", type=int, default=256)

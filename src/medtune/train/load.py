@@ -39,7 +39,9 @@ def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "aut
     base_path = manifest.get("base_path") or manifest["base_model"]
     base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
     loaded = load_model(base_spec, device=device, dtype=dtype)
-    model = PeftModel.from_pretrained(loaded.model, str(adapter))
+    # A half-precision base (bf16 inference on this machine) gets its adapter in the same dtype, so no
+    # forward pays an fp32 detour through 200 LoRA modules; an fp32 base keeps fp32 adapters.
+    model = PeftModel.from_pretrained(loaded.model, str(adapter), autocast_adapter_dtype=False)
     model.eval()
     if merge:
         model = model.merge_and_unload()

@@ -77,6 +77,32 @@ def collate_packed(examples: Sequence[RenderedExample]) -> dict[str, Any]:
     return {"input_ids": as_row(ids), "labels": as_row(labels), "position_ids": as_row(pos)}
 
 
+def collate_stacked(packs: Sequence[Sequence[RenderedExample]], pad_id: int) -> dict[str, Any]:
+    """Several packs as equal-length rows: a shorter row ends in a pad-only segment whose positions
+    restart at 0 (so it is a sequence of its own, attended by nothing else) and whose labels are ignored.
+
+    >>> from medtune.data.render import RenderedExample
+    >>> a, b = RenderedExample("a", [1, 2, 3], [-100, 2, 3], 2), RenderedExample("b", [4, 5], [-100, 5], 1)
+    >>> batch = collate_stacked([[a, b], [b]], pad_id=0)
+    >>> batch["input_ids"].tolist(), batch["position_ids"].tolist()
+    ([[1, 2, 3, 4, 5], [4, 5, 0, 0, 0]], [[0, 1, 2, 0, 1], [0, 1, 0, 1, 2]])
+    >>> batch["labels"].tolist()[1]
+    [-100, 5, -100, -100, -100]
+    """
+    import torch
+
+    rows = [collate_packed(p) for p in packs]
+    width = max(r["input_ids"].shape[1] for r in rows)
+    out: dict[str, list] = {"input_ids": [], "labels": [], "position_ids": []}
+    for r in rows:
+        gap = width - r["input_ids"].shape[1]
+        fill = {"input_ids": torch.full((1, gap), pad_id), "labels": torch.full((1, gap), IGNORE_INDEX),
+                "position_ids": torch.arange(gap)[None]}
+        for key in out:
+            out[key].append(torch.cat([r[key], fill[key].to(r[key].dtype)], dim=1))
+    return {key: torch.cat(v, dim=0) for key, v in out.items()}
+
+
 def collate_padded(examples: Sequence[RenderedExample], pad_id: int) -> dict[str, Any]:
     """Right-padded batch with an attention mask (the packing=false path).
 

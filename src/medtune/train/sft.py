@@ -26,14 +26,15 @@ from typing import Any
 from ..config.schema import RunConfig
 from . import checkpoints as ckpt
 from .data import TrainingData, load_training_records, render_training_data
-from .packing import (
-    collate_packed,
-    collate_padded,
-    epoch_order,
-    make_batches,
-    micro_batches_per_step,
-    trainable_tokens,
+from .forward import (
+    ForwardPlan,
+    collate_forward,
+    forward_plan,
+    group_packs,
+    loss_sum,
+    training_attention,
 )
+from .packing import epoch_order, make_batches, micro_batches_per_step, trainable_tokens
 from .setup import apply_peft, build_optimizer, build_scheduler, count_parameters
 
 log = logging.getLogger(__name__)
@@ -67,38 +68,49 @@ class Setup:
     batches: list[list[int]]
     total_steps: int
     fmt: str
+    precision: Any = None  # models.precision.TrainPrecision
+    plan: ForwardPlan = field(default_factory=ForwardPlan)  # packs per forward pass (see train/forward.py)
 
 
-def mixed_precision(precision: str, device: str) -> str:
-    """accelerate's mixed_precision for a configured precision: fp32 on CPU, bf16/fp16 on CUDA."""
-    import torch
+def resolve_precision(cfg: RunConfig, device: str) -> Any:
+    """The run's arithmetic (``models.precision.train_precision``): autocast dtype and base weight dtype."""
+    from ..models.precision import train_precision
 
-    if precision == "auto":
-        if not device.startswith("cuda"):
-            return "no"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+    return train_precision(device, cfg.train.precision, cfg.model.dtype, cfg.train.method)
+
+
+def make_accelerator(mixed_precision: str, cpu: bool) -> Any:
+    """accelerate's Accelerator; a second run in one process (tests, notebooks) may use another precision.
+
+    accelerate keeps one ``AcceleratorState`` per process and refuses a different ``mixed_precision``
+    later, so a stale one is forgotten first (its distributed ``PartialState`` is kept).
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") != mixed_precision:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
 
 
 def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     """Load base + tokenizer, render the data, wrap with PEFT, build optimizer and schedule."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from ..models.load import load_model, pick_device
 
     t = cfg.train
     device = pick_device("auto")
-    mp = mixed_precision(t.precision, device)
-    accelerator = Accelerator(mixed_precision=mp, cpu=not device.startswith("cuda"))
+    precision = resolve_precision(cfg, device)
+    accelerator = make_accelerator(precision.mixed_precision, cpu=not device.startswith("cuda"))
     set_seed(t.seed)
     # Data first: a wrong source or unreadable records fail in seconds, not after the base model loads.
     records = load_training_records(cfg.data, data_paths, run_dir if accelerator.is_main_process else None)
     four_bit = t.method == "qlora" or cfg.model.load_in_4bit
-    # Frozen bases can sit in half precision on GPU; fully tuned weights stay fp32 (autocast does the rest).
-    dtype = cfg.model.dtype if cfg.model.dtype != "auto" or t.method != "full" else "float32"
-    loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=dtype, load_in_4bit=four_bit,
-                        revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
+    loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=precision.weights, load_in_4bit=four_bit,
+                        revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
+                        attn_implementation=training_attention(device))
     fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else loaded.source.reasoning_format
     data = render_training_data(records, cfg.data, loaded.tokenizer, fmt)
     model = loaded.model
@@ -106,6 +118,10 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     if t.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = apply_peft(model, t, loaded.source.preset)
+    if device == "cpu":
+        from .cpu_lora import tune_lora_for_cpu
+
+        tune_lora_for_cpu(model, precision.compute)
     set_seed(t.seed)  # adapter init consumed RNG; re-seed so the data-independent stream starts equal
     batches = make_batches(data.train, packing=t.packing, batch_size=t.batch_size, max_length=cfg.data.max_length)
     per_step = micro_batches_per_step(packing=t.packing, batch_size=t.batch_size, grad_accum=t.grad_accum,
@@ -114,7 +130,8 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     optimizer = build_optimizer(model, t)
     scheduler = build_scheduler(optimizer, t, total)
     model, optimizer = accelerator.prepare(model, optimizer)
-    return Setup(accelerator, loaded, model, optimizer, scheduler, data, batches, total, fmt)
+    plan = forward_plan(device, getattr(loaded.model.config, "_attn_implementation", None), t.batch_size, t.packing)
+    return Setup(accelerator, loaded, model, optimizer, scheduler, data, batches, total, fmt, precision, plan)
 
 
 def step_batches(step: int, n_batches: int, per_step: int, seed: int) -> list[int]:
@@ -132,26 +149,9 @@ def step_batches(step: int, n_batches: int, per_step: int, seed: int) -> list[in
     return out
 
 
-def loss_sum(model: Any, batch: dict[str, Any]) -> Any:
-    """Summed next-token cross-entropy over the positions that carry loss."""
-    import torch.nn.functional as F
-
-    targets = batch["labels"][:, 1:]
-    keep = targets != -100
-    if "position_ids" in batch:  # one packed row: compute logits only where loss is taken
-        idx = keep[0].nonzero().squeeze(1)
-        # use_cache=False matters: with a KV cache transformers does not look for packed sequences
-        # in position_ids and samples would attend to each other.
-        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=idx,
-                       use_cache=False).logits[0]
-        return F.cross_entropy(logits.float(), targets[0, idx], reduction="sum")
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits[:, :-1]
-    return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum")
-
-
-def collate(s: Setup, examples: list, batch: list[int], packing: bool) -> dict[str, Any]:
-    items = [examples[i] for i in batch]
-    data = collate_packed(items) if packing else collate_padded(items, s.loaded.tokenizer.pad_token_id)
+def collate(s: Setup, examples: list, packs: list[list[int]], packing: bool) -> dict[str, Any]:
+    """One forward pass's tensors on the device: ``packs`` are lists of example indices (see ``forward``)."""
+    data = collate_forward(examples, packs, s.plan, s.loaded.tokenizer.pad_token_id, packing)
     return {k: v.to(s.accelerator.device) for k, v in data.items()}
 
 
@@ -162,13 +162,14 @@ def evaluate(s: Setup, cfg: RunConfig) -> float | None:
     if not s.data.val:
         return None
     batches = make_batches(s.data.val, packing=cfg.train.packing, batch_size=cfg.train.batch_size, max_length=cfg.data.max_length)
-    mine = batches[s.accelerator.process_index :: s.accelerator.num_processes]
+    mine = list(range(len(batches)))[s.accelerator.process_index :: s.accelerator.num_processes]
     total = torch.zeros(2, dtype=torch.float64, device=s.accelerator.device)
     s.model.eval()
     with torch.no_grad():
-        for b in mine:
-            total[0] += loss_sum(s.model, collate(s, s.data.val, b, cfg.train.packing)).double()
-            total[1] += trainable_tokens(s.data.val, b)
+        for group in group_packs(mine, s.plan.rows):
+            packs = [batches[b] for b in group]
+            total[0] += loss_sum(s.model, collate(s, s.data.val, packs, cfg.train.packing), s.plan.fused_ce).double()
+            total[1] += sum(trainable_tokens(s.data.val, p) for p in packs)
     s.model.train()
     total = s.accelerator.reduce(total, reduction="sum")
     return float(total[0] / total[1]) if total[1] > 0 else None
@@ -227,11 +228,12 @@ def _run_step(s: Setup, cfg: RunConfig, step: int) -> tuple[float, int, int]:
     mine = glob[acc.process_index :: acc.num_processes]
     local = sum(len(s.data.train[i]) for g in mine for i in s.batches[g])
     total = torch.zeros((), dtype=torch.float64, device=acc.device)
-    for k, g in enumerate(mine):
-        batch = collate(s, s.data.train, s.batches[g], t.packing)
+    passes = group_packs(mine, s.plan.rows)
+    for k, group in enumerate(passes):
+        batch = collate(s, s.data.train, [s.batches[g] for g in group], t.packing)
         # Skip the gradient all-reduce on all but the last micro-batch (DDP no_sync).
-        with acc.no_sync(s.model) if k < len(mine) - 1 else nullcontext(), acc.autocast():
-            part = loss_sum(s.model, batch)
+        with acc.no_sync(s.model) if k < len(passes) - 1 else nullcontext(), acc.autocast():
+            part = loss_sum(s.model, batch, s.plan.fused_ce)
             acc.backward(part * acc.num_processes / n_global)
         total += part.detach().double()
     acc.clip_grad_norm_(s.model.parameters(), t.max_grad_norm)
@@ -323,6 +325,7 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
         "render_audit": {k: {kk: vv for kk, vv in r.to_dict().items() if kk != "problems"} for k, r in s.data.reports.items()},
         "steps": stats["steps"], "total_steps": s.total_steps, "stopped_early": stats["stopped_early"],
         "tokens_per_rank": per_rank, "hardware": hardware(str(s.accelerator.device), s.accelerator.num_processes),
+        "precision": s.precision.to_dict() if s.precision else None, "forward_plan": s.plan.describe(),
         "wall_time_s": round(wall, 2), "tokens_trained": stats["tokens"], "train_time_s": round(stats["elapsed_s"], 2), "tokens_per_s": round(tps, 1),
         "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable, "total_params": total,
         "first_eval_loss": stats["first_eval"], "final_eval_loss": stats["last_eval"],

@@ -6,6 +6,7 @@ from medtune.models.memory import (
     count_params,
     estimate_training_memory,
     recommend,
+    settings_that_fit,
 )
 from medtune.models.registry import get_preset
 
@@ -50,7 +51,83 @@ def test_estimate_within_25_percent_of_measured_cpu_peak(embedded_dir):
 
     measured = measure_lora_step(str(embedded_dir), seq_len=256, batch=2, r=16)["peak_increase_bytes"]
     est = estimate_training_memory(arch_from_hf_config(embedded_dir), method="lora", seq_len=256, batch=2,
-                                   lora_r=16, targets="all-linear", dtype="fp32", device="cpu").total
+                                   lora_r=16, targets="all-linear", dtype="fp32", device="cpu", trainer="plain").total
     ratio = est / measured
     print(f"estimate {est / GIB:.2f} GiB, measured {measured / GIB:.2f} GiB, ratio {ratio:.2f}")
+    assert 0.75 <= ratio <= 1.25
+
+
+R1_RECIPE = {"method": "qlora", "seq_len": 2048, "batch": 2, "grad_ckpt": True, "optimizer": "adamw_8bit", "lora_r": 16,
+             "dtype": "bf16", "device": "cuda", "packing": False}
+
+
+def test_medtune_trainer_keeps_logits_at_loss_positions_only():
+    c = get_preset("deepseek-r1-distill-llama-8b").config
+    plain = estimate_training_memory(c, **{**R1_RECIPE, "optimizer": "adamw"}, trainer="plain")
+    ours = estimate_training_memory(c, **R1_RECIPE)
+    half = estimate_training_memory(c, **R1_RECIPE, loss_share=0.5)
+    fused = estimate_training_memory(c, **R1_RECIPE, fused_ce=True)
+    assert round(plain.total / GIB, 2) == 14.57  # the figure issue 17 quotes for the plain loop
+    assert half.logits == pytest.approx(ours.logits / 2, rel=1e-3)
+    assert fused.logits < ours.logits / 20  # liger: one chunk of logits at a time
+    # QLoRA in medtune: 4-bit layers plus bf16 embeddings and LM head (1.05B params), norms fp32
+    layers, emb, norms = count_params(c)
+    assert ours.weights == pytest.approx(layers * 4.127 / 8 + emb * 2 + norms * 4)
+
+
+def test_cpu_packing_runs_one_row_and_bf16_halves_activations():
+    c = get_preset("smollm2-135m").config
+    packed = estimate_training_memory(c, seq_len=512, batch=4, dtype="fp32", device="cpu")
+    padded = estimate_training_memory(c, seq_len=512, batch=4, dtype="fp32", device="cpu", packing=False)
+    bf16 = estimate_training_memory(c, seq_len=512, batch=4, dtype="bf16", device="cpu")
+    assert padded.activations == pytest.approx(4 * packed.activations)
+    assert bf16.activations < 0.6 * packed.activations and bf16.weights == pytest.approx(packed.weights / 2)
+
+
+def test_what_would_make_a_recipe_fit():
+    c = get_preset("llama-3.2-1b-instruct").config
+    settings = {"method": "lora", "seq_len": 1024, "batch": 2, "dtype": "bf16", "device": "cuda", "packing": True}
+    assert estimate_training_memory(c, **settings).total / GIB > 8 * 0.9
+    options = dict(settings_that_fit(c, 8, settings))
+    assert options and all(gib <= 8 * 0.9 for gib in options.values())
+    assert any("grad-ckpt" in k for k in options) and any("--batch 1" in k for k in options)
+    r1 = get_preset("deepseek-r1-distill-llama-8b").config
+    assert settings_that_fit(r1, 6, R1_RECIPE) == []  # weights alone exceed 6 GiB's usable 5.4
+
+
+def test_recommend_cli_explains_the_r1_6gb_recipe():
+    from typer.testing import CliRunner
+
+    from medtune.cli.main import app
+
+    out = CliRunner().invoke(app, ["recommend", "--vram", "6", "--model", "deepseek-r1-distill-llama-8b", "--method", "qlora",
+                                   "--seq-len", "2048", "--batch", "2", "--grad-ckpt", "--optimizer", "adamw_8bit",
+                                   "--no-packing", "--no-fused-ce"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "does NOT fit" in out.output and "No single setting makes it fit" in out.output and "5.31 GiB" in out.output
+    out = CliRunner().invoke(app, ["recommend", "--vram", "8", "--model", "llama-3.2-1b-instruct", "--seq-len", "1024",
+                                   "--batch", "2", "--no-fused-ce"], env={"COLUMNS": "200"})
+    assert "It would fit with one change" in out.output, out.output
+
+
+@pytest.mark.slow
+def test_estimate_within_25_percent_of_medtune_train_peak(embedded_dir, tmp_path):
+    """`medtune train` itself (bf16 where the CPU has it, packing, 512-token rows, 2 steps) vs the estimate."""
+    import sys
+    from pathlib import Path
+
+    from medtune.models.memprobe import measure_train_peak
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    from train_throughput import TARGETS, make_records
+
+    records = tmp_path / "records.jsonl"
+    make_records(records, 300, 0, 512, "smollm2-135m")
+    overrides = ["train.max_steps=2", "train.batch_size=2", "data.max_length=512", "data.val_fraction=0.0",
+                 "train.lora.r=16", f"train.lora.target_modules=[{','.join(TARGETS)}]"]
+    m = measure_train_peak(str(records), overrides, str(tmp_path / "run"))
+    est = estimate_training_memory(arch_from_hf_config(embedded_dir), seq_len=512, batch=2, lora_r=16, targets="all-linear",
+                                   dtype=m["precision"]["compute"], device="cpu", loss_share=m["loss_share"]).total
+    ratio = est / m["peak_increase_bytes"]
+    print(f"{m['precision']['compute']}: estimate {est / GIB:.2f} GiB, measured {m['peak_increase_bytes'] / GIB:.2f} GiB, ratio {ratio:.2f}")
     assert 0.75 <= ratio <= 1.25

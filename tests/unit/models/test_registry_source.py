@@ -46,8 +46,11 @@ def test_offline_unknown_hf_id_fails_fast(monkeypatch, tmp_path):
 
 
 def test_local_dir_loads_with_chat_template(tiny_model_dir):
+    from medtune.models.precision import cpu_has_native_bf16
+
     lm = load_model(str(tiny_model_dir))
-    assert lm.device == "cpu" and str(lm.dtype) == "torch.float32"
+    expected = "torch.bfloat16" if cpu_has_native_bf16() else "torch.float32"  # `auto` follows the hardware
+    assert lm.device == "cpu" and str(lm.dtype) == expected and lm.model.dtype == lm.dtype
     assert lm.tokenizer.pad_token is not None and lm.tokenizer.chat_template
 
 
@@ -59,8 +62,10 @@ def test_four_bit_on_cpu_is_a_clear_error(tiny_model_dir):
 def test_dtype_by_device():
     import torch
 
-    assert pick_dtype("cpu") == torch.float32
+    # `auto` on a CPU depends on its bf16 instructions: tests/unit/models/test_precision.py
+    assert pick_dtype("cpu", "float32") == torch.float32
     assert pick_dtype("cpu", "bfloat16") == torch.bfloat16
+    assert pick_dtype("mps") == torch.float32
 
 
 def test_preset_template_fills_missing_chat_template(tiny_model_dir, tmp_path):

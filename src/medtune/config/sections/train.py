@@ -29,7 +29,10 @@ class TrainSection(Section):
     batch_size: int = Field(4, ge=1, description="Per-device micro-batch size (sequences, or packs).")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto = fp32 on CPU, bf16 if supported else fp16 on CUDA.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Matmul precision (autocast; master weights and optimizer states stay fp32). auto = bf16 on "
+        "CUDA GPUs that support it (else fp16) and on CPUs with native bf16 (AVX512-BF16/AMX-BF16), fp32 on other "
+        "CPUs; `medtune doctor` says which. fp16 needs CUDA; bf16 on a CPU without native bf16 is refused (emulated, slower).")
     packing: bool = Field(True, description="Padding-free packing: samples share rows of data.max_length tokens (position ids restart per sample); batch_size = packs per step.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")
     eval_steps: int = Field(0, ge=0, description="Evaluate loss on the validation split every N steps (0 = never).")
