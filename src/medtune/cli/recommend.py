@@ -19,7 +19,7 @@ def recommend_cmd(
     optimizer: str = field_option("train.optimizer", "--optimizer", apply=False),
     lora_r: int = field_option("train.lora.r", "--lora-r", apply=False),
     device: str = typer.Option("cuda", "--device", help="cuda (bf16) or cpu (this machine's `auto` precision)."),
-    packing: bool = typer.Option(True, "--packing/--no-packing", help="train.packing (the R1-8B seed recipe: off)."),
+    packing: bool = field_option("train.packing", "--packing/--no-packing", apply=False, hint=" The R1-8B seed recipe: off."),
     loss_share: float = typer.Option(1.0, "--loss-share", min=0.0, max=1.0,
                                      help="Share of tokens that carry loss (1.0 = worst case; assistant-only SFT is lower)."),
     fused_ce: bool = typer.Option(None, "--fused-ce/--no-fused-ce",
@@ -39,7 +39,7 @@ def recommend_cmd(
     from ..train.forward import liger_available
 
     method, optimizer = or_default(method, "train.method"), or_default(optimizer, "train.optimizer")
-    lora_r = or_default(lora_r, "train.lora.r")
+    lora_r, packing = or_default(lora_r, "train.lora.r"), or_default(packing, "train.packing")
     if method not in ("lora", "qlora", "full"):
         fail(f"--method must be lora, qlora or full (got {method!r})")
     if trainer not in ("medtune", "plain"):
