@@ -16,11 +16,12 @@ from typing import Any
 
 from ..config.sections.eval import EvalSection
 from ..data.hf import dataset_fingerprint, is_hf_spec
+from ..utils.hashcache import cached_sha256
 from ..utils.io import atomic_write_json, sha256_text
 from .backends import build_backend
 from .benchmarks import BenchmarkSpec, get_benchmark, load_benchmark_records, resolve_files
 from .evaluate import evaluate
-from .identity import Decoding, EvalModel, build_fingerprint, cached_sha256, describe_model
+from .identity import Decoding, EvalModel, build_fingerprint, describe_model
 from .store import PredictionStore
 
 

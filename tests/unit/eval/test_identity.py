@@ -14,6 +14,7 @@ from medtune.eval import identity
 from medtune.eval.evaluate import compare_models, evaluate
 from medtune.eval.stage import run_eval
 from medtune.eval.store import EvalIdentityError, PredictionStore
+from medtune.utils import hashcache
 
 QUIET = {"log": lambda *_: None}
 
@@ -161,8 +162,8 @@ def test_quickstart_rerun_with_another_tuned_model_starts_its_eval_over(tiny_mod
 def test_file_hashes_are_cached_by_size_and_mtime(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTUNE_HOME", str(tmp_path / "home"))
     calls = []
-    real = identity.sha256_file
-    monkeypatch.setattr(identity, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = hashcache.sha256_file
+    monkeypatch.setattr(hashcache, "sha256_file", lambda p: calls.append(p) or real(p))
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"\x01" * 1000)
     first = identity.cached_sha256(weights)
