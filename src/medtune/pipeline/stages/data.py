@@ -15,6 +15,8 @@ from pathlib import Path
 from ...config.load import ConfigProblem
 from ...config.schema import RunConfig
 from ...config.sections.data import DataSection, DataSource
+from ...data.contract import RecordsSource, resolve_records
+from ...data.hf import is_hf_spec
 from ...data.importers import DataError
 from ..registry import Context, Stage, register
 from ..results import DataOutput, SynthOutput
@@ -22,32 +24,26 @@ from ..results import DataOutput, SynthOutput
 RECORDS = "records.jsonl"
 
 
-def records_source(spec: str) -> tuple[list[str], str | None]:
-    """(the files or ``hf:`` spec to read, the format a medtune folder implies) for one source spec.
+def resolve_source(source: DataSource) -> RecordsSource:
+    """The records behind one configured source, through the data contract (``data.contract.resolve_records``).
 
-    The one call site to switch to ``medtune.data.contract.resolve_records`` (branch `contracts`:
-    ``src = resolve_records(spec); return list(src.files), src.format``; it also reads ``hf:`` ids
-    through `datasets`) once that is merged.
+    Files and ``hf:`` ids are read with the source's format (auto detects it). A folder medtune
+    wrote (synth, data import|split|mix) holds medtune records whatever importer made them: that
+    format is implied, and naming another importer is an error (it would misread them). A split
+    folder gives its train part; its val part stays out of the training records.
     """
-    if spec.startswith("hf:"):
-        return [spec], None
-    path = Path(spec)
-    if path.is_dir():
-        for name in ("records.jsonl", "train.jsonl"):  # synth/import/mix folders; a split folder's train part
-            if (path / name).is_file():
-                return [str(path / name)], "medtune"
-        raise DataError(f"{path}: a folder without records.jsonl or train.jsonl; expected a source file or a folder "
-                        "written by `medtune synth` or `medtune data import|split|mix`")
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    return [spec], None
-
-
-def _format(source: DataSource, implied: str | None) -> str:
-    if implied and source.format not in ("auto", implied):
+    if is_hf_spec(source.path) or not Path(source.path).expanduser().is_dir():
+        return resolve_records(source.path, source.format)
+    try:
+        found = resolve_records(source.path)
+    except DataError:
+        if source.format == "auto":
+            raise
+        return resolve_records(source.path, source.format)  # a user's folder that only the named importer reads
+    if found.format == "medtune" and source.format not in ("auto", "medtune"):
         raise DataError(f"{source.path}: a medtune folder holds medtune records; drop format={source.format!r} "
                         "(it names the importer of the original files)")
-    return implied or source.format
+    return found if source.format in ("auto", found.format) else resolve_records(source.path, source.format)
 
 
 def _slug(text: str) -> str:
@@ -62,18 +58,18 @@ def import_sources(sources: list[DataSource], data: DataSection, out: str | Path
     if not sources:
         raise DataError("no data sources: set data.sources (files, medtune folders or hf: ids) or add synth to stages")
     out = Path(out)
-    resolved = [(s, *records_source(s.path)) for s in sources]
+    resolved = [(s, resolve_source(s)) for s in sources]  # every source checked before anything is written
     dedupe = {"dedupe": data.dedupe, "near_threshold": data.dedupe_threshold}
     if len(sources) == 1 and not sources[0].mixes and data.mix_total is None:
-        src, paths, implied = resolved[0]
-        summary = import_files(paths, out, _format(src, implied), **dedupe, **src.options)
+        src, found = resolved[0]
+        summary = import_files(list(found.files), out, found.format, **dedupe, **src.options)
         echo(f"{src.path}: {summary['accepted']} accepted, {summary['quarantined']} quarantined")
         return DataOutput(folder=out, records=out / RECORDS, count=summary["written"], quarantined=summary["quarantined"],
                           sources=[src.path])
     parts, quarantined = [], 0
-    for i, (src, paths, implied) in enumerate(resolved):
+    for i, (src, found) in enumerate(resolved):
         part = out / "sources" / f"{i:02d}-{_slug(src.path)}"
-        summary = import_files(paths, part, _format(src, implied), **dedupe, **src.options)
+        summary = import_files(list(found.files), part, found.format, **dedupe, **src.options)
         echo(f"{src.path}: {summary['accepted']} accepted, {summary['quarantined']} quarantined -> {part}")
         quarantined += summary["quarantined"]
         parts.append(MixSource(str(part / RECORDS), weight=src.weight, cap=src.cap, format="medtune"))
@@ -100,8 +96,8 @@ def _run(ctx: Context, resume: bool) -> DataOutput:
 def _inputs(ctx: Context) -> dict[str, Path | str]:
     out: dict[str, Path | str] = {}
     for i, src in enumerate(stage_sources(ctx.cfg, ctx.get(SynthOutput))):
-        for j, path in enumerate(records_source(src.path)[0]):
-            out[f"source {i}.{j} ({src.path})"] = path if path.startswith("hf:") else Path(path)
+        for j, path in enumerate(resolve_source(src).files):
+            out[f"source {i}.{j} ({src.path})"] = path if is_hf_spec(path) else Path(path)
     return out
 
 
@@ -114,9 +110,9 @@ def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
                                    "list source files, medtune folders or hf: ids in data.sources, or add synth to stages"))
     for i, src in enumerate(cfg.data.sources):
         try:
-            _format(src, records_source(src.path)[1])
             if src.format != "auto":
                 get_importer(src.format)
+            resolve_source(src)
         except DataError as e:
             probs.append(ConfigProblem(f"data.sources.{i}", str(e), "fix the path or the format"))
     return probs
