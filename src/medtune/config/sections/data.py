@@ -36,8 +36,9 @@ class DataSection(Section):
     dedupe: bool = Field(False, description="Remove exact and near duplicates while importing each source (clusters in dedupe.json).")
     dedupe_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard similarity from which two records are near duplicates.")
     train_files: list[str] = Field(
-        default_factory=list, description="Records files or folders `medtune train` reads as they are (`medtune run` trains "
-        "on the data stage's output instead)."
+        default_factory=list, description="What `medtune train` reads as it is: records files (any importer's format), "
+        "folders written by `medtune synth` or `medtune data import|split|mix` (their manifest names the records), or "
+        "Hugging Face datasets hf:ID[:CONFIG][@SPLIT]. `medtune run` trains on the data stage's output instead."
     )
     val_files: list[str] = Field(default_factory=list, description="Validation records; empty = split from train.")
     format: str = Field("auto", description="Importer name for non-medtune train_files (`auto` detects it).")
