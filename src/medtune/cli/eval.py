@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from .common import console, fail, user_errors
 from .options import command_config, config_option, split_args, with_field_options
+
+if TYPE_CHECKING:
+    from ..eval.benchmarks import BenchmarkSpec
 
 eval_app = typer.Typer(help="Evaluate models on medical benchmarks (loglik or chain-of-thought).", no_args_is_help=True)
 
@@ -19,10 +22,16 @@ def list_benchmarks() -> None:
     """List the declared benchmarks (resources/benchmarks/*.yaml)."""
     from ..eval.benchmarks import load_benchmarks
 
-    table = Table("name", "items", "importer", "files (under --data-root)", "harness task", "description")
+    table = Table("name", "items", "importer", "files", "harness task", "description")
     for s in load_benchmarks().values():
-        table.add_row(s.name, str(s.expected_items or "?"), s.importer, s.files, s.loglik.harness_task or "", s.description)
+        table.add_row(s.name, str(s.expected_items or "?"), s.importer, benchmark_files(s), s.loglik.harness_task or "",
+                      s.description)
     console.print(table)
+
+
+def benchmark_files(spec: BenchmarkSpec) -> str:
+    """Where a benchmark's files are: inside the package, or under the data root (--data-root / $MEDTUNE_DATA_ROOT)."""
+    return f"{spec.files} (packaged with medtune)" if spec.packaged else f"DATA_ROOT/{spec.files}"
 
 
 @eval_app.command("run")

@@ -69,11 +69,17 @@ def test_score_with_no_usable_rows_fails_clearly(shared_data, tmp_path):
     assert "no usable output rows" in result.output and "line 1 field output" in result.output
 
 
-def test_list_shows_every_declared_benchmark():
-    result = CliRunner().invoke(app, ["eval", "list"])
+def test_list_shows_every_declared_benchmark_and_where_its_files_are():
+    from medtune.cli.eval import benchmark_files
+    from medtune.eval.benchmarks import get_benchmark
+
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["eval", "list"])
     assert result.exit_code == 0
-    for name in ("medqa", "medmcqa", "pubmedqa", "mmlu_medical"):
+    for name in ("medqa", "medmcqa", "pubmedqa", "mmlu_medical", "dev_vignettes"):
         assert name in result.output
+    assert benchmark_files(get_benchmark("dev_vignettes")) == "dev_vignettes.jsonl (packaged with medtune)"
+    assert benchmark_files(get_benchmark("medqa")) == "DATA_ROOT/medqa/us_4options_test.jsonl"
+    assert "dev_vignettes.jsonl (packaged with medtune)" in result.output and "under --data-root" not in result.output
 
 
 def test_unknown_benchmark_and_missing_data_root_are_clean_errors(tiny_model_dir, tmp_path):
