@@ -84,3 +84,71 @@ def test_preflight_names_each_bad_source(tmp_path, synth_dir):
     assert set(problems) == {"data.sources.0", "data.sources.1"}
     assert "a training run (RUN/manifest.json), not records" in problems["data.sources.0"]
     assert "nope.jsonl: no such file" in problems["data.sources.1"]
+
+
+def _with_a_leaked_vignette(path: Path) -> tuple[Path, str]:
+    """Six training rows of the user's own, and one that copies a packaged dev vignette's stem."""
+    from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
+
+    leaked = load_benchmark_records(get_benchmark("dev_vignettes"))[5]
+    rows = [*O1_ROWS, {"Question": leaked.question.split("\n\n")[0], "Complex_CoT": "Copied.", "Response": leaked.answer.text}]
+    return _jsonl(path, rows), leaked.id
+
+
+def test_the_data_stage_drops_benchmark_items_and_says_so(tmp_path):
+    from medtune.pipeline import DataOutput, StageError, run_pipeline
+
+    source, leaked_id = _with_a_leaked_vignette(tmp_path / "train.jsonl")
+    base = ["stages=[data]", f"data.sources=[{source}]", f"run_dir={tmp_path / 'run'}"]
+    lines: list[str] = []
+    result = run_pipeline(load_config(None, base), echo=lines.append, progress=False).get(DataOutput)
+    check = result.contamination
+    assert (check.mode, check.checked, check.flagged, check.dropped, result.count) == ("drop", 7, 1, 1, 6)
+    assert check.benchmarks == {"dev_vignettes": 88} and "needs a data root" in check.not_checked["medqa"]
+    kept = list(read_records(result.records))
+    assert len(kept) == 6 and all(r.question.startswith("A patient with symptom") for r in kept)
+    report = json.loads(check.report.read_text())
+    assert report["hits"][0]["benchmark_ids"][0] == f"dev_vignettes:{leaked_id}"
+    stage = json.loads((tmp_path / "run" / "stages" / "data.json").read_text())
+    assert stage["result"]["contamination"]["dropped"] == 1  # in the stage manifest
+    folder = json.loads((result.folder / "manifest.json").read_text())
+    assert folder["contamination"]["dropped"] == 1 and folder["outputs"][0]["records"] == 6
+    assert any(line.startswith("contamination: 1 of 7 records overlap benchmark items, 1 dropped") for line in lines)
+
+    with pytest.raises(StageError, match="1 of 7 imported records overlap benchmark items .*data.contamination=drop"):
+        run_pipeline(load_config(None, [*base, "data.contamination=refuse"]), echo=lambda _: None, progress=False)
+    off = run_pipeline(load_config(None, [*base, "data.contamination=off"]), echo=lambda _: None, progress=False)
+    assert off.get(DataOutput).count == 7 and off.get(DataOutput).contamination is None
+
+
+def test_eval_benchmarks_join_the_check_and_rerun_it(tmp_path):
+    """A record file the run evaluates on is a benchmark too: adding it re-runs the data stage, which drops its items."""
+    from medtune.pipeline import DataOutput, run_pipeline
+
+    source = _jsonl(tmp_path / "train.jsonl", O1_ROWS)
+    bench = _jsonl(tmp_path / "bench.jsonl", O1_ROWS[:2])
+    base = ["stages=[data]", f"data.sources=[{source}]", f"run_dir={tmp_path / 'run'}"]
+    first = run_pipeline(load_config(None, base), echo=lambda _: None, progress=False)
+    assert first.get(DataOutput).count == 6
+    lines: list[str] = []
+    again = run_pipeline(load_config(None, [*base, f"eval.benchmarks=[{bench}]"]), echo=lines.append, progress=False)
+    assert again.outcomes[0].action == "ran" and "new input contamination benchmark bench file 0" in again.outcomes[0].reason
+    assert again.get(DataOutput).count == 4 and again.get(DataOutput).contamination.benchmarks["bench"] == 2
+
+
+def test_data_import_with_a_config_checks_as_the_stage_does(tmp_path):
+    from typer.testing import CliRunner
+
+    from medtune.cli.main import app
+
+    source, _ = _with_a_leaked_vignette(tmp_path / "train.jsonl")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"name: t\nrun_dir: {tmp_path / 'run'}\ndata:\n  sources: [{source}]\n")
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["data", "import", "-c", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert "1 of 7 records overlap benchmark items, 1 dropped" in r.output
+    assert len(list(read_records(tmp_path / "run" / "data" / "records.jsonl"))) == 6
+    cfg.write_text(cfg.read_text() + "  contamination: off\n")  # YAML's bare `off` is false: it still means off
+    r = CliRunner().invoke(app, ["data", "import", "-c", str(cfg), "--out", str(tmp_path / "unchecked")])
+    assert r.exit_code == 0, r.output
+    assert len(list(read_records(tmp_path / "unchecked" / "records.jsonl"))) == 7

@@ -4,11 +4,15 @@ One source without weight or cap is imported as it is (its order kept). Several 
 any weight, cap or ``mix_total``, are imported one by one into RUN/data/sources/ and mixed
 (``medtune data mix``: deterministic hash sample, every choice in the manifest). With a synth
 stage, its records are the first source. Bad rows go to quarantine.jsonl with file, line,
-field and reason, as with `medtune data import`.
+field and reason, as with `medtune data import`. Then, before any training, ``data.contamination``
+checks the records against the benchmarks (``data.contamination.default_index``: the packaged dev
+vignettes, eval.benchmarks, the public benchmarks found under eval.data_root) and drops the
+overlapping ones (default; report in contamination.json and the stage manifest) or stops the run.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,10 +22,10 @@ from ...config.sections.data import DataSection, DataSource
 from ...data.contract import RecordsSource, resolve_records
 from ...data.hf import is_hf_spec
 from ...data.importers import DataError
-from ..registry import Context, Stage, register
-from ..results import DataOutput, SynthOutput
+from ..registry import Context, Stage, StageError, register
+from ..results import ContaminationCheck, DataOutput, SynthOutput
 
-RECORDS = "records.jsonl"
+RECORDS, CONTAMINATION = "records.jsonl", "contamination.json"
 
 
 def resolve_source(source: DataSource) -> RecordsSource:
@@ -80,24 +84,80 @@ def import_sources(sources: list[DataSource], data: DataSection, out: str | Path
                       sources=[s.path for s in sources])
 
 
+def contamination_benchmarks(cfg: RunConfig) -> list[str]:
+    """What the data stage checks against: the default list (contamination.DEFAULT_BENCHMARKS) and eval.benchmarks."""
+    from ...data.contamination import DEFAULT_BENCHMARKS
+
+    return list(dict.fromkeys([*DEFAULT_BENCHMARKS, *cfg.eval.benchmarks]))
+
+
+def screen_contamination(result: DataOutput, mode: str, benchmarks: list[str], data_root: str | None,
+                         echo=print) -> DataOutput:
+    """``data.contamination``: check the imported records against ``benchmarks`` (where readable); drop the
+    overlapping ones (``drop``, report in OUT/contamination.json and the folder's manifest) or stop (``refuse``)."""
+    from ...data.io import read_records, write_records
+    from ...data.pipeline import check_contamination
+
+    if mode == "off":
+        return result
+    path = result.folder / CONTAMINATION
+    rep = check_contamination([result.records], data_root=data_root, benchmarks=benchmarks, report_path=path, fmt="medtune")
+    flagged = {h.record_id for h in rep.hits}
+    if flagged and mode == "refuse":
+        hit = rep.hits[0]
+        raise StageError(f"{rep.flagged} of {rep.checked} imported records overlap benchmark items (e.g. {hit.record_id} ~ "
+                         f"{hit.benchmark_ids[0] if hit.benchmark_ids else '?'}, by {'+'.join(hit.signals)}); see {path}. "
+                         "Remove them from the sources, or set data.contamination=drop to leave them out")
+    kept = write_records(result.records, (r for r in read_records(result.records) if r.id not in flagged)) if flagged else result.count
+    check = ContaminationCheck(mode=mode, checked=rep.checked, flagged=rep.flagged, dropped=result.count - kept,
+                               benchmarks=rep.benchmarks, not_checked=rep.not_checked, report=path)
+    if flagged:
+        _note_in_manifest(result, check, kept)
+    echo(check.line())
+    for name, why in rep.not_checked.items():
+        echo(f"contamination: not checked against {name}: {why}")
+    return result.model_copy(update={"count": kept, "contamination": check})
+
+
+def _note_in_manifest(result: DataOutput, check: ContaminationCheck, kept: int) -> None:
+    """The data folder's manifest.json: the records file as it now is, and what the check left out."""
+    from ...data.manifest import MANIFEST_NAME, file_entry, write_manifest
+
+    manifest = json.loads((result.folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest["outputs"] = [file_entry(result.records, records=kept) if Path(o["path"]) == result.records else o
+                           for o in manifest.get("outputs", [])]
+    manifest["contamination"] = {**check.model_dump(mode="json", exclude={"report"}), "report": CONTAMINATION}
+    write_manifest(result.folder, manifest)
+
+
 def stage_sources(ctx_cfg: RunConfig, synth: SynthOutput | None) -> list[DataSource]:
     """The configured sources, after the synth stage's records when it runs."""
     first = [DataSource(path=str(synth.records), format="medtune")] if synth else []
     return first + list(ctx_cfg.data.sources)
 
 
+def run_data_stage(cfg: RunConfig, sources: list[DataSource], out: str | Path, echo=print) -> DataOutput:
+    """Import ``sources`` into ``out``, then the contamination check: the data stage (`medtune data import -c` too)."""
+    result = import_sources(sources, cfg.data, out, echo=echo)
+    return screen_contamination(result, cfg.data.contamination, contamination_benchmarks(cfg), cfg.eval.data_root, echo)
+
+
 def _run(ctx: Context, resume: bool) -> DataOutput:
-    sources = stage_sources(ctx.cfg, ctx.get(SynthOutput))
-    result = import_sources(sources, ctx.cfg.data, ctx.layout.folder("data"), echo=ctx.echo)
+    result = run_data_stage(ctx.cfg, stage_sources(ctx.cfg, ctx.get(SynthOutput)), ctx.layout.folder("data"), echo=ctx.echo)
     ctx.echo(f"{result.count} records -> {result.records} ({result.quarantined} rows quarantined)")
     return result
 
 
 def _inputs(ctx: Context) -> dict[str, Path | str]:
+    from ...data.contamination import benchmark_files
+
     out: dict[str, Path | str] = {}
     for i, src in enumerate(stage_sources(ctx.cfg, ctx.get(SynthOutput))):
         for j, path in enumerate(resolve_source(src).files):
             out[f"source {i}.{j} ({src.path})"] = path if is_hf_spec(path) else Path(path)
+    if ctx.cfg.data.contamination != "off":  # a benchmark that appears (data root, eval.benchmarks) checks again
+        for name, files in benchmark_files(ctx.cfg.eval.data_root, contamination_benchmarks(ctx.cfg)).items():
+            out.update({f"contamination benchmark {name} file {j}": f if is_hf_spec(f) else Path(f) for j, f in enumerate(files)})
     return out
 
 
@@ -119,4 +179,5 @@ def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
 
 
 register(Stage("data", DataOutput, run=_run, inputs=_inputs, preflight=_preflight,
-               reads=("data.sources", "data.mix_total", "data.dedupe", "data.dedupe_threshold", "data.split_seed")))
+               reads=("data.sources", "data.mix_total", "data.dedupe", "data.dedupe_threshold", "data.split_seed",
+                      "data.contamination")))
