@@ -95,23 +95,23 @@ def screen_contamination(result: DataOutput, mode: str, benchmarks: list[str], d
                          echo=print) -> DataOutput:
     """``data.contamination``: check the imported records against ``benchmarks`` (where readable); drop the
     overlapping ones (``drop``, report in OUT/contamination.json and the folder's manifest) or stop (``refuse``)."""
-    from ...data.io import read_records, write_records
     from ...data.pipeline import check_contamination
 
     if mode == "off":
         return result
     path = result.folder / CONTAMINATION
-    rep = check_contamination([result.records], data_root=data_root, benchmarks=benchmarks, report_path=path, fmt="medtune")
-    flagged = {h.record_id for h in rep.hits}
-    if flagged and mode == "refuse":
+    # drop: the kept records replace records.jsonl in the same pass (written to a temp file, renamed when complete)
+    rep = check_contamination([result.records], data_root=data_root, benchmarks=benchmarks, report_path=path, fmt="medtune",
+                              drop_to=result.records if mode == "drop" else None)
+    if rep.flagged and mode == "refuse":
         hit = rep.hits[0]
         raise StageError(f"{rep.flagged} of {rep.checked} imported records overlap benchmark items (e.g. {hit.record_id} ~ "
                          f"{hit.benchmark_ids[0] if hit.benchmark_ids else '?'}, by {'+'.join(hit.signals)}); see {path}. "
                          "Remove them from the sources, or set data.contamination=drop to leave them out")
-    kept = write_records(result.records, (r for r in read_records(result.records) if r.id not in flagged)) if flagged else result.count
-    check = ContaminationCheck(mode=mode, checked=rep.checked, flagged=rep.flagged, dropped=result.count - kept,
+    kept = rep.checked - rep.flagged
+    check = ContaminationCheck(mode=mode, checked=rep.checked, flagged=rep.flagged, dropped=rep.flagged if mode == "drop" else 0,
                                benchmarks=rep.benchmarks, not_checked=rep.not_checked, report=path)
-    if flagged:
+    if rep.flagged:
         _note_in_manifest(result, check, kept)
     echo(check.line())
     for name, why in rep.not_checked.items():
