@@ -32,8 +32,8 @@ def flatten(value: Any, prefix: str) -> dict[str, Any]:
     return out
 
 
-def section_values(cfg: RunConfig, reads: Iterable[str]) -> dict[str, Any]:
-    """The config values a stage reads, flattened: what a changed field is named by."""
+def section_values(cfg: RunConfig, reads: Iterable[str], ignores: Iterable[str] = ()) -> dict[str, Any]:
+    """The config values a stage reads, flattened: what a changed field is named by (``ignores``: paths left out)."""
     dumped = cfg.model_dump(mode="json")
     out: dict[str, Any] = {}
     for path in reads:
@@ -41,7 +41,8 @@ def section_values(cfg: RunConfig, reads: Iterable[str]) -> dict[str, Any]:
         for key in path.split("."):
             node = node[key]
         out.update(flatten(node, path))
-    return out
+    skip = tuple(ignores)
+    return {k: v for k, v in out.items() if not any(k == p or k.startswith(f"{p}.") for p in skip)}
 
 
 def stat_fingerprint(folder: Path) -> str:

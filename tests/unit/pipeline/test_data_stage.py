@@ -152,3 +152,18 @@ def test_data_import_with_a_config_checks_as_the_stage_does(tmp_path):
     r = CliRunner().invoke(app, ["data", "import", "-c", str(cfg), "--out", str(tmp_path / "unchecked")])
     assert r.exit_code == 0, r.output
     assert len(list(read_records(tmp_path / "unchecked" / "records.jsonl"))) == 7
+
+
+def test_a_data_stage_setting_that_leaves_the_records_as_they_were_does_not_train_again(tmp_path, tiny_model_dir):
+    from medtune.pipeline import run_pipeline
+
+    source = _jsonl(tmp_path / "train.jsonl", O1_ROWS * 2)
+    base = [f"model.base={tiny_model_dir}", "stages=[data,train]", f"data.sources=[{source}]", "train.max_steps=1",
+            "train.save_steps=0", "data.max_length=512", f"run_dir={tmp_path / 'run'}"]
+    run_pipeline(load_config(None, base), echo=lambda _: None, progress=False)
+    again = run_pipeline(load_config(None, [*base, "data.contamination=refuse", "data.dedupe_threshold=0.9"]),
+                         echo=lambda _: None, progress=False)
+    assert {o.stage: o.action for o in again.outcomes} == {"data": "ran", "train": "skipped"}
+    third = run_pipeline(load_config(None, [*base, "data.max_length=256"]), echo=lambda _: None, progress=False)
+    assert {o.stage: o.action for o in third.outcomes} == {"data": "ran", "train": "ran"}  # the trainer's own field
+    assert "data.max_length 512 -> 256" in third.outcomes[1].reason

@@ -64,4 +64,9 @@ def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
     return probs
 
 
-register(Stage("train", TrainOutput, reads=("model", "data", "train"), run=_run, inputs=_inputs, preflight=_preflight))
+# The data stage's own fields reach training through its records (an input): a changed contamination mode or
+# dedupe threshold that leaves the records as they were does not train again.
+DATA_STAGE_ONLY = ("data.sources", "data.mix_total", "data.dedupe", "data.dedupe_threshold", "data.contamination")
+
+register(Stage("train", TrainOutput, reads=("model", "data", "train"), run=_run, inputs=_inputs, preflight=_preflight,
+               ignores=DATA_STAGE_ONLY))
