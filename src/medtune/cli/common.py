@@ -24,12 +24,14 @@ def user_error_message(e: BaseException) -> str | None:
     from ..data.importers import DataError
     from ..eval.backends import BackendError
     from ..eval.benchmarks import BenchmarkError
+    from ..eval.store import EvalIdentityError
     from ..export.common import ExportError
     from ..models.source import ModelLoadError
     from ..pipeline.registry import StageError
     from ..synth.kb import KBError
 
-    known = (ConfigError, DataError, BackendError, BenchmarkError, ExportError, ModelLoadError, StageError, KBError)
+    known = (ConfigError, DataError, BackendError, BenchmarkError, EvalIdentityError, ExportError, ModelLoadError,
+             StageError, KBError)
     return str(e) if isinstance(e, known) else None
 
 

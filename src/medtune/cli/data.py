@@ -68,7 +68,7 @@ def import_cmd(
     """Import source files into medtune records, quarantining every bad row with its line and reason."""
     from ..data.pipeline import import_files
     from ..pipeline import RunLayout
-    from ..pipeline.stages.data import import_sources
+    from ..pipeline.stages.data import run_data_stage
 
     files, overrides = split_args(args)
     opts = _options(option) | ({"duplicate_options": "reject"} if reject_duplicate_options else {})
@@ -78,7 +78,7 @@ def import_cmd(
         if out is None:
             fail("give --out DIR (or -c CONFIG)")
         if not files:
-            result = import_sources(cfg.data.sources, cfg.data, out, echo=console.print)
+            result = run_data_stage(cfg, cfg.data.sources, out, echo=console.print)
             console.print(f"{result.count} records -> {result.records}; {result.quarantined} quarantined")
             quarantined = result.quarantined
         else:
@@ -190,8 +190,10 @@ def mix_cmd(
 
 @data_app.command("contamination")
 def contamination_cmd(
-    train: list[Path] = typer.Argument(..., help="Training files to check."),
-    against: list[Path] = typer.Option(..., "--against", help="Benchmark file(s), repeatable."),
+    train: list[Path] = typer.Argument(..., help="Training records to check (files or medtune folders)."),
+    against: list[Path] = typer.Option(None, "--against", help="Benchmark file(s), repeatable; default: the declared "
+                                       "benchmarks (the packaged dev vignettes, and those found under the data root)."),
+    data_root: Path = field_option("eval.data_root", "--data-root", apply=False),
     against_option: list[str] = typer.Option(None, "--against-option", help="Importer option KEY=VALUE for the benchmark files (applies to each --against file)."),
     n: int = typer.Option(13, help="Word n-gram length."),
     substring: int = typer.Option(64, help="Long-substring length in characters."),
@@ -201,9 +203,14 @@ def contamination_cmd(
 ) -> None:
     """Flag training records that overlap benchmark items (n-grams, long substrings, exact questions)."""
     from ..data.pipeline import check_contamination
+    from .options import env_data_root
 
     rep = _run(check_contamination, train, against, n=n, substring=substring, min_ngram_overlap=min_overlap,
-               drop_to=drop, report_path=report, against_options=_options(against_option))
+               drop_to=drop, report_path=report, against_options=_options(against_option),
+               data_root=data_root or env_data_root())
+    console.print("against " + ", ".join(f"{Path(b).name} ({k} items)" for b, k in rep.benchmarks.items()))
+    for name, why in rep.not_checked.items():
+        console.print(f"not checked: {name}: {why}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"checked {rep.checked}, flagged {rep.flagged} ({json.dumps(rep.by_signal)})")
     for hit in rep.hits[:10]:
         console.print(f"  {hit.record_id}: {'+'.join(hit.signals)} overlap={hit.ngram_overlap:.2f} -> {', '.join(hit.benchmark_ids[:2])}")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from .common import console, fail, user_errors
 from .options import command_config, config_option, split_args, with_field_options
+
+if TYPE_CHECKING:
+    from ..eval.benchmarks import BenchmarkSpec
 
 eval_app = typer.Typer(help="Evaluate models on medical benchmarks (loglik or chain-of-thought).", no_args_is_help=True)
 
@@ -19,21 +22,30 @@ def list_benchmarks() -> None:
     """List the declared benchmarks (resources/benchmarks/*.yaml)."""
     from ..eval.benchmarks import load_benchmarks
 
-    table = Table("name", "items", "importer", "files (under --data-root)", "harness task", "description")
+    table = Table("name", "items", "importer", "files", "harness task", "description")
     for s in load_benchmarks().values():
-        table.add_row(s.name, str(s.expected_items or "?"), s.importer, s.files, s.loglik.harness_task or "", s.description)
+        table.add_row(s.name, str(s.expected_items or "?"), s.importer, benchmark_files(s), s.loglik.harness_task or "",
+                      s.description)
     console.print(table)
+
+
+def benchmark_files(spec: BenchmarkSpec) -> str:
+    """Where a benchmark's files are: inside the package, or under the data root (--data-root / $MEDTUNE_DATA_ROOT)."""
+    return f"{spec.files} (packaged with medtune)" if spec.packaged else f"DATA_ROOT/{spec.files}"
 
 
 @eval_app.command("run")
 @with_field_options(("eval.benchmarks", "--benchmark", "-b"), "eval.protocol", "eval.data_root", ("eval.out_dir", "--out"),
                     "eval.limit", "eval.backend", "eval.endpoint", "eval.batch_size", "eval.max_new_tokens",
-                    "eval.num_samples", "eval.temperature", "eval.permutations", hints={"eval.benchmarks": " Repeatable."})
+                    "eval.num_samples", "eval.temperature", "eval.permutations", "eval.reasoning_format",
+                    "eval.system_prompt", hints={"eval.benchmarks": " Repeatable."})
 def run(
     args: list[str] = typer.Argument(None, help="MODEL: a preset, HF id, model folder, training run folder, .gguf file or "
                                      "endpoint model name (with -c the default is the run's RUN_DIR/train); then dotted overrides."),
     config: Path = config_option(),
     device: str = typer.Option("auto", help="auto, cpu, cuda, mps."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard the predictions already in the output folder and "
+                                   "start over (without it, rows of another model, prompt or decoding are refused)."),
     **flags: Any,
 ) -> None:
     """Evaluate a model; prints accuracy with Wilson 95% intervals and writes reports."""
@@ -52,7 +64,7 @@ def run(
         target = Path(cfg.eval.out_dir) if cfg.eval.out_dir else (layout.folder("eval") if layout else Path("eval_out"))
         if cfg.eval.compare_base:
             console.print("eval.compare_base: the base-vs-tuned comparison runs in `medtune run`; here only MODEL is evaluated")
-        index = run_eval(model, cfg.eval, target, device=device, log=console.print)
+        index = run_eval(model, cfg.eval, target, device=device, log=console.print, overwrite=overwrite)
     for name, b in index["benchmarks"].items():
         acc = b["accuracy"]
         console.print(f"{name}: accuracy {acc['accuracy']:.4f} (95% CI {acc['ci95'][0]}-{acc['ci95'][1]}, n={acc['n']}, "

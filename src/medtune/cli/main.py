@@ -48,11 +48,15 @@ _register_all()
 
 
 def main() -> None:
-    from ..config import ConfigError
-    from ..models.source import ModelLoadError
+    """The console script: a user-fixable error that escaped its command (bad config, data file, model
+    name ...: ``common.user_error_message``) is one `error: ...` line and exit 2, never a traceback."""
+    from .common import user_error_message
 
     try:
         app()
-    except (ConfigError, ModelLoadError) as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
+    except Exception as e:
+        message = user_error_message(e)
+        if message is None:
+            raise
+        typer.secho(f"error: {message}", fg="red", err=True)
         sys.exit(2)

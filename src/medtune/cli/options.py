@@ -162,9 +162,14 @@ def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
 
 
+def env_data_root() -> str | None:
+    """$MEDTUNE_DATA_ROOT: the CLI is the one place that reads it (stages see only their section)."""
+    return os.environ.get("MEDTUNE_DATA_ROOT") or None
+
+
 def with_env_data_root(cfg: RunConfig) -> RunConfig:
-    """The CLI is the one place that reads $MEDTUNE_DATA_ROOT (stages see only their section)."""
-    env = os.environ.get("MEDTUNE_DATA_ROOT")
+    """``eval.data_root`` from $MEDTUNE_DATA_ROOT when the config leaves it unset."""
+    env = env_data_root()
     if cfg.eval.data_root or not env:
         return cfg
     return cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"data_root": env})})

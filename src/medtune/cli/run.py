@@ -38,6 +38,20 @@ def print_summary(result: PipelineResult) -> None:
         echo(f"serve it with: {shlex.join(sv.command)}")
 
 
+def write_report(result: PipelineResult) -> Path | None:
+    """RUN/report.html (``medtune.report.write_run_report``) after the last stage, skipped stages included;
+    prints its path. A run with nothing to report yet (no training, evaluation or export) says so."""
+    from ..report import ReportError, write_run_report
+
+    try:
+        path = write_run_report(result.run_dir, result.run_dir / "report.html")
+    except ReportError as e:
+        echo(f"no report yet: {e}")
+        return None
+    echo(f"report: {path} ({path.stat().st_size / 2**20:.1f} MiB; opens offline in any browser)")
+    return path
+
+
 def run_command(
     config: Path = typer.Argument(..., help=CONFIG_HELP),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
@@ -49,7 +63,7 @@ def run_command(
 ) -> None:
     """Run the stages the config declares (synth, data, train, eval, export, serve) in order.
 
-    Each stage's manifest (RUN/stages/<stage>.json) records the hashes of its config section and inputs, its outputs, timings and versions. A stage whose section and inputs are unchanged is skipped ("up to date"); an interrupted one resumes (training from its newest complete checkpoint, evaluation from its prediction store).
+    Each stage's manifest (RUN/stages/<stage>.json) records the hashes of its config section and inputs, its outputs, timings and versions. A stage whose section and inputs are unchanged is skipped ("up to date"); an interrupted one resumes (training from its newest complete checkpoint, evaluation from its prediction store). At the end, RUN/report.html: the self-contained HTML report of the run.
     """
     from ..config import load_config
     from ..pipeline import run_pipeline
@@ -60,6 +74,7 @@ def run_command(
         only = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
         result = run_pipeline(cfg, only=only, start=start, force=force, echo=echo, progress=not quiet, source=str(config))
     print_summary(result)
+    write_report(result)
 
 
 def register(app: typer.Typer) -> None:

@@ -37,7 +37,7 @@ synth_app = typer.Typer(help="Synthetic clinical cases from the medical knowledg
 @synth_app.callback()
 @with_field_options("synth.n", "synth.seed", "synth.style", "synth.specialties", "synth.tasks", "synth.heldout_cases",
                     "synth.kb_dir", ("synth.teacher.url", "--teacher"), ("synth.teacher.model", "--teacher-model"),
-                    ("synth.teacher.key_env", "--teacher-key-env"), "synth.bias_variants")
+                    ("synth.teacher.key_env", "--teacher-key-env"), "synth.bias_variants", "synth.compact")
 def synth(
     ctx: typer.Context,
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
@@ -47,7 +47,7 @@ def synth(
                              "with -c the default is RUN_DIR/synth."),
     **flags: Any,
 ) -> None:
-    """Generate synthetic cases and records (diagnosis, MCQ, management, open) from the knowledge base."""
+    """Generate synthetic cases and records (diagnosis, MCQ, management, open, treatment, mechanism) from the knowledge base."""
     if ctx.invoked_subcommand:
         return
     from ..pipeline import RunLayout

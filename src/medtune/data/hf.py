@@ -101,7 +101,7 @@ def _load_local(spec: HFDatasetSpec) -> Any:
 def _load_hub(spec: HFDatasetSpec) -> Any:
     import datasets
 
-    from ..models.source import _hub_reachable
+    from ..models.source import hub_reachable
 
     # Cache first, as model ids do: an offline machine never waits on the network.
     with mock.patch.object(datasets.config, "HF_HUB_OFFLINE", True):
@@ -109,7 +109,7 @@ def _load_hub(spec: HFDatasetSpec) -> Any:
             return datasets.load_dataset(spec.path, spec.config, split=spec.split, revision=spec.revision)
         except (ConnectionError, FileNotFoundError, ValueError) as e:
             cached_error = e
-    if not _hub_reachable():
+    if not hub_reachable():
         raise DataError(f"{spec}: {_offline_message(spec)} (cache: {cached_error})") from None
     return datasets.load_dataset(spec.path, spec.config, split=spec.split, revision=spec.revision)
 

@@ -7,13 +7,18 @@ returns a plain dict summary that the CLI renders and quickstart can log.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..utils.io import atomic_open, atomic_write_json
-from .contamination import BenchmarkIndex, ContaminationReport, filter_contaminated
+from .contamination import (
+    DEFAULT_BENCHMARKS,
+    BenchmarkIndex,
+    ContaminationReport,
+    default_index,
+    filter_contaminated,
+)
 from .contract import source_files
 from .dedupe import DedupeReport, dedupe_records
 from .importers import ImportStream, Quarantine, iter_records
@@ -130,16 +135,24 @@ def mix_files(sources: list[MixSource], out_dir: str | Path, total: int | None =
     return summary
 
 
-def check_contamination(train: list[str | Path], against: list[str | Path], *, n: int = 13, substring: int = 64,
+def check_contamination(train: list[str | Path], against: list[str | Path] | None = None, *, n: int = 13, substring: int = 64,
                         min_ngram_overlap: float = 0.1, drop_to: str | Path | None = None,
                         report_path: str | Path | None = None, fmt: str = "auto",
-                        against_options: dict[str, Any] | None = None) -> ContaminationReport:
-    """Flag training records that overlap the benchmarks; optionally write the clean remainder to ``drop_to``."""
-    index = BenchmarkIndex(n=n, substring=substring, min_ngram_overlap=min_ngram_overlap)
-    bench_counts = Counter()
-    for bench in against:
-        bench_counts[str(bench)] = index.add_all(iter_records(bench, **(against_options or {})), prefix=f"{Path(bench).name}:")
-    report = ContaminationReport()
+                        against_options: dict[str, Any] | None = None, data_root: str | Path | None = None,
+                        benchmarks: list[str] | None = None) -> ContaminationReport:
+    """Flag training records that overlap the benchmarks; optionally write the clean remainder to ``drop_to``.
+
+    ``against``: benchmark files; without them, declared benchmarks (``contamination.default_index``:
+    ``benchmarks`` or DEFAULT_BENCHMARKS, each where it can be read: packaged, or under ``data_root``).
+    """
+    options = {"n": n, "substring": substring, "min_ngram_overlap": min_ngram_overlap}
+    if against:
+        index = BenchmarkIndex(**options)
+        bench_counts = {str(b): index.add_all(iter_records(b, **(against_options or {})), prefix=f"{Path(b).name}:")
+                        for b in against}
+    else:
+        index, bench_counts = default_index(data_root, benchmarks or DEFAULT_BENCHMARKS, **options)
+    report = ContaminationReport(benchmarks=bench_counts, not_checked=dict(index.skipped))
     streams = [iter_records(src, fmt) for src in source_files(train, fmt)]
     records = filter_contaminated(_chain(streams), index, report, drop=drop_to is not None)
     if drop_to is not None:
@@ -148,10 +161,8 @@ def check_contamination(train: list[str | Path], against: list[str | Path], *, n
         for _ in records:
             pass
     if report_path is not None:
-        atomic_write_json(report_path, {"options": {"n": n, "substring": substring, "min_ngram_overlap": min_ngram_overlap},
-                                        "benchmarks": dict(bench_counts), "train": [str(t) for t in train],
-                                        "kept": report.checked - report.flagged if drop_to else None,
-                                        **report.to_dict()})
+        atomic_write_json(report_path, {"options": options, "train": [str(t) for t in train],
+                                        "kept": report.checked - report.flagged if drop_to else None, **report.to_dict()})
     return report
 
 

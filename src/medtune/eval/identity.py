@@ -14,8 +14,8 @@ model's. The fingerprint holds:
 Fields that do not shape a protocol's numbers are left out of it (decoding for loglik; the chat
 prompt for harness-style loglik), so changing them does not refuse a resume.
 
-File hashes are cached by path, size and mtime (``$MEDTUNE_HOME/file-hashes.json``): a 16 GB
-model is read once, not at every evaluation.
+File hashes are cached by path, size and mtime (``utils.hashcache.cached_sha256``, in
+``$MEDTUNE_HOME/file-hashes.json``): a 16 GB model is read once, not at every evaluation.
 """
 
 from __future__ import annotations
@@ -27,37 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from ..data.records import Answer, Record
-from ..utils.io import atomic_write_json, sha256_file, sha256_text
-from ..utils.paths import medtune_home
+from ..utils.hashcache import cached_sha256
+from ..utils.io import sha256_text
 
 SCHEMA = 1
 SKIP_SUFFIXES = (".md", ".png", ".jpg", ".lock", ".gitattributes")
 # Top-level files only: HF snapshots, medtune runs and save_pretrained folders are flat.
 PROBE = Record.create(source="probe", task="mcq", question="Which organ pumps blood?", context="A probe item.",
                       options={"A": "Heart", "B": "Liver"}, answer=Answer(letter="A"))
-
-
-def cached_sha256(path: str | Path) -> str:
-    """sha256 of a file, remembered by (resolved path, size, mtime) so big weights are read once."""
-    path = Path(path).resolve()
-    st = path.stat()
-    cache_path = medtune_home() / "file-hashes.json"
-    try:
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cache = {}
-    stamp = [st.st_size, st.st_mtime_ns]
-    hit = cache.get(str(path))
-    if hit and hit[:2] == stamp:
-        return hit[2]
-    digest = sha256_file(path)
-    cache = {k: v for k, v in cache.items() if Path(k).exists()}  # forget deleted files (test folders, old runs)
-    cache[str(path)] = [*stamp, digest]
-    try:
-        atomic_write_json(cache_path, cache, indent=None)
-    except OSError:  # a read-only home: hashing still works, just uncached
-        pass
-    return digest
 
 
 def folder_digest(folder: Path) -> str:

@@ -16,11 +16,12 @@ from typing import Any
 
 from ..config.sections.eval import EvalSection
 from ..data.hf import dataset_fingerprint, is_hf_spec
+from ..utils.hashcache import cached_sha256
 from ..utils.io import atomic_write_json, sha256_text
 from .backends import build_backend
 from .benchmarks import BenchmarkSpec, get_benchmark, load_benchmark_records, resolve_files
 from .evaluate import evaluate
-from .identity import Decoding, EvalModel, build_fingerprint, cached_sha256, describe_model
+from .identity import Decoding, EvalModel, build_fingerprint, describe_model
 from .store import PredictionStore
 
 
@@ -39,21 +40,25 @@ def _decoding(section: EvalSection) -> Decoding:
                     num_samples=section.num_samples, seed=section.seed)
 
 
+def prompt_overrides(section: EvalSection) -> dict[str, str | None]:
+    """``describe_model``'s reasoning_format / system_prompt from the section: None = the training run's, else the model's."""
+    return {"reasoning_format": None if section.reasoning_format == "auto" else section.reasoning_format,
+            "system_prompt": section.system_prompt}
+
+
 def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: str = "auto",
-             log: Callable[[str], None] = print, reasoning_format: str | None = None,
-             overwrite: bool = False) -> dict[str, Any]:
+             log: Callable[[str], None] = print, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate ``model`` (preset, HF id, folder, run folder, .gguf or endpoint model name) on section.benchmarks.
 
     A training run is asked with its training reasoning format and system prompt unless
-    ``reasoning_format`` / ``section.system_prompt`` override them (``""`` = explicitly none).
+    ``section.reasoning_format`` / ``section.system_prompt`` override them (``""`` = explicitly none).
     ``overwrite`` discards earlier predictions in the benchmark folders and starts over.
     """
     if not section.benchmarks:
         raise ValueError("no benchmarks given: pass --benchmark NAME (see `medtune eval list`) or a record file")
     specs = [get_benchmark(b) for b in section.benchmarks]  # fail on a typo before loading a model
     datasets = [(s, load_benchmark_records(s, section.data_root, limit=section.limit)) for s in specs]
-    target = describe_model(model, backend=section.backend, endpoint=section.endpoint,
-                            reasoning_format=reasoning_format, system_prompt=section.system_prompt)
+    target = describe_model(model, backend=section.backend, endpoint=section.endpoint, **prompt_overrides(section))
     out_dir = Path(out_dir)
     plan = []
     for spec, records in datasets:

@@ -69,7 +69,7 @@ def _preset_for_dir(path: Path) -> Preset | None:
     return None
 
 
-def _hub_reachable(timeout: float = 4.0) -> bool:
+def hub_reachable(timeout: float = 4.0) -> bool:
     """Can we open a TCP connection to the Hub? Runs in a thread so a hanging DNS lookup
     cannot block us for minutes (offline machines often time out in the resolver)."""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
@@ -113,7 +113,7 @@ def ensure_local(source: ModelSource, revision: str | None = None) -> Path:
         return Path(snapshot_download(source.location, revision=revision, local_files_only=True, allow_patterns=patterns))
     except Exception:  # not cached (LocalEntryNotFoundError and friends)
         pass
-    if not _hub_reachable():
+    if not hub_reachable():
         raise ModelLoadError(_offline_message(source.location))
     try:
         return Path(snapshot_download(source.location, revision=revision, allow_patterns=patterns))

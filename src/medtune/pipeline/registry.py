@@ -2,7 +2,7 @@
 
 A stage is a function of its config section and its inputs. It declares
 
-* ``reads``: the config paths whose values it uses (their change re-runs it),
+* ``reads``: the config paths whose values it uses (their change re-runs it), less ``ignores``,
 * ``inputs(ctx)``: the upstream files, folders or identifiers it depends on,
 * ``preflight(cfg)``: problems to report before anything runs (a missing file, a missing package),
 * ``run(ctx, resume)``: the work, returning a typed result (``results.py``).
@@ -76,6 +76,7 @@ class Stage:
     inputs: Callable[[Context], dict[str, Path | str]] = lambda ctx: {}
     preflight: Callable[[RunConfig], list[ConfigProblem]] = lambda cfg: []
     has_folder: bool = True  # serve writes nothing
+    ignores: tuple[str, ...] = ()  # paths under ``reads`` whose effect reaches the stage through an input
 
 
 STAGES: dict[str, Stage] = {}

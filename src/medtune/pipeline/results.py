@@ -29,12 +29,31 @@ class SynthOutput(StageOutput):
         return [self.records] + ([self.heldout] if self.heldout else [])
 
 
+class ContaminationCheck(BaseModel):
+    """The data stage's benchmark-overlap check (``data.contamination``); the full report is in ``report``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: str  # drop or refuse
+    checked: int
+    flagged: int
+    dropped: int
+    benchmarks: dict[str, int]  # benchmark -> items indexed
+    not_checked: dict[str, str]  # declared benchmark -> why it could not be read here
+    report: Path
+
+    def line(self) -> str:
+        against = ", ".join(f"{k} ({v})" for k, v in self.benchmarks.items())
+        return (f"contamination: {self.flagged} of {self.checked} records overlap benchmark items"
+                f"{f', {self.dropped} dropped' if self.dropped else ''} (against {against}) -> {self.report}")
+
+
 class DataOutput(StageOutput):
     folder: Path
     records: Path
     count: int
     quarantined: int
     sources: list[str]
+    contamination: ContaminationCheck | None = None  # None: data.contamination is off
 
     def outputs(self) -> list[Path]:
         return [self.records]

@@ -150,7 +150,7 @@ def run_pipeline(cfg: RunConfig, *, only: list[str] | None = None, start: str | 
                 _reuse(ctx, out, stage, prev)
                 continue
             inputs = {label: cache.of(target) for label, target in stage.inputs(ctx).items()}
-            section = section_values(cfg, stage.reads)
+            section = section_values(cfg, stage.reads, stage.ignores)
             key = stage_key(name, section, inputs)
             action, reason = decide(prev, key, section, inputs, cache, force)
             echo(f"\n=== [{i}/{len(cfg.stages)}] {name}: {reason} ===")

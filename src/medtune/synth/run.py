@@ -158,4 +158,5 @@ def run_synth_section(section: Any, out_dir: str | Path) -> dict[str, Any]:
     from .teacher import teacher_from_section
 
     return run_synth(out_dir, section.n, section.seed, tasks=section.tasks, specialties=section.specialties or None,
-                     kb_dir=section.kb_dir, teacher=teacher_from_section(section), bias_variants=section.bias_variants)
+                     kb_dir=section.kb_dir, teacher=teacher_from_section(section), bias_variants=section.bias_variants,
+                     compact=section.compact)

@@ -1,3 +1,4 @@
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -48,3 +49,27 @@ def test_every_command_has_help():
                 ["export", "--help"], ["merge", "--help"], ["data", "import", "--help"], ["train", "--help"]):
         r = runner.invoke(app, cmd)
         assert r.exit_code == 0, (cmd, r.output)
+
+
+@pytest.mark.parametrize("error", ["data", "config"])
+def test_a_user_error_that_escapes_its_command_is_one_line_and_exit_2(error, monkeypatch, capsys):
+    from medtune.cli import main as cli_main
+    from medtune.config.load import ConfigError, ConfigProblem
+    from medtune.data.importers import DataError
+
+    raised = {"data": DataError("cases.jsonl: line 3 field 'answer': missing"),
+              "config": ConfigError([ConfigProblem("train.lora.r", "must be > 0", "set it to 8")], "run.yaml")}[error]
+
+    def command() -> None:
+        raise raised
+
+    monkeypatch.setattr(cli_main, "app", command)
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error: ") and "Traceback" not in err
+    if error == "data":
+        assert err == "error: cases.jsonl: line 3 field 'answer': missing\n"
+    monkeypatch.setattr(cli_main, "app", lambda: 1 / 0)  # a bug is not a user error: it keeps its traceback
+    with pytest.raises(ZeroDivisionError):
+        cli_main.main()

@@ -86,3 +86,33 @@ def test_accelerate_configs_parse(path):
     assert cfg.num_processes >= 2
     if cfg.distributed_type.value == "DEEPSPEED":
         assert cfg.deepspeed_config["zero_stage"] in (2, 3)
+
+
+def test_quickstart_eval_points_do_not_change_what_it_trains(tmp_path, tiny_model_dir):
+    """The quickstart's eval loss every 25 steps (loss-curve points) leaves the trained adapter bit for bit as with
+    none: evaluation runs in eval mode (no dropout draws; the batch order is a function of seed and step) and the
+    recipe keeps the last adapter (keep_best false), not the best-by-eval-loss one that more points could pick."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from medtune.synth.demo import write_demo_training_set
+    from medtune.train import train
+
+    recipe = load_config("quickstart")
+    assert recipe.train.eval_steps == 25 and recipe.train.max_steps % 25 == 0 and recipe.train.keep_best is False
+    assert recipe.train.lora.dropout > 0  # dropout draws random numbers: the case to prove
+    data = tmp_path / "records.jsonl"
+    write_demo_training_set(data, n_cases=20, seed=0, specialties=["cardiology"])  # what the quickstart trains on
+    tiny = [f"model.base={tiny_model_dir}", "train.max_steps=4", "train.save_steps=0", "data.max_length=192",
+            "data.val_fraction=0.2"]
+    adapters = {}
+    for eval_steps in (0, 1):
+        cfg = load_config("quickstart", [*tiny, f"train.eval_steps={eval_steps}"])
+        result = train(cfg, data, tmp_path / f"eval{eval_steps}", progress=False)
+        adapters[eval_steps] = load_file(result.output_dir / "adapter_model.safetensors")
+        rows = (tmp_path / f"eval{eval_steps}" / "metrics.jsonl").read_text().splitlines()
+        evals = [r for r in map(json.loads, rows) if "eval_loss" in r]
+        assert len(evals) == (5 if eval_steps else 0)
+    assert adapters[0].keys() == adapters[1].keys()
+    assert all(adapters[0][k].equal(adapters[1][k]) for k in adapters[0])

@@ -46,14 +46,40 @@ def test_each_signal_alone():
     # the benchmark question embedded in a longer prompt: n-grams and substrings both fire
     embedded = index.check(_mk("Answer carefully. " + BENCH_Q + ". What is the diagnosis?"))
     assert set(embedded.signals) == {"ngram", "substring"} and embedded.benchmark_ids == ["bench-1"]
-    # only a 64-char window shared, too few words for a 13-gram match to matter
-    window = index.check(_mk("Unrelated words here, then: " + BENCH_Q[20:90].upper()))
-    assert "substring" in window.signals
+    # most of the question's 64-char windows inside a long unrelated text: too few of its words for the 13-grams
+    filler = " ".join(f"word{i}" for i in range(80))
+    window = index.check(_mk(f"{filler} {BENCH_Q[:130].upper()}"))
+    assert window.signals == ["substring"] and window.substring_coverage > 0.5 and window.benchmark_ids == ["bench-1"]
+    assert not index.check(_mk(f"{filler} {BENCH_Q[20:90]}")).flagged  # one shared phrase is not a copied item
     # a short benchmark item is only catchable by exact (normalized) question
     exact = index.check(_mk("  scurvy IS caused by?"))
     assert exact.signals == ["exact_question"]
     clean = index.check(_mk("A 70-year-old man has painless jaundice, weight loss and a palpable gallbladder."))
     assert not clean.flagged and clean.ngram_overlap == 0.0
+
+
+def test_stock_question_lines_and_shared_options_are_not_contamination():
+    """Seen on 9,000 engine cases against MedQA/MMLU/dev vignettes: 40% were flagged by the stock line "Which of the
+    following is the most appropriate next step in management?" and MCQs with a vignette's four options."""
+    options = {"A": "Acute myocardial infarction", "B": "Aortic dissection", "C": "Acute pericarditis", "D": "Pulmonary embolism"}
+    stock = " Which of the following is the most likely mechanism of this patient's condition?"
+
+    def mcq(stem: str, line: str = stock) -> Record:
+        return Record.create(source="t", task="mcq", question=stem + line, options=options, answer=Answer(letter="A"))
+
+    index = BenchmarkIndex()
+    index.add(mcq(BENCH_Q + "."), "b1")
+    index.add(mcq("A 61-year-old man has had crushing substernal chest pain for an hour with diaphoresis and nausea.",
+                  " Which of the following is the most likely diagnosis?"), "b2")
+    index.add(mcq("A 19-year-old woman has sharp chest pain that improves when she leans forward.",
+                  " Which of the following is the most likely diagnosis?"), "b3")
+    engine = mcq("A 58-year-old man presents with chest pain that began two hours ago at rest; troponin is elevated.")
+    assert not index.check(engine).flagged
+    same_options = mcq("A 70-year-old woman has sudden tearing pain between the shoulder blades.",
+                       " Which of the following is the most likely diagnosis?")
+    assert not index.check(same_options).flagged
+    copied = index.check(mcq("Read this case. " + BENCH_Q + "."))
+    assert {"ngram", "substring"} <= set(copied.signals) and copied.benchmark_ids[0] == "b1"
 
 
 def test_ngram_length_and_threshold_are_configurable():
@@ -77,3 +103,28 @@ def test_cross_benchmark_check_is_fast_and_sane(shared_data):
     for _ in filter_contaminated(iter_records(shared_data / "medmcqa" / "dev.jsonl"), index, report, drop=False):
         pass
     assert report.checked == 4183 and report.flagged < 10
+
+
+def test_without_against_the_declared_benchmarks_are_checked(shared_data, tmp_path, monkeypatch):
+    """No --against: the packaged dev vignettes always, the data-root benchmarks when their files are there."""
+    from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
+
+    monkeypatch.delenv("MEDTUNE_DATA_ROOT", raising=False)
+    vignette = load_benchmark_records(get_benchmark("dev_vignettes"))[3]
+    medqa = next(iter_records(shared_data / "medqa" / "us_4options_test.jsonl", "medqa"))
+    rows = [_mk(vignette.question.split("\n\n")[0]), _mk(medqa.question),
+            _mk("A sailor on a long voyage has bleeding gums and corkscrew hairs.")]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(r.model_dump_json() + "\n" for r in rows))
+    runner = CliRunner(env={"COLUMNS": "200"})
+    alone = runner.invoke(app, ["data", "contamination", str(train), "--report", str(tmp_path / "r1.json")])
+    assert alone.exit_code == 0, alone.output
+    assert "against dev_vignettes (88 items)" in alone.output and "not checked: medqa:" in alone.output
+    assert json.loads((tmp_path / "r1.json").read_text())["hits"][0]["record_id"] == rows[0].id
+    full = runner.invoke(app, ["data", "contamination", str(train), "--data-root", str(shared_data),
+                               "--drop", str(tmp_path / "clean.jsonl"), "--report", str(tmp_path / "r2.json")])
+    assert full.exit_code == 0, full.output
+    report = json.loads((tmp_path / "r2.json").read_text())
+    assert report["benchmarks"]["medqa"] == 1273 and report["not_checked"] == {}
+    assert sorted(h["record_id"] for h in report["hits"]) == sorted([rows[0].id, rows[1].id])
+    assert [r.id for r in read_records(tmp_path / "clean.jsonl")] == [rows[2].id]

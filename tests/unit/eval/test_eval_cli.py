@@ -69,11 +69,17 @@ def test_score_with_no_usable_rows_fails_clearly(shared_data, tmp_path):
     assert "no usable output rows" in result.output and "line 1 field output" in result.output
 
 
-def test_list_shows_every_declared_benchmark():
-    result = CliRunner().invoke(app, ["eval", "list"])
+def test_list_shows_every_declared_benchmark_and_where_its_files_are():
+    from medtune.cli.eval import benchmark_files
+    from medtune.eval.benchmarks import get_benchmark
+
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["eval", "list"])
     assert result.exit_code == 0
-    for name in ("medqa", "medmcqa", "pubmedqa", "mmlu_medical"):
+    for name in ("medqa", "medmcqa", "pubmedqa", "mmlu_medical", "dev_vignettes"):
         assert name in result.output
+    assert benchmark_files(get_benchmark("dev_vignettes")) == "dev_vignettes.jsonl (packaged with medtune)"
+    assert benchmark_files(get_benchmark("medqa")) == "DATA_ROOT/medqa/us_4options_test.jsonl"
+    assert "dev_vignettes.jsonl (packaged with medtune)" in result.output and "under --data-root" not in result.output
 
 
 def test_unknown_benchmark_and_missing_data_root_are_clean_errors(tiny_model_dir, tmp_path):
@@ -126,3 +132,34 @@ def test_run_on_an_hf_dataset_and_a_synth_folder(tiny_model_dir, tmp_path):
     assert [x["gold"] for x in hf_rows] == [row["answer_idx"] for row in rows] and len(synth_rows) == 3
     bad = runner.invoke(app, ["eval", "run", str(tiny_model_dir), "-b", str(tmp_path / "out"), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "not a records folder" in bad.output
+
+
+def test_run_flags_set_the_prompt_and_overwrite_starts_over(tiny_model_dir, tmp_path):
+    """--reasoning-format / --system-prompt override the training run's manifest; another prompt into the same
+    folder is refused, --overwrite starts it over."""
+    from evalkit import make_run
+
+    run = make_run(tiny_model_dir, tmp_path / "run", 3)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "system_prompt": "You are a careful clinician.",
+                                                   "reasoning_format": "think"}))
+    items = tmp_path / "heldout.jsonl"
+    items.write_text("".join(r.model_dump_json() + "\n" for r in make_mcq(4)))
+    out, folder = tmp_path / "ev", tmp_path / "ev" / "heldout-loglik"
+    base = ["eval", "run", str(run), "-b", str(items), "--out", str(out), "--device", "cpu", "--batch-size", "4"]
+    runner = CliRunner()
+    r = runner.invoke(app, [*base, "--reasoning-format", "plain", "--system-prompt", ""])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["prompt"] == {"system_prompt": None, "reasoning_format": "plain",
+                                 "from": "reasoning format: override; system prompt: override"}
+    rows = [json.loads(x) for x in (folder / "predictions.jsonl").read_text().splitlines()]
+    assert rows[0]["prompt"].startswith("<|im_start|>user") and "## Thinking" not in rows[0]["prompt"]
+
+    r = runner.invoke(app, base)  # the manifest's prompt (think, the clinician) is another evaluation
+    assert r.exit_code == 2 and "prompt.reasoning_format: 'plain' -> 'think'" in r.output
+    r = runner.invoke(app, [*base, "--overwrite"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (folder / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(x["prompt"].startswith("<|im_start|>system\nYou are a careful clinician.") for x in rows)
+    assert json.loads((folder / "summary.json").read_text())["prompt"]["reasoning_format"] == "think"

@@ -14,6 +14,7 @@ from medtune.eval import identity
 from medtune.eval.evaluate import compare_models, evaluate
 from medtune.eval.stage import run_eval
 from medtune.eval.store import EvalIdentityError, PredictionStore
+from medtune.utils import hashcache
 
 QUIET = {"log": lambda *_: None}
 
@@ -134,35 +135,46 @@ def test_a_run_is_asked_with_its_training_system_prompt_and_format(tiny_model_di
     assert rows[0]["prompt"].startswith("<|im_start|>user")
 
 
-def test_quickstart_rerun_with_another_tuned_model_starts_its_eval_over(tiny_model_dir, two_runs, tmp_path):
-    """The quickstart's base/tuned folders: a plain compare refuses, the quickstart's re-run starts over."""
-    from medtune.quickstart import stage_eval
+def test_quickstart_rerun_with_another_tuned_model_starts_its_eval_over(tiny_model_dir, heldout, two_runs, tmp_path):
+    """The quickstart's case through `medtune run`: a re-run that trains another adapter evaluates it afresh (the
+    old adapter's rows are never resumed); a plain compare of another model into that folder is refused."""
+    from medtune.config import load_config
+    from medtune.pipeline import EvalOutput, run_pipeline
 
-    records = make_mcq(6)
-    qs = tmp_path / "qs"
-    shutil.copytree(two_runs[0], qs / "train")
-    stage_eval(qs, records, base=str(tiny_model_dir), max_new_tokens=8)
-    first = [r["raw_output"] for r in PredictionStore(qs / "eval" / "tuned" / "predictions.jsonl").load()]
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("".join(r.model_dump_json() + "\n" for r in make_mcq(16, seed=3)))
+    overrides = [f"model.base={tiny_model_dir}", "stages=[train,eval]", f"data.train_files=[{train_file}]",
+                 "data.max_length=512", "train.max_steps=2", "train.save_steps=0", "train.learning_rate=0.05",
+                 f"eval.benchmarks=[{heldout}]", "eval.compare_base=true", "eval.protocol=cot", "eval.max_new_tokens=8",
+                 f"run_dir={tmp_path / 'qs'}"]
+    first = run_pipeline(load_config(None, overrides), echo=lambda _: None, progress=False)
+    folder = first.get(EvalOutput).scores[0].folder
+    identity_of = lambda: json.loads((folder / "tuned" / "fingerprint.json").read_text())["model"]["identity"]  # noqa: E731
+    old = identity_of()
+    from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
+
+    spec = get_benchmark(str(heldout))
+    records = load_benchmark_records(spec)
     with pytest.raises(EvalIdentityError, match="model.identity"):
-        compare_models(str(tiny_model_dir), two_runs[1], records, qs / "eval", protocol="cot", max_new_tokens=8,
+        compare_models(str(tiny_model_dir), two_runs[1], records, folder, protocol="cot", max_new_tokens=8, spec=spec,
                        batch_size=16, device="cpu", **QUIET)
-    shutil.rmtree(qs / "train")
-    shutil.copytree(two_runs[1], qs / "train")  # the re-run trained another adapter
-    rerun = stage_eval(qs, records, base=str(tiny_model_dir), max_new_tokens=8)
-    clean = compare_models(str(tiny_model_dir), qs / "train", records, tmp_path / "clean", protocol="cot",
-                           max_new_tokens=8, batch_size=16, device="cpu", **QUIET)
-    tuned = PredictionStore(qs / "eval" / "tuned" / "predictions.jsonl").load()
-    assert [r["raw_output"] for r in tuned] == [
+    lines: list[str] = []
+    again = run_pipeline(load_config(None, [*overrides, "train.seed=7"]), echo=lines.append, progress=False)
+    assert [o.action for o in again.outcomes] == ["ran", "ran"]
+    assert not any("resuming" in line for line in lines) and identity_of() != old
+    clean = compare_models(str(tiny_model_dir), tmp_path / "qs" / "train", records, tmp_path / "clean", protocol="cot",
+                           max_new_tokens=8, spec=spec, batch_size=16, device="cpu", **QUIET)
+    tuned = PredictionStore(folder / "tuned" / "predictions.jsonl").load()
+    assert len(tuned) == 6 and [r["raw_output"] for r in tuned] == [
         r["raw_output"] for r in PredictionStore(tmp_path / "clean" / "tuned" / "predictions.jsonl").load()]
-    assert rerun["tuned"] == clean["tuned"] and len(tuned) == 6
-    assert [r["raw_output"] for r in tuned] != first  # the old adapter's rows are gone, not resumed
+    assert again.get(EvalOutput).scores[0].accuracy == clean["tuned"]["accuracy"]
 
 
 def test_file_hashes_are_cached_by_size_and_mtime(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTUNE_HOME", str(tmp_path / "home"))
     calls = []
-    real = identity.sha256_file
-    monkeypatch.setattr(identity, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = hashcache.sha256_file
+    monkeypatch.setattr(hashcache, "sha256_file", lambda p: calls.append(p) or real(p))
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"\x01" * 1000)
     first = identity.cached_sha256(weights)

@@ -28,9 +28,9 @@ def test_hash_cache_rehashes_only_changed_files(tmp_path, monkeypatch):
     cache = HashCache(tmp_path / "fp.json")
     first = cache.of(f)
     calls = []
-    import medtune.pipeline.fingerprint as fp
+    import medtune.utils.hashcache as hc
 
-    monkeypatch.setattr(fp, "sha256_file", lambda p: calls.append(p) or "x")
+    monkeypatch.setattr(hc, "sha256_file", lambda p: calls.append(p) or "x")
     assert cache.of(f) == first and calls == []  # same size and mtime: cached
     cache.save()
     assert HashCache(tmp_path / "fp.json").of(f) == first and calls == []  # and remembered across runs

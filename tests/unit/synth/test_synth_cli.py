@@ -49,3 +49,22 @@ def test_bad_options_exit_2(tmp_path):
     res = runner.invoke(app, ["synth", "--n", "2"])
     assert res.exit_code == 2 and "--out" in res.output
     assert not (tmp_path / "records.jsonl").exists()
+
+
+def test_compact_and_the_new_task_types_reach_the_engine(tmp_path):
+    """`--compact` and `--tasks treatment,mechanism` (and the same synth section in a config) write what the engine writes."""
+    from medtune.config import load_config
+    from medtune.pipeline.stages.synth import run_synth_stage
+
+    args = ["synth", "--n", "6", "--seed", "2", "--tasks", "diagnosis,treatment,mechanism"]
+    for name, extra in (("full", []), ("compact", ["--compact"])):
+        res = runner.invoke(app, [*args, *extra, "--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+    full, compact = ([json.loads(x) for x in (tmp_path / n / "records.jsonl").read_text().splitlines()] for n in ("full", "compact"))
+    assert [r["metadata"]["task_type"] for r in full][:3] == ["diagnosis", "treatment", "mechanism"]
+    assert [(r["id"], r["answer"]) for r in full] == [(r["id"], r["answer"]) for r in compact]  # the same facts and draws
+    length = lambda rows: sum(len(r["question"]) + len(r.get("context") or "") for r in rows)  # noqa: E731
+    assert length(compact) < 0.85 * length(full)
+    cfg = load_config(None, ["synth.n=6", "synth.seed=2", "synth.tasks=[diagnosis,treatment,mechanism]", "synth.compact=true"])
+    run_synth_stage(cfg.synth, tmp_path / "from_config")
+    assert (tmp_path / "from_config" / "records.jsonl").read_bytes() == (tmp_path / "compact" / "records.jsonl").read_bytes()

@@ -1,6 +1,6 @@
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Section
 
@@ -29,15 +29,22 @@ class DataSource(Section):
 
 
 class DataSection(Section):
+
     sources: list[DataSource] = Field(
         default_factory=list, description="What the data stage of `medtune run` (and `medtune data import -c`) imports into "
         "RUN/data/records.jsonl: one source is imported as is; several, or weights/caps, are imported one by one and mixed.")
     mix_total: int | None = Field(None, ge=1, description="Total records of the mix; the sources' weights become shares of it.")
     dedupe: bool = Field(False, description="Remove exact and near duplicates while importing each source (clusters in dedupe.json).")
     dedupe_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard similarity from which two records are near duplicates.")
+    contamination: Literal["drop", "refuse", "off"] = Field(
+        "drop", description="The data stage's check of the imported records against the benchmarks (the packaged dev "
+        "vignettes, eval.benchmarks, and the public benchmarks found under eval.data_root): drop = leave the "
+        "overlapping records out, with the report in RUN/data/contamination.json and the stage manifest; refuse = "
+        "stop before training; off = no check.")
     train_files: list[str] = Field(
-        default_factory=list, description="Records files or folders `medtune train` reads as they are (`medtune run` trains "
-        "on the data stage's output instead)."
+        default_factory=list, description="What `medtune train` reads as it is: records files (any importer's format), "
+        "folders written by `medtune synth` or `medtune data import|split|mix` (their manifest names the records), or "
+        "Hugging Face datasets hf:ID[:CONFIG][@SPLIT]. `medtune run` trains on the data stage's output instead."
     )
     val_files: list[str] = Field(default_factory=list, description="Validation records; empty = split from train.")
     format: str = Field("auto", description="Importer name for non-medtune train_files (`auto` detects it).")
@@ -54,3 +61,8 @@ class DataSection(Section):
         "shorten_reasoning",
         description="Over-long samples: cut the middle of the reasoning (the answer is never cut), or drop them.",
     )
+
+    @field_validator("contamination", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false

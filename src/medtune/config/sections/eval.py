@@ -18,7 +18,12 @@ class EvalSection(Section):
     data_root: str | None = Field(None, description="Folder that benchmark declarations' file paths are relative to (the CLI also reads $MEDTUNE_DATA_ROOT).")
     permutations: int = Field(0, ge=0, description="Extra cyclic option orders per item, for option-permutation consistency (0 = off).")
     seed: int = Field(0, description="Sampling seed for cot with temperature > 0.")
-    system_prompt: str | None = Field(None, description="System prompt for cot (None = none, as in training).")
+    reasoning_format: Literal["auto", "think", "sections", "plain"] = Field(
+        "auto", description="How reasoning is laid out in the evaluated model's answers; auto = the training run's "
+        "(its manifest), else the model preset's.")
+    system_prompt: str | None = Field(
+        None, description="System prompt of the evaluated model's chat prompts. None = the training run's (from its "
+        "manifest), none for other models; '' = explicitly none.")
     out_dir: str | None = Field(None, description="Evaluation output folder (default: RUN_DIR/eval; `medtune eval run` without -c: eval_out).")
     compare_base: bool = Field(
         False, description="Also evaluate the base model (model.base) on the same items and compare: paired gain with its "

@@ -32,8 +32,12 @@ class SynthSection(Section):
                                "heldout.jsonl; `medtune run` evaluates on them besides eval.benchmarks.")
     tasks: CommaList = Field(
         default_factory=lambda: ["diagnosis", "mcq", "management", "open"],
-        description="Task types to emit from each case.",
+        description="Task types to emit from each case: diagnosis (open most-likely diagnosis), mcq (diagnosis MCQ), "
+        "management (next best step MCQ), open (diagnosis, workup and first-line management), treatment (most "
+        "appropriate treatment MCQ), mechanism (underlying mechanism MCQ).",
     )
+    compact: bool = Field(False, description="Write each case in its short form (the same facts and draws, about a third "
+                          "fewer tokens per record), for CPU training budgets; style cases only.")
     kb_dir: str | None = Field(None, description="Extra knowledge-base folder with user conditions.")
     teacher: TeacherSection = Field(default_factory=TeacherSection,
                                     description="Optional teacher LLM that rewrites and verifies the reasoning.")

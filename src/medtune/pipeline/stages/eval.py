@@ -35,6 +35,7 @@ def _score(name: str, folder: Path, summary: Path, acc: dict[str, Any], cmp: dic
 def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> list[BenchmarkScore]:
     from ...eval.benchmarks import get_benchmark, load_benchmark_records
     from ...eval.evaluate import compare_models
+    from ...eval.stage import prompt_overrides
 
     e, scores = ctx.cfg.eval, []
     for name in names:
@@ -43,7 +44,8 @@ def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> l
         folder = out / f"{spec.name}-{e.protocol}"
         ctx.echo(f"{spec.name}: {len(records)} items, base {ctx.cfg.model.base} vs tuned, protocol {e.protocol} -> {folder}")
         cmp = compare_models(ctx.cfg.model.base, train.run_dir, records, folder, protocol=e.protocol, spec=spec,
-                             batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, log=ctx.echo)
+                             batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, log=ctx.echo,
+                             **prompt_overrides(e))
         scores.append(_score(spec.name, folder, folder / "compare.json", cmp["tuned"], cmp))
     return scores
 

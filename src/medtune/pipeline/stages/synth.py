@@ -35,7 +35,7 @@ def _heldout(section: SynthSection, out: Path) -> tuple[Path | None, int]:
         from ...synth.engine import generate_records
 
         records = generate_records(section.heldout_cases, section.seed + 1, specialties=specialties, tasks=["mcq"],
-                                   kb_dirs=[section.kb_dir] if section.kb_dir else None)
+                                   kb_dirs=[section.kb_dir] if section.kb_dir else None, compact=section.compact)
     count = atomic_write_jsonl(out / HELDOUT, (r.model_dump(mode="json") for r in records))
     return out / HELDOUT, count
 
@@ -68,7 +68,8 @@ def run_synth_stage(section: SynthSection, out: str | Path) -> SynthOutput:
 
 def _run(ctx: Context, resume: bool) -> SynthOutput:
     s = ctx.cfg.synth
-    ctx.echo(f"{s.n} cases ({s.style}, seed {s.seed}, tasks {','.join(s.tasks)}"
+    ctx.echo(f"{s.n} cases ({s.style}{', compact' if s.compact and s.style == 'cases' else ''}, seed {s.seed}, "
+             f"tasks {','.join(s.tasks)}"
              + (f", specialties {','.join(s.specialties)}" if s.specialties else "")
              + (f"), {s.heldout_cases} held-out cases (seed {s.seed + 1})" if s.heldout_cases else ")"))
     result = run_synth_stage(s, ctx.layout.folder("synth"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ...config.load import ConfigProblem, hardware_problems
 from ...config.schema import RunConfig
+from ...data.hf import is_hf_spec
 from ..fingerprint import stat_fingerprint
 from ..registry import Context, Stage, register
 from ..results import DataOutput, TrainOutput
@@ -47,7 +48,8 @@ def _records(ctx: Context) -> list[str] | None:
 def _inputs(ctx: Context) -> dict[str, Path | str]:
     records = _records(ctx)
     files = records or ctx.cfg.data.train_files + ctx.cfg.data.val_files
-    out: dict[str, Path | str] = {"records": Path(files[0])} if records else {f"data file {f}": Path(f) for f in files}
+    out: dict[str, Path | str] = ({"records": Path(files[0])} if records else
+                                  {f"data file {f}": f if is_hf_spec(f) else Path(f) for f in files})
     base = Path(ctx.cfg.model.base).expanduser()
     if base.exists():  # a folder or .gguf on disk: recognised by names, sizes and mtimes, not by re-reading GBs
         out["base model"] = f"files:{stat_fingerprint(base) if base.is_dir() else [base.stat().st_size, base.stat().st_mtime_ns]}"
@@ -62,4 +64,9 @@ def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
     return probs
 
 
-register(Stage("train", TrainOutput, reads=("model", "data", "train"), run=_run, inputs=_inputs, preflight=_preflight))
+# The data stage's own fields reach training through its records (an input): a changed contamination mode or
+# dedupe threshold that leaves the records as they were does not train again.
+DATA_STAGE_ONLY = ("data.sources", "data.mix_total", "data.dedupe", "data.dedupe_threshold", "data.contamination")
+
+register(Stage("train", TrainOutput, reads=("model", "data", "train"), run=_run, inputs=_inputs, preflight=_preflight,
+               ignores=DATA_STAGE_ONLY))
