@@ -101,6 +101,7 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
     from ..models.load import load_tokenizer
     from ..models.source import ensure_local, resolve_source
     from ..train.manifest import training_prompt
+    from .backends import BackendError
 
     run_dir = spec if backend == "transformers" and (Path(spec) / "manifest.json").is_file() else None
     trained = training_prompt(run_dir) if run_dir else None
@@ -109,11 +110,11 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
     sys_source = "override" if system_prompt is not None else "training run manifest" if trained else "none"
     if backend == "openai":
         if not endpoint:
-            raise ValueError("the openai backend needs --endpoint URL (an OpenAI-compatible /v1 base URL)")
+            raise BackendError("the openai backend needs --endpoint URL (an OpenAI-compatible /v1 base URL)")
         identity, template, default_fmt = f"endpoint {endpoint} model {spec}", None, "plain"
     elif backend == "llamacpp":
         if not Path(spec).is_file():
-            raise ValueError(f"GGUF file not found: {spec}")
+            raise BackendError(f"GGUF file not found: {spec}")
         identity, template, default_fmt = f"sha256:{cached_sha256(spec)}", None, "plain"  # the template is inside the file
     elif run_dir:
         base, output, tok, base_fmt = _run_parts(Path(run_dir))

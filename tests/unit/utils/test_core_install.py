@@ -1,5 +1,5 @@
-"""A core install (no extras) runs synth, data, train and eval; features that need an extra say
-which one in one line.
+"""A core install (no extras) runs synth, data, train and eval, and the security commands (keys,
+phi scan, audit verify) that need no server; features that need an extra say which one in one line.
 
 The commands run in a fresh interpreter where every optional module (utils/extras.py EXTRA_OF:
 llama_cpp, openai, fastapi, uvicorn, bitsandbytes, vllm, playwright) is blocked before medtune is
@@ -56,6 +56,7 @@ def test_core_commands_run_without_extras_and_extras_are_one_line_hints(tiny_mod
     cfg.write_text(yaml.safe_dump({"model": {"base": str(tiny_model_dir)}, "data": {"max_length": 1024},
                                    "train": {"max_steps": 2, "batch_size": 2, "lora": {"r": 2, "alpha": 4}}}))
     records = str(synth / "records.jsonl")
+    (tmp_path / "model.gguf").write_bytes(b"GGUF" + bytes(60))  # exists; loading it needs the gguf extra
     commands = [
         ("synth", ["synth", "--n", "6", "--seed", "1", "--tasks", "mcq", "--out", str(synth)]),
         ("data", ["data", "import", records, "--out", str(tmp_path / "imported")]),
@@ -83,3 +84,28 @@ def test_core_commands_run_without_extras_and_extras_are_one_line_hints(tiny_mod
         assert r["code"] == 2 and r["exception"] is None, r
         assert hint in r["output"] and "Traceback" not in r["output"], r
     assert got["leaked"]["modules"] == []  # nothing imported an optional module behind the block's back
+
+
+def test_security_commands_run_without_the_serve_extra(tmp_path):
+    from medtune.security.audit import AuditEvent, AuditLog, head_path_for
+    from medtune.security.keyfiles import load_or_create_secret, load_or_create_signing_key
+
+    signing = tmp_path / "k" / "signing.pem"
+    with AuditLog(tmp_path / "log" / "audit.jsonl", load_or_create_secret(tmp_path / "k" / "hmac"),
+                  load_or_create_signing_key(signing), head_path_for(signing)) as log:
+        log.record(AuditEvent(route="/v1/models", method="GET", request_id="r1", status=200, latency_ms=1.0))
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": 1, "text": "Seen by Dr. Ana Reyes on 03/14/2021."}) + "\n")
+    commands = [
+        ("keys", ["keys", "create", "--name", "a", "--role", "admin", "--store", str(tmp_path / "keys.json")]),
+        ("phi", ["phi", "scan", str(src), "--out", str(out), "--no-presidio"]),
+        ("audit", ["audit", "verify", str(tmp_path / "log"), "--public-key", f"{signing}.pub",
+                   "--head", str(head_path_for(signing))]),
+    ]
+    got = _run_core(commands, tmp_path)
+    for label, _ in commands:
+        assert got[label]["code"] == 0 and got[label]["exception"] is None, got[label]
+    assert got["keys"]["output"].strip().splitlines()[-1].startswith("mt_")  # the key, after the notice
+    assert json.loads(out.read_text())["redacted"] == "Seen by Dr. [NAME] on [DATE]."
+    assert "verified" in got["audit"]["output"]
+    assert got["leaked"]["modules"] == []
