@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..utils.io import fsync_path
 from . import SecurityError
 from .keyfiles import load_or_create_secret, load_or_create_signing_key, write_private
 from .phi.types import PhiType
@@ -143,7 +144,7 @@ class AuditLog:
         self._append({"type": "header", "format": FORMAT, "log_id": self.log_id,
                       "signer": key_fingerprint(self._signing_key.public_key()), "hmac_key_id": self._hmac_key_id()})
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_path(self.path.parent)
         self._checkpoint()  # signs the header and points the head file at this log from the start
 
     def _resume(self) -> None:
@@ -245,11 +246,3 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

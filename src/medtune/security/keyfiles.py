@@ -8,8 +8,6 @@ does): a leaked HMAC or signing key silently voids the audit log's guarantees.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 import stat
 from pathlib import Path
@@ -17,37 +15,19 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..utils.io import atomic_open, fsync_path
 from . import SecurityError
 
 PRIVATE_MODE = 0o600
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_private(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; the file is 0600 from creation to rename."""
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), PRIVATE_MODE)  # the umask cannot widen it, but be explicit
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_open(path, "wb", file_mode=PRIVATE_MODE) as f:
+        f.write(data)
+    fsync_path(path.parent)
     return path
 
 

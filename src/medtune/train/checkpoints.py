@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..utils.io import ordinary_permissions, replace_dir, sha256_file
+from ..utils.io import fsync_path, ordinary_permissions, replace_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +39,6 @@ class Checkpoint:
 def trainable_state(model: Any) -> dict[str, Any]:
     """Detached copies of the parameters that train (LoRA weights, or everything for full FT)."""
     return {n: p.detach().cpu().contiguous().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def rng_state() -> dict[str, Any]:
@@ -89,13 +80,13 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, scheduler
         ordinary_permissions(tmp)  # safetensors writes 0600
         files = sorted(p.name for p in tmp.iterdir())
         for name in files:
-            _fsync_path(tmp / name)
+            fsync_path(tmp / name)
         marker = {"step": step, "files": {name: sha256_file(tmp / name) for name in files}}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
-        _fsync_path(tmp / MARKER)
-        _fsync_path(tmp)
+        fsync_path(tmp / MARKER)
+        fsync_path(tmp)
         replace_dir(tmp, final)  # an existing checkpoint of this step goes only once the new one is in place
-        _fsync_path(root)
+        fsync_path(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

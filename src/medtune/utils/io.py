@@ -40,9 +40,22 @@ def ordinary_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~current_umask()
 
 
+def fsync_path(path: str | Path) -> None:
+    """fsync a file or a folder by path (a folder's fsync makes a rename in it durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
+                file_mode: int | None = None) -> Iterator[IO]:
     """Open a temp file beside ``path``; on clean exit fsync and rename it over ``path``.
+
+    The file gets ``file_mode`` (default: what open() would give); the temp file is 0600 from its
+    creation, so a private file is never readable by others at any moment.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
@@ -56,7 +69,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     binary = "b" in mode
     try:
-        os.fchmod(fd, ordinary_mode())
+        os.fchmod(fd, ordinary_mode() if file_mode is None else file_mode)
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
             f.flush()
