@@ -95,6 +95,8 @@ def evaluate(
         raise ValueError(f"unknown protocol {protocol!r}: use loglik or cot")
     out_dir = Path(out_dir)
     model = model or describe_backend(backend, system_prompt)
+    if getattr(backend, "dtype", None):  # what the loaded weights compute in, whatever was predicted
+        model = replace(model, dtype=backend.dtype)
     decoding = Decoding(max_new_tokens=max_new_tokens, temperature=temperature, num_samples=num_samples, seed=seed)
     fingerprint = build_fingerprint(model, protocol=protocol, spec=spec, decoding=decoding,
                                     benchmark_sha256=benchmark_sha256 or records_sha(list(records)))
@@ -203,8 +205,9 @@ def compare_models(
 
     spec = spec or BenchmarkSpec(name="heldout", files="-", description="held-out records", loglik=LoglikSpec(style="chat"))
     out_dir = Path(out_dir)
-    tuned = describe_model(str(tuned_run_dir), reasoning_format=reasoning_format, system_prompt=system_prompt)
-    base = replace(describe_model(base_spec, reasoning_format=tuned.reasoning_format, system_prompt=tuned.system_prompt or ""),
+    tuned = describe_model(str(tuned_run_dir), reasoning_format=reasoning_format, system_prompt=system_prompt, device=device)
+    base = replace(describe_model(base_spec, reasoning_format=tuned.reasoning_format, system_prompt=tuned.system_prompt or "",
+                                  device=device),
                    prompt_source=f"the tuned run's ({tuned.prompt_source})")
     models, source_sha = {"base": base, "tuned": tuned}, records_sha(list(records))
     if not overwrite:

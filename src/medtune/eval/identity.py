@@ -5,7 +5,8 @@ whose fingerprint differs is refused, so a base model's rows can never be report
 model's. The fingerprint holds:
 
 * ``model``: sha256 over the model's files (weights, config, tokenizer; for a training run the
-  base's files and the adapter's), or the endpoint URL and served model name;
+  base's files and the adapter's), or the endpoint URL and served model name; for transformers the
+  dtype the weights compute in (bf16 and fp32 rows of the same model are not mixed either);
 * ``prompt``: the chat template (sha256 of its text), system prompt, reasoning format, and a
   sha256 of medtune's own rendering of a fixed probe item (catches a changed prompt layout);
 * ``protocol`` and ``decoding`` (max_new_tokens, temperature, num_samples, seed, top_p -- cot only);
@@ -60,6 +61,7 @@ class EvalModel:
     system_prompt: str | None
     prompt_source: str  # where reasoning format / system prompt came from, for the summary
     run_dir: str | None = None
+    dtype: str | None = None  # transformers: the dtype the forward computes in (None: inside the GGUF / server)
 
 
 def _run_parts(run: Path) -> tuple[Path, Path, Any, str]:
@@ -91,14 +93,17 @@ def _template_sha(tokenizer: Any) -> str | None:
 
 
 def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | None = None,
-                   reasoning_format: str | None = None, system_prompt: str | None = None) -> EvalModel:
+                   reasoning_format: str | None = None, system_prompt: str | None = None,
+                   device: str = "auto") -> EvalModel:
     """Identity and prompt settings of ``spec`` for evaluation; hashes files and reads a tokenizer, loads no weights.
 
     A training run folder (``RUN/manifest.json``) is asked with the system prompt and reasoning
     format its training used, unless ``reasoning_format`` / ``system_prompt`` override them
-    (``system_prompt=""`` means explicitly none).
+    (``system_prompt=""`` means explicitly none). ``device`` gives the dtype that loading on it
+    will choose (``models.precision``); ``evaluate`` records the loaded backend's own.
     """
-    from ..models.load import load_tokenizer
+    from ..models.load import load_tokenizer, pick_device
+    from ..models.precision import inference_dtype
     from ..models.source import ensure_local, resolve_source
     from ..train.manifest import training_prompt
     from .backends import BackendError
@@ -125,8 +130,9 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
         identity = f"sha256:{_digest(ensure_local(source))}"
         template, default_fmt = _template_sha(load_tokenizer(source)), source.reasoning_format
     chosen_system = system_prompt if system_prompt is not None else (trained or {}).get("system_prompt")
+    dtype = inference_dtype(pick_device(device)) if backend == "transformers" else None
     return EvalModel(spec, backend, identity, template, reasoning_format or default_fmt or "plain",
-                     chosen_system or None, f"reasoning format: {fmt_source}; system prompt: {sys_source}", run_dir)
+                     chosen_system or None, f"reasoning format: {fmt_source}; system prompt: {sys_source}", run_dir, dtype)
 
 
 def describe_backend(backend: Any, system_prompt: str | None = None) -> EvalModel:
@@ -192,7 +198,7 @@ def build_fingerprint(model: EvalModel, *, protocol: str, spec: Any, benchmark_s
               "reasoning_format": model.reasoning_format, "rendering_sha256": rendering_sha(model)} if chat_prompt else None
     return {
         "schema": SCHEMA,
-        "model": {"identity": model.identity, "backend": model.backend},
+        "model": {"identity": model.identity, "backend": model.backend, **({"dtype": model.dtype} if model.dtype else {})},
         "protocol": protocol,
         "prompt": prompt,
         "decoding": asdict(decoding or Decoding()) if protocol == "cot" else None,

@@ -58,7 +58,8 @@ def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: s
         raise ValueError("no benchmarks given: pass --benchmark NAME (see `medtune eval list`) or a record file")
     specs = [get_benchmark(b) for b in section.benchmarks]  # fail on a typo before loading a model
     datasets = [(s, load_benchmark_records(s, section.data_root, limit=section.limit)) for s in specs]
-    target = describe_model(model, backend=section.backend, endpoint=section.endpoint, **prompt_overrides(section))
+    target = describe_model(model, backend=section.backend, endpoint=section.endpoint, device=device,
+                            **prompt_overrides(section))
     out_dir = Path(out_dir)
     plan = []
     for spec, records in datasets:

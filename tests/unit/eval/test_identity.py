@@ -11,6 +11,7 @@ from evalkit import make_mcq, make_run
 
 from medtune.config.sections.eval import EvalSection
 from medtune.eval import identity
+from medtune.eval.backends import BackendError
 from medtune.eval.evaluate import compare_models, evaluate
 from medtune.eval.stage import run_eval
 from medtune.eval.store import EvalIdentityError, PredictionStore
@@ -79,6 +80,27 @@ def test_same_evaluation_resumes_and_loglik_ignores_decoding(tiny_model_dir, hel
     run_eval(str(tiny_model_dir), _section(heldout, max_new_tokens=99), tmp_path, device="cpu", log=lines.append)
     assert any("resuming the same evaluation" in x and "6 items already" in x and "0 to go" in x for x in lines)
     assert len(PredictionStore(tmp_path / "heldout-loglik" / "predictions.jsonl").load()) == 6
+
+
+def test_rows_of_another_precision_are_refused_before_the_model_loads(tiny_model_dir, heldout, tmp_path, monkeypatch):
+    """Auto precision is bf16 on a CPU with native bf16 and fp32 elsewhere: the same model's rows
+    from the two are different numbers, so they are not mixed either."""
+    import medtune.eval.stage
+    import medtune.models.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda *a: ())
+    run_eval(str(tiny_model_dir), _section(heldout), tmp_path, device="cpu", **QUIET)
+    fp = json.loads((tmp_path / "heldout-loglik" / "fingerprint.json").read_text())
+    assert fp["model"]["dtype"] == "float32"
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda *a: ("amx_bf16",))
+    with monkeypatch.context() as m:
+        m.setattr(medtune.eval.stage, "build_backend", lambda *a, **k: pytest.fail("model loaded before the refusal"))
+        with pytest.raises(EvalIdentityError) as e:
+            run_eval(str(tiny_model_dir), _section(heldout), tmp_path, device="cpu", **QUIET)
+    assert [x.strip() for x in str(e.value).splitlines() if x.startswith("  ")] == ["model.dtype: 'float32' -> 'bfloat16'"]
+    run_eval(str(tiny_model_dir), _section(heldout), tmp_path / "bf16", device="cpu", **QUIET)
+    summary = json.loads((tmp_path / "bf16" / "heldout-loglik" / "summary.json").read_text())
+    assert summary["settings"]["dtype"] == "bfloat16"
 
 
 def test_changed_benchmark_file_is_refused(tiny_model_dir, heldout, tmp_path):
@@ -193,5 +215,5 @@ def test_endpoint_models_are_identified_by_url_and_served_name(heldout):
     diff = identity.fingerprint_diff(identity.build_fingerprint(a, protocol="cot", spec=spec, benchmark_sha256="x"),
                                      identity.build_fingerprint(b, protocol="cot", spec=spec, benchmark_sha256="x"))
     assert diff == [("model.identity", a.identity, b.identity)]
-    with pytest.raises(ValueError, match="needs --endpoint"):
+    with pytest.raises(BackendError, match="needs --endpoint"):
         identity.describe_model("med-8b", backend="openai")
