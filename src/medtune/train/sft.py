@@ -261,6 +261,9 @@ def fit(s: Setup, cfg: RunConfig, run_dir: Path, resume: bool = False, progress:
             start = state.pop("step")
             log.info("resumed from %s (step %d)", found, start)
     metrics = MetricsLog(run_dir, start, enabled=acc.is_main_process)
+    # from_pretrained returns a model in eval mode: without this, a run with no eval at step 0 (no
+    # eval_steps, no validation split, or a resume) trained with dropout off and checkpointing inert.
+    s.model.train()
     if start == 0 and t.eval_steps:
         _eval_and_track(s, cfg, run_dir, 0, state, metrics)
     bar = tqdm(total=s.total_steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))

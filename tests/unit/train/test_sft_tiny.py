@@ -56,6 +56,27 @@ def test_early_stopping_when_eval_loss_stops_improving(tmp_path, tiny_model_dir)
     assert res.stopped_early and res.steps == 4  # evals at 0 (best), 2 and 4 (no gain) -> stop
 
 
+@pytest.mark.parametrize("evals", ["train.eval_steps=0", "data.val_fraction=0"])
+def test_every_step_trains_in_training_mode(tmp_path, tiny_model_dir, monkeypatch, evals):
+    """from_pretrained hands over a model in eval mode; before the fix, a run with no eval at step 0
+    trained with LoRA dropout off and gradient checkpointing inert (its peak memory unchanged)."""
+    import medtune.train.sft as sft
+
+    seen: list[tuple[bool, bool]] = []
+    real_step = sft._run_step
+
+    def spy(s, cfg, step):
+        layers = [m for m in s.model.modules() if getattr(m, "gradient_checkpointing", False)]
+        seen.append((s.model.training, bool(layers) and all(m.training for m in layers)))
+        return real_step(s, cfg, step)
+
+    monkeypatch.setattr(sft, "_run_step", spy)
+    data = write_records(tmp_path / "records.jsonl", n=16)
+    cfg = cfg_for(tiny_model_dir, "train.max_steps=2", "train.gradient_checkpointing=true", evals)
+    train(cfg, data, tmp_path / "run", progress=False)
+    assert seen == [(True, True), (True, True)]
+
+
 def test_full_finetuning_writes_a_model_folder(tmp_path, tiny_model_dir):
     data = write_records(tmp_path / "records.jsonl", n=16)
     res = train(cfg_for(tiny_model_dir, "train.method=full", "train.max_steps=2", "train.learning_rate=1e-3"),
