@@ -6,12 +6,16 @@ reasoning never count. Within that part the rules, tried in order, are:
 
 1. **Answer statements** -- "the answer is (C)", "Answer: C", "final answer: **C**",
    "\\boxed{C}", "correct option is C", "I choose C". The letter must be an
-   option letter, uppercase unless parenthesised ("(c)"), and stand alone ("Answer:
-   Acute MI" is not "A"; "B12" is not "B"). A cue followed by an option's text
-   ("The answer is aortic dissection", "Answer: yes") names that option.
-2. **A bare letter** -- the final part is just "C", "(C)", "C." or "**C**", or starts
-   with "C." / "C)" followed by that option's own text ("C. Aortic dissection").
-   "A. 45-year-old man..." starting a sentence is therefore not an answer.
+   option letter and stand alone ("Answer: Acute MI" is not "A"; "B12" is not "B");
+   lowercase only when parenthesised ("(c)") or ending its line ("Answer: c", "the answer
+   is b."), never when a word follows ("the answer is a rare condition"). A cue followed by
+   an option's text ("The answer is aortic dissection", "Answer: yes") names that option.
+2. **A bare answer** -- the final part is just "C", "(C)", "C." or "**C**"; or starts
+   with "C." / "C)" followed by that option's own text ("C. Aortic dissection");
+   or ends with a short concluding sentence naming a letter ("... So B.", "Thus, (D).");
+   or, for short option words (yes / no / maybe), is that word or starts with it followed
+   by punctuation ("Yes.", "No, the trial was underpowered"). "A. 45-year-old man..."
+   starting a sentence is therefore not an answer, nor is "No evidence either way".
 3. **"option C" / "choice C"** mentions not preceded by a negation ("not option A").
 4. **The option's text** -- exactly one option's full text appears (longest match wins
    when one option's text contains another's). Texts of 5 characters or fewer
@@ -20,7 +24,8 @@ reasoning never count. Within that part the rules, tried in order, are:
 **Two answers.** If a rule finds more than one distinct letter, the answer is
 *unparseable* ("conflicting"): a hedge such as "Answer: A or C" must not be scored
 as a hit, and we do not guess which of two stated answers the model meant. Rules
-are not mixed: the first rule that finds anything decides. Unparseable answers count
+are not mixed: the first rule that finds anything decides (except that a concluding
+"So B." after "the answer is A" is a second answer). Unparseable answers count
 as wrong and are reported separately.
 
 >>> opts = {"A": "Aortic dissection", "B": "Pericarditis", "C": "Pulmonary embolism", "D": "Pneumothorax"}
@@ -41,7 +46,9 @@ _CUE = (
     r"(?:(?:final|correct|best|right)\s+)?(?:answer|option|choice)\s*(?:is|would\s+be|=|:)"
     r"|(?:i\s+(?:would\s+)?(?:choose|pick|select|go\s+with))"
 )
-_LETTER_AFTER_CUE = re.compile(rf"(?i:{_CUE})\s*(?:option\s+|choice\s+)?(?:\(\s*([A-Za-z])\s*\)|([A-Z])(?![\w'-]))")
+_LETTER_AFTER_CUE = re.compile(
+    rf"(?i:{_CUE})\s*(?:option\s+|choice\s+)?(?:\(\s*([A-Za-z])\s*\)|([A-Z])(?![\w'-])|([a-z])(?=[.!]?[ \t]*(?:\n|$)))"
+)
 _BOXED = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*([A-Z])\s*\}?\s*\}")
 _OPTION_IS_CORRECT = re.compile(r"(?i:option|choice)\s*\(?([A-Z])\)?\s+(?i:is\s+(?:the\s+)?(?:correct|right|best))")
 _OPTION_MENTION = re.compile(r"(?i:option|choice)\s*\(?([A-Z])\)?(?![\w'-])")
@@ -50,6 +57,11 @@ _LEADING = re.compile(r"^\(?([A-Z])[.):]\s+(.+)$", re.S)
 _NEGATION = re.compile(r"(?i:\bnot|n't|\bexclude|\bexcluding|\brule\s+out|\bruled\s+out|\brather\s+than|\bnor)\s*$")
 _HEDGE = re.compile(r"^\)?\s*(?:or|and|/|,|vs\.?)\s*(?:option\s+)?\(?([A-Z])\)?(?![\w'-])")
 _CUE_THEN_TEXT = re.compile(rf"(?i:{_CUE})\s*(.+)", re.S)
+_CONCLUDING = re.compile(
+    r"(?:^|[.!?;]\s+|\n)(?i:so|thus|therefore|hence)[,:]?\s+\(?([A-Z])\)?"
+    r"(?:\s*(?:or|and|/|,)\s*\(?([A-Z])\)?)?[.!]?\s*$"
+)
+_LEADING_WORD = re.compile(r"^([A-Za-z]{2,5})(?:\s*[.,;:!]|$)")
 
 
 @dataclass
@@ -108,7 +120,7 @@ def _text_after_cue(final: str, options: dict[str, str]) -> list[str]:
 def _rule_statements(final: str, options: dict[str, str]) -> Extraction | None:
     letters = []
     for m in _LETTER_AFTER_CUE.finditer(final):
-        letter = (m.group(1) or m.group(2)).upper()
+        letter = (m.group(1) or m.group(2) or m.group(3)).upper()
         if letter in options and not _negated(final, m.start()):
             letters.append(letter)
             hedge = _HEDGE.match(final[m.end() :])  # "Answer: A or C" names two answers
@@ -116,6 +128,9 @@ def _rule_statements(final: str, options: dict[str, str]) -> Extraction | None:
                 letters.append(hedge.group(1))
     letters += [m.group(1) for m in _BOXED.finditer(final) if m.group(1) in options]
     letters += [m.group(1) for m in _OPTION_IS_CORRECT.finditer(final) if m.group(1) in options and not _negated(final, m.start())]
+    m = _CONCLUDING.search(final)
+    if letters and m and not _negated(final, m.start(1)):  # "The answer is A. So B." states two answers
+        letters += [x for x in m.groups() if x and x in options]
     found = _decide(letters, "answer_statement")
     if found:
         return found
@@ -131,6 +146,17 @@ def _rule_bare(final: str, options: dict[str, str]) -> Extraction | None:
         expected = _norm(options[m.group(1)])
         if expected and _norm(m.group(2)).startswith(expected):
             return Extraction(m.group(1), "ok", "leading_letter")
+    m = _CONCLUDING.search(final)
+    if m and not _negated(final, m.start(1)):
+        letters = [x for x in m.groups() if x]
+        if all(x in options for x in letters):
+            return _decide(letters, "concluding_letter")
+    m = _LEADING_WORD.match(final)
+    if m:
+        word = m.group(1).lower()
+        hits = [k for k, v in options.items() if _norm(v) == word]
+        if len(hits) == 1:
+            return Extraction(hits[0], "ok", "leading_word")
     return None
 
 

@@ -53,7 +53,28 @@ CASES = [
     ("The answer is no.", YNM, None, "B", "ok"),
     ("Final answer: Maybe.", YNM, None, "C", "ok"),
     ("There is no clear evidence either way.", YNM, None, None, "unparseable"),
-    ("yes", YNM, None, None, "unparseable"),  # a bare short word is not one of the rules; strict by design
+    ("yes", YNM, None, "A", "ok"),  # the option's own word is the answer a human reads
+    ("Yes.", YNM, None, "A", "ok"),
+    ("No, the trial was underpowered to show a difference.", YNM, None, "B", "ok"),
+    ("Maybe; the evidence is mixed.", YNM, None, "C", "ok"),
+    ("No evidence either way was found.", YNM, None, None, "unparseable"),  # "No" opening a sentence
+    ("Yes or no, it is hard to say.", YNM, None, None, "unparseable"),
+    ("Yesterday's trial said yes.", YNM, None, None, "unparseable"),
+    # --- lowercase letters after a cue, only where no word follows ---
+    ("Answer: c", DX, None, "C", "ok"),
+    ("the answer is b.", DX, None, "B", "ok"),
+    ("Final answer: d\nThe rub and the ECG fit.", DX, None, "D", "ok"),
+    ("The answer is a pulmonary embolism.", DX, None, "C", "ok"),  # "a" is the article; the text names C
+    ("answer: a 45-year-old needs a CT first", DX, None, None, "unparseable"),
+    # --- a short concluding sentence after the reasoning ---
+    ("The friction rub and diffuse ST elevation fit pericarditis. So B.", DX, None, "B", "ok"),
+    ("Equal pulses, normal mediastinum; hypoxia after a long flight. Thus, (C).", DX, None, "C", "ok"),
+    ("Therefore D", DX, None, "D", "ok"),
+    ("Both fit the pain. So A or C.", DX, None, None, "conflicting"),
+    ("So B is unlikely; this is a pulmonary embolism.", DX, None, "C", "ok"),  # "So B" mid-text is not a conclusion
+    ("The answer is A. So B.", DX, None, None, "conflicting"),  # two answers, however stated
+    ("The answer is B. So B.", DX, None, "B", "ok"),
+    ("So E.", DX, None, None, "unparseable"),  # not an option
     # --- reasoning formats: only the final part counts ---
     ("## Thinking\n\nA is unlikely given equal pulses. B would show diffuse ST elevation.\n\n## Final Response\n\nThe answer is (C) Pulmonary embolism.", DX, "sections", "C", "ok"),
     ("<think>\nOption A? No. Option B? The answer is B maybe... no, D fits.\n</think>\n\nAnswer: D", DX, "think", "D", "ok"),
