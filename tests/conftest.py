@@ -98,6 +98,16 @@ def shared_data() -> Path:
 
 
 @pytest.fixture()
+def no_data_root(tmp_path, monkeypatch) -> Path:
+    """A machine without the benchmark data: ``$MEDTUNE_DATA_ROOT`` points at an empty folder
+    (otherwise the default ../shared/data beside the checkout is found, as in CI)."""
+    empty = tmp_path / "no-benchmark-data"
+    empty.mkdir()
+    monkeypatch.setenv("MEDTUNE_DATA_ROOT", str(empty))
+    return empty
+
+
+@pytest.fixture()
 def browser_page():
     """A headless Chromium page (tests/browser.py); skipped without a browser, failed under CI=true."""
     from browser import chromium_page, chromium_path

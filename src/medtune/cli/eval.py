@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from .common import console, fail, user_errors
-from .options import command_config, config_option, split_args, with_field_options
+from .options import command_config, config_option, field_option, split_args, with_field_options
 
 if TYPE_CHECKING:
     from ..eval.benchmarks import BenchmarkSpec
@@ -77,14 +77,16 @@ def score(
     items: Path = typer.Option(..., help="Benchmark/items file any importer reads."),
     format: str = typer.Option("auto", "--format", help="Importer for --items (auto-detected by default)."),
     out: Path = typer.Option(None, help="Write per-item extraction rows here (JSONL)."),
-    reasoning_format: str = typer.Option(None, help="think, sections or plain (default: detect markers)."),
+    reasoning_format: str = field_option("eval.reasoning_format", "--reasoning-format", apply=False,
+                                         hint=" Here, with no model to ask, auto = detect the markers in each output."),
 ) -> None:
     """Score outputs produced elsewhere with the strict extractor; loads no model."""
     from ..data.importers import DataError
     from ..eval.score import ScoreError, score_outputs
 
     try:
-        s = score_outputs(outputs, items, fmt=format, out=out, reasoning_format=reasoning_format, log=console.print)
+        s = score_outputs(outputs, items, fmt=format, out=out, log=console.print,
+                          reasoning_format=None if reasoning_format in (None, "auto") else reasoning_format)
     except (ScoreError, DataError) as e:
         fail(str(e))
     console.print(f"accuracy {s['accuracy']:.4f} (95% CI {s['ci95'][0]}-{s['ci95'][1]}, n={s['n']}); "

@@ -105,11 +105,10 @@ def test_cross_benchmark_check_is_fast_and_sane(shared_data):
     assert report.checked == 4183 and report.flagged < 10
 
 
-def test_without_against_the_declared_benchmarks_are_checked(shared_data, tmp_path, monkeypatch):
+def test_without_against_the_declared_benchmarks_are_checked(shared_data, tmp_path, no_data_root):
     """No --against: the packaged dev vignettes always, the data-root benchmarks when their files are there."""
     from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
 
-    monkeypatch.delenv("MEDTUNE_DATA_ROOT", raising=False)
     vignette = load_benchmark_records(get_benchmark("dev_vignettes"))[3]
     medqa = next(iter_records(shared_data / "medqa" / "us_4options_test.jsonl", "medqa"))
     rows = [_mk(vignette.question.split("\n\n")[0]), _mk(medqa.question),

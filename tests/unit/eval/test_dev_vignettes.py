@@ -63,7 +63,7 @@ def test_no_item_has_two_defensible_answers_or_names_its_answer(items, kb):
                 assert not re.search(rf"\b{re.escape(name)}\b", stem), (r.id, name)
 
 
-def test_the_contamination_check_keeps_dev_vignettes_out_of_training_sets(items, tmp_path):
+def test_the_contamination_check_keeps_dev_vignettes_out_of_training_sets(items, tmp_path, no_data_root):
     assert DEFAULT_BENCHMARKS[0] == "dev_vignettes"
     index, counts = default_index()  # no data root: the packaged dev vignettes are still indexed
     assert counts == {"dev_vignettes": len(items)}

@@ -95,7 +95,7 @@ def _with_a_leaked_vignette(path: Path) -> tuple[Path, str]:
     return _jsonl(path, rows), leaked.id
 
 
-def test_the_data_stage_drops_benchmark_items_and_says_so(tmp_path):
+def test_the_data_stage_drops_benchmark_items_and_says_so(tmp_path, no_data_root):
     from medtune.pipeline import DataOutput, StageError, run_pipeline
 
     source, leaked_id = _with_a_leaked_vignette(tmp_path / "train.jsonl")
@@ -104,7 +104,7 @@ def test_the_data_stage_drops_benchmark_items_and_says_so(tmp_path):
     result = run_pipeline(load_config(None, base), echo=lines.append, progress=False).get(DataOutput)
     check = result.contamination
     assert (check.mode, check.checked, check.flagged, check.dropped, result.count) == ("drop", 7, 1, 1, 6)
-    assert check.benchmarks == {"dev_vignettes": 88} and "needs a data root" in check.not_checked["medqa"]
+    assert check.benchmarks == {"dev_vignettes": 88} and "no file matches" in check.not_checked["medqa"]
     kept = list(read_records(result.records))
     assert len(kept) == 6 and all(r.question.startswith("A patient with symptom") for r in kept)
     report = json.loads(check.report.read_text())
