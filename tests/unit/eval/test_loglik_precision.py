@@ -2,8 +2,9 @@
 
 Guard of issue 17 (the 300-item figure is in docs/benchmarks.md, bench/eval_vs_harness.py): on
 60 MedQA items the letters agree on >= 98% of items and bf16 accuracy lies inside the fp32 run's
-Wilson 95% interval. bf16 is asked for explicitly, so the check means something on any CPU (on
-one without native bf16 it runs emulated, just slower).
+Wilson 95% interval. bf16 is asked for explicitly, so the check means something on any CPU; on
+one without native bf16 it runs emulated, ~6x slower than fp32 (an AVX2-only AMD EPYC: 3.3 s per
+item), so there it checks 24 items, all of which must agree.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ def test_bf16_loglik_agrees_with_fp32_on_medqa(shared_data):
     from medtune.eval.metrics import wilson_interval
     from medtune.eval.runners import run_loglik
     from medtune.models.load import load_model
+    from medtune.models.precision import cpu_has_native_bf16
 
     spec = get_benchmark("medqa")
-    records = load_benchmark_records(spec, shared_data, limit=60)
+    records = load_benchmark_records(spec, shared_data, limit=60 if cpu_has_native_bf16() else 24)
     rows = {}
     for dtype in ("float32", "bfloat16"):
         loaded = load_model("smollm2-135m", device="cpu", dtype=dtype)
