@@ -32,8 +32,7 @@ def print_summary(result: PipelineResult) -> None:
     for score in ev.scores if ev else []:
         echo(score.line())
     if ex:
-        echo(f"export: {', '.join(str(p) for p in ex.files.values())} "
-             f"({'verified' if ex.verified else 'unverified'})")
+        echo("export: " + ", ".join(f"{p} ({ex.checks.get(q, 'unverified')})" for q, p in ex.files.items()))
     if sv:
         echo(f"serve it with: {shlex.join(sv.command)}")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 
 from .continuous import SLACK_COLUMNS, ContinuousBatcher, _Slot
+from .inbox import Inbox
 from .kv import KVRows
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,7 @@ class LiveBatcher(ContinuousBatcher):
         self.results: dict[int, list[int]] = {}  # type: ignore[assignment]
         self.samples: dict[int, tuple[LiveRequest, int, int]] = {}  # engine request -> (request, prompt key, sample)
         self._ids = itertools.count()
-        self._inbox: deque[LiveRequest] = deque()
-        self._wake = threading.Condition()
-        self._stopping = False
+        self._inbox: Inbox[LiveRequest] = Inbox()
         self._taking: list[int] = []  # requests being given rows by _fill (their prompt's samples count)
         self._reset_buffers()
 
@@ -154,15 +152,11 @@ class LiveBatcher(ContinuousBatcher):
         if request.max_new_tokens < 1 or request.n < 1:
             raise ValueError("max_new_tokens and n must be >= 1")
         prepare_generator(request)
-        with self._wake:
-            self._inbox.append(request)
-            self._wake.notify()
+        self._inbox.put(request)
 
     def stop(self) -> None:
         """Ask ``serve_forever`` to return; unfinished requests end with finish_reason "cancelled"."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
+        self._inbox.stop()
 
     @property
     def load(self) -> int:
@@ -173,13 +167,9 @@ class LiveBatcher(ContinuousBatcher):
     def serve_forever(self) -> None:
         with torch.inference_mode():
             while True:
-                with self._wake:
-                    while not self._stopping and not self._inbox and not self.samples:
-                        self._wake.wait()
-                    if self._stopping:
-                        break
-                    arrived = list(self._inbox)
-                    self._inbox.clear()
+                arrived = self._inbox.take(busy=lambda: bool(self.samples))
+                if arrived is None:
+                    break
                 try:
                     self._admit(arrived)
                     self._step()
@@ -327,9 +317,7 @@ class LiveBatcher(ContinuousBatcher):
                 self.slots[row] = _Slot()
         for rid in list(self.samples):
             self._end(rid, reason, error)
-        with self._wake:
-            pending, self._inbox = list(self._inbox), deque()
-        for live in pending:
+        for live in self._inbox.drain():
             for k in range(live.n):
                 live.emit(k, None, {"finish_reason": reason} | ({"error": error} if error else {}))
         self.queue.clear()

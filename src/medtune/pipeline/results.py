@@ -109,6 +109,7 @@ class ExportOutput(StageOutput):
     merged: Path
     files: dict[str, Path]
     verified: bool | None  # None: verification skipped or not asked for
+    checks: dict[str, str] = {}  # quant -> verify_status of its file: passed, reported (K-quants: measured, not judged), unverified
     modelfile: Path | None = None
     model_card: Path | None = None
 

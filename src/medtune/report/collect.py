@@ -132,16 +132,14 @@ def load_training(folder: Path, root: Path) -> TrainingRun:
     metrics: list[dict[str, Any]] = []
     metrics_path = folder / "metrics.jsonl"
     if metrics_path.is_file():
-        for lineno, line in enumerate(metrics_path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ReportError(f"{metrics_path}:{lineno}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict) or "step" not in row:
-                raise ReportError(f"{metrics_path}:{lineno}: field 'step' is missing")
-            metrics.append(row)
+        from ..data.importers.base import iter_raw_rows  # the one JSONL reader
+
+        for raw in iter_raw_rows(metrics_path):
+            if raw.error is not None:
+                raise ReportError(f"{metrics_path}:{raw.loc}: {raw.error.reason}")
+            if "step" not in raw.data:
+                raise ReportError(f"{metrics_path}:{raw.loc}: field 'step' is missing")
+            metrics.append(raw.data)
     run = TrainingRun(folder, _label(folder, root), manifest, metrics)
     config = folder / "config.yaml"
     if config.is_file():

@@ -43,6 +43,25 @@ def _fingerprint(gateway: Gateway) -> str | None:
     return f"medtune-{sha[:12]}" if sha else None
 
 
+def _begin(request: Request, body: Any, prompt: Prompt, id_prefix: str) -> tuple[Gateway, RequestContext, Any, Any, dict]:
+    """What both completion routes do first: the model check, logprobs support, the prompt through the
+    gateway (PHI policy, context and token budget), sampling parameters and the response envelope."""
+    gateway: Gateway = request.app.state.gateway
+    ctx: RequestContext = request.state.ctx
+    gateway.check_model(body.model)
+    prepared, max_tokens = gateway.prepare(ctx, prompt, body.requested_max_tokens())
+    params = body.sampling(max_tokens)
+    if params.logprobs and not gateway.backend.supports_logprobs:
+        raise APIError(400, f"the {gateway.backend.name} backend does not return logprobs", param="logprobs")
+    base = {"id": id_prefix + ctx.request_id[4:], "created": int(time.time()), "model": gateway.identity.served_name,
+            "system_fingerprint": _fingerprint(gateway)}
+    return gateway, ctx, prepared, params, base
+
+
+def _include_usage(body: Any) -> bool:
+    return bool(body.stream_options and body.stream_options.include_usage)
+
+
 def make_router() -> APIRouter:
     """The OpenAI-compatible routes, on a guarded router of their own (one per app)."""
     router = guarded_router(RouteClass.INFERENCE, prefix="/v1", tags=["openai"])
@@ -56,18 +75,9 @@ def make_router() -> APIRouter:
 
     @router.post("/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
-        gateway: Gateway = request.app.state.gateway
-        ctx: RequestContext = request.state.ctx
-        gateway.check_model(body.model)
-        if body.logprobs and not gateway.backend.supports_logprobs:
-            raise APIError(400, f"the {gateway.backend.name} backend does not return logprobs", param="logprobs")
-        prepared, max_tokens = gateway.prepare(ctx, Prompt(messages=body.plain_messages()), body.requested_max_tokens())
-        params = body.sampling(max_tokens)
-        base = {"id": "chatcmpl-" + ctx.request_id[4:], "created": int(time.time()), "model": gateway.identity.served_name,
-                "system_fingerprint": _fingerprint(gateway)}
+        gateway, ctx, prepared, params, base = _begin(request, body, Prompt(messages=body.plain_messages()), "chatcmpl-")
         if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return _sse(gateway, ctx, prepared, params, lambda e, first: _chat_chunk(base, e, first), base, include_usage)
+            return _sse(gateway, ctx, prepared, params, lambda e, first: _chat_chunk(base, e, first), base, _include_usage(body))
         try:
             choices = await gateway.complete(ctx, prepared, params, request)
         except ClientGone:
@@ -79,16 +89,9 @@ def make_router() -> APIRouter:
 
     @router.post("/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
-        gateway: Gateway = request.app.state.gateway
-        ctx: RequestContext = request.state.ctx
-        gateway.check_model(body.model)
-        prepared, max_tokens = gateway.prepare(ctx, Prompt(text=body.text()), body.requested_max_tokens())
-        params = body.sampling(max_tokens)
-        base = {"id": "cmpl-" + ctx.request_id[4:], "created": int(time.time()), "model": gateway.identity.served_name,
-                "system_fingerprint": _fingerprint(gateway)}
+        gateway, ctx, prepared, params, base = _begin(request, body, Prompt(text=body.text()), "cmpl-")
         if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return _sse(gateway, ctx, prepared, params, lambda e, first: _text_chunk(base, e), base, include_usage)
+            return _sse(gateway, ctx, prepared, params, lambda e, first: _text_chunk(base, e), base, _include_usage(body))
         try:
             choices = await gateway.complete(ctx, prepared, params, request)
         except ClientGone:

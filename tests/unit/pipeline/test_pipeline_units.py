@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,18 @@ def test_stages_run_in_pipeline_order_and_once():
         load_config(None, ["stages=[data,data]"])
     with pytest.raises(ConfigError, match="stages"):
         load_config(None, ["stages=[deploy]"])
+
+
+def test_the_serve_stage_names_a_gguf_only_where_llama_cpp_can_serve_it():
+    """A quickstart.sh install has the serve extra but not llama-cpp-python: the stage's command must run there."""
+    from types import SimpleNamespace
+
+    from medtune.config.sections.serve import ServeSection
+    from medtune.pipeline.stages.serve import served_model
+
+    export = SimpleNamespace(files={"q8_0": Path("e/m-q8_0.gguf"), "q4_k_m": Path("e/m-q4_k_m.gguf")})
+    train = SimpleNamespace(run_dir=Path("run/train"))
+    assert served_model(ServeSection(), export, train, gguf_ok=True) == Path("e/m-q4_k_m.gguf")
+    assert served_model(ServeSection(), export, train, gguf_ok=False) == Path("run/train")
+    assert served_model(ServeSection(model="x.gguf"), export, train, gguf_ok=False) == Path("x.gguf")
+    assert served_model(ServeSection(), None, train, gguf_ok=True) == Path("run/train")

@@ -68,10 +68,10 @@ def test_scan_cli(tmp_path):
 
 
 @pytest.mark.parametrize("line,message", [
-    ("{not json", "in.jsonl:2: not valid JSON"),
+    ("{not json", "in.jsonl:2: bad JSON"),
     ('{"id": 2}', "in.jsonl:2: field `text`"),
     ('{"text": "x"}', "in.jsonl:2: field `id`"),
-    ("[1, 2]", "in.jsonl:2: expected an object"),
+    ("[1, 2]", "in.jsonl:2: not a JSON object"),
 ])
 def test_scan_cli_bad_input_names_file_and_line_and_writes_nothing(tmp_path, line, message):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"

@@ -95,3 +95,33 @@ def test_chat_and_serve_commands_fail_cleanly(tmp_path):
     r = subprocess.run([sys.executable, "-m", "medtune", "serve", "x.gguf"], capture_output=True, text=True,
                        env={**env, "MEDTUNE_PORT": "eighty"}, timeout=120)
     assert r.returncode == 2 and "MEDTUNE_PORT" in r.stderr
+
+
+def test_a_run_folder_serves_what_its_serve_stage_chose(tmp_path):
+    """`medtune serve RUN` on a `medtune run` folder: the serve stage's model, else RUN/train; a folder that
+    is no model is one clean error, not a tokenizer traceback."""
+    from types import SimpleNamespace
+
+    from medtune.serve.backends import BackendError, build_backend, resolve_served_model
+
+    run = tmp_path / "run"
+    (run / "stages").mkdir(parents=True)
+    with pytest.raises(BackendError, match="no trained model yet"):
+        resolve_served_model(str(run))
+    (run / "train").mkdir()
+    (run / "train" / "manifest.json").write_text("{}")
+    assert resolve_served_model(str(run)) == str(run / "train")
+    gguf = run / "export" / "m-q4_k_m.gguf"
+    from medtune.pipeline.manifest import StageManifest, write_manifest
+
+    write_manifest(run / "stages", StageManifest(stage="serve", status="complete", key="k", section={}, inputs={},
+                                                 started="2026-12-02T00:00:00+00:00",
+                                                 result={"model": str(gguf), "command": ["medtune", "serve", str(gguf)]}))
+    assert resolve_served_model(str(run)) == str(gguf)
+    assert resolve_served_model("smollm2-135m") == "smollm2-135m"
+
+    settings = SimpleNamespace(backend="auto", model=str(tmp_path / "notes"), device="cpu")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not a model")
+    with pytest.raises(BackendError, match="not a model medtune can load"):
+        build_backend(settings)

@@ -12,6 +12,7 @@ from ..results import ExportOutput, TrainOutput
 
 def _run(ctx: Context, resume: bool) -> ExportOutput:
     from ...export import export_run
+    from ...export.pipeline import verify_status
 
     train, x = ctx.need(TrainOutput, "export"), ctx.cfg.export
     out = ctx.layout.folder("export")
@@ -28,8 +29,10 @@ def _run(ctx: Context, resume: bool) -> ExportOutput:
     if any(r["passed"] is False for r in rows):
         raise StageError(f"export verification failed; see {out / 'export_summary.json'} (`medtune export verify` for details)")
     verified = bool(rows) and all(r["passed"] is True for r in rows)
+    checks = {q: verify_status([r for r in rows if r["gguf"] == f["path"]]) for q, f in summary["files"].items()}
     return ExportOutput(folder=out, merged=Path(summary["merged"]), files={q: Path(f["path"]) for q, f in summary["files"].items()},
-                        verified=verified or None, modelfile=summary.get("modelfile"), model_card=summary.get("model_card"))
+                        verified=verified or None, checks=checks, modelfile=summary.get("modelfile"),
+                        model_card=summary.get("model_card"))
 
 
 def _inputs(ctx: Context) -> dict[str, Path | str]:

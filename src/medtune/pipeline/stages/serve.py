@@ -11,16 +11,19 @@ import shlex
 from pathlib import Path
 
 from ...config.sections.serve import ServeSection
-from ...export.pipeline import MODELFILE_PREFERENCE
+from ...export.pipeline import MODELFILE_PREFERENCE, llama_cpp_available
 from ..registry import Context, Stage, StageError, register
 from ..results import ExportOutput, ServeOutput, TrainOutput
 
 
-def served_model(section: ServeSection, export: ExportOutput | None, train: TrainOutput | None) -> Path | None:
-    """serve.model, else the exported GGUF Ollama would use (the Modelfile's preference), else the training run."""
+def served_model(section: ServeSection, export: ExportOutput | None, train: TrainOutput | None,
+                 gguf_ok: bool | None = None) -> Path | None:
+    """serve.model, else the exported GGUF Ollama would use (the Modelfile's preference) where llama-cpp-python
+    is installed to serve it, else the training run (transformers: what a `serve`-extra install runs)."""
     if section.model:
         return Path(section.model)
-    if export and export.files:
+    gguf_ok = llama_cpp_available() if gguf_ok is None else gguf_ok
+    if export and export.files and (gguf_ok or not train):
         return export.files[next(q for q in MODELFILE_PREFERENCE + tuple(export.files) if q in export.files)]
     return train.run_dir if train else None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,22 +11,17 @@ from .. import SecurityError
 from .detector import PhiDetector, default_detector
 
 
-def _rows(path: Path) -> Iterator[tuple[int, object, str]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SecurityError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise SecurityError(f"{path}:{n}: expected an object with `id` and `text`")
-            if "id" not in row:
-                raise SecurityError(f"{path}:{n}: field `id` is missing")
-            if not isinstance(row.get("text"), str):
-                raise SecurityError(f"{path}:{n}: field `text` is missing or not a string")
-            yield n, row["id"], row["text"]
+def _rows(path: Path) -> Iterator[tuple[int | str, object, str]]:
+    from ...data.importers.base import iter_raw_rows  # the one JSONL reader
+
+    for raw in iter_raw_rows(path):
+        if raw.error is not None:
+            raise SecurityError(f"{path}:{raw.loc}: {raw.error.reason}")
+        if "id" not in raw.data:
+            raise SecurityError(f"{path}:{raw.loc}: field `id` is missing")
+        if not isinstance(raw.data.get("text"), str):
+            raise SecurityError(f"{path}:{raw.loc}: field `text` is missing or not a string")
+        yield raw.loc, raw.data["id"], raw.data["text"]
 
 
 def scan_jsonl(src: str | Path, out: str | Path, detector: PhiDetector | None = None) -> dict[str, int]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from ...infer.inbox import Inbox
 from ...infer.live import LiveRequest, choose_and_emit, prepare_generator
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,7 @@ class SlotEngine:
         self.eos = {t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)}
         self.slots = [_Slot(seq=i) for i in range(slots)]
         self.waiting: deque[tuple[LiveRequest | ScoreJob, int]] = deque()
-        self._inbox: deque[LiveRequest | ScoreJob] = deque()
-        self._wake = threading.Condition()
-        self._stopping = False
+        self._inbox: Inbox[LiveRequest | ScoreJob] = Inbox()
         self._pieces: dict[int, bytes] = {}
         # Token choice runs torch on one logits row per slot. torch parallelizes reductions over a
         # 49k-entry row, and its OpenMP workers then spin, taking cores from llama.cpp's threads:
@@ -106,14 +104,10 @@ class SlotEngine:
             prepare_generator(work)
         elif not 0 < work.start < len(work.tokens):
             raise ValueError("a score job needs context tokens before the scored ones")
-        with self._wake:
-            self._inbox.append(work)
-            self._wake.notify()
+        self._inbox.put(work)
 
     def stop(self) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
+        self._inbox.stop()
 
     @property
     def load(self) -> int:
@@ -122,15 +116,12 @@ class SlotEngine:
     # ------------------------------------------------------------------ engine thread
     def serve_forever(self) -> None:
         while True:
-            with self._wake:
-                while not self._stopping and not self._inbox and not self.waiting and not any(s.busy for s in self.slots):
-                    self._wake.wait()
-                if self._stopping:
-                    break
-                for work in self._inbox:
-                    n = work.n if isinstance(work, LiveRequest) else 1
-                    self.waiting.extend((work, k) for k in range(n))
-                self._inbox.clear()
+            arrived = self._inbox.take(busy=lambda: bool(self.waiting) or any(s.busy for s in self.slots))
+            if arrived is None:
+                break
+            for work in arrived:
+                n = work.n if isinstance(work, LiveRequest) else 1
+                self.waiting.extend((work, k) for k in range(n))
             try:
                 self._assign()
                 self._step()
@@ -259,9 +250,7 @@ class SlotEngine:
                 self._release(slot, reason, error)
             slot.cached = []  # a failed decode leaves the KV in an unknown state
         self._lib.llama_memory_clear(self.ctx.memory, True)
-        with self._wake:
-            pending = [(w, k) for w in self._inbox for k in range(w.n if isinstance(w, LiveRequest) else 1)]
-            self._inbox.clear()
+        pending = [(w, k) for w in self._inbox.drain() for k in range(w.n if isinstance(w, LiveRequest) else 1)]
         for work, sample in list(self.waiting) + pending:
             self._end_work(work, sample, reason, error)
         self.waiting.clear()
