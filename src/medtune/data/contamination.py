@@ -56,6 +56,15 @@ _WORD = re.compile(r"\w+")
 DEFAULT_BENCHMARKS: tuple[str, ...] = ("dev_vignettes", "medqa", "medmcqa", "pubmedqa", "mmlu_medical")
 
 
+def declared_benchmarks(eval_benchmarks: Iterable[str] = ()) -> list[str]:
+    """What training data is checked against: DEFAULT_BENCHMARKS and the run's eval.benchmarks.
+
+    >>> declared_benchmarks(["medqa", "my.jsonl"])[-1]
+    'my.jsonl'
+    """
+    return list(dict.fromkeys([*DEFAULT_BENCHMARKS, *eval_benchmarks]))
+
+
 def contamination_text(record: Record) -> str:
     """Context and question: the text an item is written in. Options are left out on purpose: they
     are lists of diagnoses that every item about the same differential shares (a synthetic MCQ

@@ -123,7 +123,10 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
         identity, template, default_fmt = f"sha256:{cached_sha256(spec)}", None, "plain"  # the template is inside the file
     elif run_dir:
         base, output, tok, base_fmt = _run_parts(Path(run_dir))
-        identity = "sha256:" + sha256_text(_digest(base) + _digest(output))
+        from ..train.load import read_manifest
+
+        inits = "".join(_digest(Path(run_dir) / a) for a in read_manifest(Path(run_dir)).get("init_adapters", []))
+        identity = "sha256:" + sha256_text(_digest(base) + inits + _digest(output))
         template, default_fmt = _template_sha(tok), trained["reasoning_format"] or base_fmt
     else:
         source = resolve_source(spec)

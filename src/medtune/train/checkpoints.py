@@ -78,13 +78,7 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, scheduler
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / "loop_state.json").write_text(json.dumps({"step": step, **loop_state}, indent=2))
         ordinary_permissions(tmp)  # safetensors writes 0600
-        files = sorted(p.name for p in tmp.iterdir())
-        for name in files:
-            fsync_path(tmp / name)
-        marker = {"step": step, "files": {name: sha256_file(tmp / name) for name in files}}
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
-        fsync_path(tmp / MARKER)
-        fsync_path(tmp)
+        mark_complete(tmp, step)
         replace_dir(tmp, final)  # an existing checkpoint of this step goes only once the new one is in place
         fsync_path(root)
     except BaseException:
@@ -92,6 +86,21 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, scheduler
         raise
     prune(root, keep)
     return final
+
+
+def mark_complete(path: Path, step: int) -> None:
+    """fsync every file of a written checkpoint folder, then its COMPLETE marker (their sha256s): what ``verify`` checks.
+
+    Also called on the checkpoints TRL's trainers write (the second training stage), so one rule says
+    which checkpoint a resume may trust.
+    """
+    files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and p.name != MARKER)
+    for name in files:
+        fsync_path(path / name)
+    marker = {"step": step, "files": {name: sha256_file(path / name) for name in files}}
+    (path / MARKER).write_text(json.dumps(marker, indent=2))
+    fsync_path(path / MARKER)
+    fsync_path(path)
 
 
 def verify(path: Path) -> str | None:

@@ -20,7 +20,8 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
 def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "auto", merge: bool = False) -> LoadedModel:
     """The tuned model of a run folder as a :class:`LoadedModel` (``path`` = the run's output).
 
-    For PEFT runs the base named in the manifest is loaded and ``RUN/adapter`` applied
+    For PEFT runs the base named in the manifest is loaded, the adapters a second-stage run started
+    from (``RUN/init/*``, manifest ``init_adapters``) merged into it in order, and ``RUN/adapter`` applied
     (``merge=True`` folds the adapter into the weights, e.g. before export); for full
     fine-tuning ``RUN/model`` is loaded directly. The tokenizer is the one saved with the run.
     """
@@ -39,6 +40,8 @@ def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "aut
     base_path = manifest.get("base_path") or manifest["base_model"]
     base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
     loaded = load_model(base_spec, device=device, dtype=dtype)
+    for init in manifest.get("init_adapters", []):  # a second-stage run: the adapters it started from, merged in order
+        loaded.model = PeftModel.from_pretrained(loaded.model, str(run / init), autocast_adapter_dtype=False).merge_and_unload()
     # A half-precision base (bf16 inference on this machine) gets its adapter in the same dtype, so no
     # forward pays an fp32 detour through 200 LoRA modules; an fp32 base keeps fp32 adapters.
     model = PeftModel.from_pretrained(loaded.model, str(adapter), autocast_adapter_dtype=False)

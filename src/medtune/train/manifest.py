@@ -109,24 +109,23 @@ class MetricsLog:
             self._writer.close()
 
 
-def plot_loss_curve(rows: list[dict[str, Any]], out: Path, title: str) -> Path | None:
-    """Training and eval loss against step, as a PNG next to the metrics."""
+def plot_loss_curve(rows: list[dict[str, Any]], out: Path, title: str,
+                    keys: tuple[str, ...] = ("train_loss", "eval_loss")) -> Path | None:
+    """Training and eval loss (or the ``keys`` given: a stage's reward terms) against step, as a PNG next to the metrics."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
-    evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
-    if not train and not evals:
+    curves = {k: [(r["step"], r[k]) for r in rows if k in r] for k in keys}
+    curves = {k: v for k, v in curves.items() if v}
+    if not curves:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    if train:
-        ax.plot(*zip(*train), label="train loss")
-    if evals:
-        ax.plot(*zip(*evals), marker="o", label="eval loss")
+    for key, points in curves.items():
+        ax.plot(*zip(*points), marker="o" if key.startswith("eval") else None, label=key.replace("_", " "))
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy (assistant tokens)")
+    ax.set_ylabel("cross-entropy (assistant tokens)" if set(curves) <= {"train_loss", "eval_loss"} else "value")
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)

@@ -57,17 +57,23 @@ def apply_peft(model: Any, train: TrainSection, preset: Preset | None) -> Any:
     """Wrap the base in a PEFT LoRA model (DoRA / rsLoRA / QLoRA are LoRA variants)."""
     if train.method == "full":
         return model
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
 
     if train.method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=train.gradient_checkpointing)
         _frozen_embeddings_to_compute_dtype(model)
-    cfg = LoraConfig(
+    return get_peft_model(model, lora_config(model, train, preset))
+
+
+def lora_config(model: Any, train: TrainSection, preset: Preset | None) -> Any:
+    """PEFT's LoraConfig for ``train.lora`` and the method (DoRA / rsLoRA / QLoRA are LoRA variants)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
         r=train.lora.r, lora_alpha=train.lora.alpha, lora_dropout=train.lora.dropout, bias=train.lora.bias,
         target_modules=resolve_target_modules(model, train.lora.target_modules, preset), task_type="CAUSAL_LM",
         use_dora=train.method == "dora", use_rslora=train.method == "rslora",
     )
-    return get_peft_model(model, cfg)
 
 
 def _frozen_embeddings_to_compute_dtype(model: Any) -> None:

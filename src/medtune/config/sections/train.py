@@ -1,6 +1,8 @@
+from __future__ import annotations
+
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import Section
 
@@ -15,7 +17,37 @@ class LoraSection(Section):
     bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases to train.")
 
 
+class RewardWeights(Section):
+    """Weights of the GRPO reward terms (``medtune.train.rewards``); each term is also logged on its own."""
+
+    correct: float = Field(1.0, description="Answer correctness: the eval extractor's letter equals the gold letter (1/0).")
+    format: float = Field(0.1, description="Reasoning format kept: reasoning then exactly one final answer, in order (1/0).")
+    length: float = Field(0.0, ge=0.0, description="Overlong penalty: minus the share of the completion budget used past 80%.")
+
+
+class RLSection(Section):
+    """Settings of the second training stage (``train.stage`` grpo, dpo or orpo), run through TRL."""
+
+    beta: float = Field(0.1, ge=0.0, description="DPO/ORPO preference strength; GRPO's KL coefficient to the starting policy (0 = no reference model).")
+    num_generations: int = Field(4, ge=2, description="GRPO: completions sampled per prompt (the group whose rewards are compared).")
+    max_completion_length: int = Field(128, ge=8, description="GRPO / on-policy pairs: new tokens per sampled completion.")
+    temperature: float = Field(1.0, gt=0.0, description="GRPO / on-policy pairs: sampling temperature.")
+    rewards: RewardWeights = Field(default_factory=RewardWeights)
+    pairs: Literal["auto", "synth", "on_policy"] = Field(
+        "auto", description="DPO/ORPO pairs: auto = the data's own chosen/rejected pairs, else pairs built from its "
+        "lettered MCQ records (synth: the record's reasoning and answer vs the same reasoning ending in a distractor); "
+        "on_policy = the starting model's own samples, best vs worst by the reward.")
+
+
 class TrainSection(Section):
+    stage: Literal["sft", "grpo", "dpo", "orpo"] = Field(
+        "sft", description="Training stage: sft (supervised), or a second stage through TRL: grpo (verifiable "
+        "rewards), dpo or orpo (preference pairs). Start it from an SFT run with train.init_from.")
+    init_from: str | None = Field(
+        None, description="Start from this trained run (a `medtune train` folder, or a `medtune run` folder: its train "
+        "stage), or a recipe file whose train stage `medtune run` runs first; its adapter is merged into the base "
+        "and a new adapter is trained on top.")
+    rl: RLSection = Field(default_factory=RLSection)
     method: Literal["lora", "qlora", "dora", "rslora", "full"] = Field("lora", description="Fine-tuning method.")
     lora: LoraSection = Field(default_factory=LoraSection)
     optimizer: Literal["adamw", "adamw_8bit", "adafactor"] = Field("adamw", description="adamw_8bit needs CUDA + bitsandbytes.")
@@ -42,3 +74,10 @@ class TrainSection(Section):
     save_total_limit: int = Field(2, ge=1, description="Keep the last K checkpoints.")
     logging_steps: int = Field(10, ge=1, description="Log loss every N steps.")
     seed: int = Field(42, description="Random seed.")
+
+    @model_validator(mode="after")
+    def _grpo_groups_fit(self) -> TrainSection:
+        if self.stage == "grpo" and (self.batch_size * self.grad_accum) % self.rl.num_generations:
+            raise ValueError(f"grpo samples train.rl.num_generations={self.rl.num_generations} completions per prompt: "
+                             f"batch_size x grad_accum ({self.batch_size} x {self.grad_accum}) must be a multiple of it")
+        return self

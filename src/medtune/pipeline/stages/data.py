@@ -86,9 +86,9 @@ def import_sources(sources: list[DataSource], data: DataSection, out: str | Path
 
 def contamination_benchmarks(cfg: RunConfig) -> list[str]:
     """What the data stage checks against: the default list (contamination.DEFAULT_BENCHMARKS) and eval.benchmarks."""
-    from ...data.contamination import DEFAULT_BENCHMARKS
+    from ...data.contamination import declared_benchmarks
 
-    return list(dict.fromkeys([*DEFAULT_BENCHMARKS, *cfg.eval.benchmarks]))
+    return declared_benchmarks(cfg.eval.benchmarks)
 
 
 def screen_contamination(result: DataOutput, mode: str, benchmarks: list[str], data_root: str | None,

@@ -21,13 +21,17 @@ def _run(ctx: Context, resume: bool) -> TrainOutput:
     from ...train import train
 
     folder = ctx.layout.folder("train")
+    cfg = ctx.cfg
+    if init_recipe(cfg.train.init_from):
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"init_from": str(_run_recipe(ctx))})})
     latest = ckpt.latest_valid(folder / "checkpoints") if resume else None
     if resume:
         ctx.echo(f"resuming from {latest}" if latest else "no complete checkpoint yet: training from step 0")
-    t = ctx.cfg.train
-    ctx.echo(f"{ctx.cfg.model.base}: {t.method} r={t.lora.r}, {t.max_steps if t.max_steps > 0 else f'{t.epochs:g} epochs'}"
+    t = cfg.train
+    start = f"{t.stage} from {t.init_from}" if t.init_from else t.stage
+    ctx.echo(f"{cfg.model.base}: {start}, {t.method} r={t.lora.r}, {t.max_steps if t.max_steps > 0 else f'{t.epochs:g} epochs'}"
              f"{' steps' if t.max_steps > 0 else ''}, checkpoints every {t.save_steps or '-'} steps")
-    result = train(ctx.cfg, _records(ctx), folder, resume=resume, progress=ctx.progress)
+    result = train(cfg, _records(ctx), folder, resume=resume, progress=ctx.progress)
     losses = (f"eval loss {result.first_eval_loss:.4f} -> {result.final_eval_loss:.4f}" if result.first_eval_loss is not None
               else f"train loss {result.train_loss}")
     ctx.echo(f"{result.steps} steps, {result.tokens_per_s:.0f} tokens/s; {losses}; output {result.output_dir}")
@@ -35,6 +39,36 @@ def _run(ctx: Context, resume: bool) -> TrainOutput:
                        resumed_from_step=int(latest.name.split("-")[1]) if latest else None,
                        train_loss=result.train_loss, first_eval_loss=result.first_eval_loss,
                        final_eval_loss=result.final_eval_loss, tokens_per_s=result.tokens_per_s)
+
+
+def init_recipe(spec: str | None) -> Path | None:
+    """``train.init_from`` naming a recipe (a .yaml/.yml file or a packaged recipe name) rather than a run folder.
+
+    >>> init_recipe("configs/quickstart.yaml").name, init_recipe("quickstart").name, init_recipe("runs/qs/train")
+    ('quickstart.yaml', 'quickstart.yaml', None)
+    """
+    from ...config.load import resolve_config_path
+
+    if not spec or Path(spec).expanduser().is_dir():
+        return None
+    path = resolve_config_path(spec)
+    return path if path.suffix in (".yaml", ".yml") else None
+
+
+def _run_recipe(ctx: Context) -> Path:
+    """`medtune run` of the recipe named by train.init_from, up to its train stage (skipped where up to date): SFT -> RL."""
+    from ...config.load import ConfigError, load_config
+    from ...config.schema import STAGE_NAMES
+    from ..runner import run_pipeline
+
+    recipe = init_recipe(ctx.cfg.train.init_from)
+    sub = load_config(recipe)
+    upto = [s for s in sub.stages if STAGE_NAMES.index(s) <= STAGE_NAMES.index("train")]
+    if "train" not in upto:
+        raise ConfigError([ConfigProblem("train.init_from", f"{recipe} has no train stage", "name a recipe that trains")], "train")
+    ctx.echo(f"--- train.init_from: running {recipe} ({', '.join(upto)}) ---")
+    done = run_pipeline(sub, only=upto, echo=lambda line: ctx.echo(f"  {line}"), progress=ctx.progress, source=str(recipe))
+    return done.get(TrainOutput).run_dir
 
 
 def _records(ctx: Context) -> list[str] | None:
@@ -50,14 +84,35 @@ def _inputs(ctx: Context) -> dict[str, Path | str]:
     files = records or ctx.cfg.data.train_files + ctx.cfg.data.val_files
     out: dict[str, Path | str] = ({"records": Path(files[0])} if records else
                                   {f"data file {f}": f if is_hf_spec(f) else Path(f) for f in files})
+    init = ctx.cfg.train.init_from
+    if init:  # the run it starts from (its trained output), or the recipe that trains it first
+        recipe = init_recipe(init)
+        out["init recipe" if recipe else "init run"] = recipe or _init_output(init)
     base = Path(ctx.cfg.model.base).expanduser()
     if base.exists():  # a folder or .gguf on disk: recognised by names, sizes and mtimes, not by re-reading GBs
         out["base model"] = f"files:{stat_fingerprint(base) if base.is_dir() else [base.stat().st_size, base.stat().st_mtime_ns]}"
     return out
 
 
+def _init_output(spec: str) -> Path:
+    from ...train.rl import init_run
+
+    run = init_run(spec)
+    return run / "adapter" if (run / "adapter").is_dir() else run / "model"
+
+
 def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
     probs = hardware_problems(cfg)
+    init = cfg.train.init_from
+    if init and not init_recipe(init):
+        from ...config.load import ConfigError
+
+        try:
+            _init_output(init)
+        except ConfigError as e:
+            probs += e.problems
+    elif init and not init_recipe(init).is_file():
+        probs.append(ConfigProblem("train.init_from", f"{init}: recipe file not found", "give a recipe path or a run folder"))
     if "data" not in cfg.stages and not cfg.data.train_files:
         probs.append(ConfigProblem("stages", "the train stage has no data: no data stage and no data.train_files",
                                    "add data to stages (with data.sources) or set data.train_files"))

@@ -1,0 +1,178 @@
+"""Data of the second training stage: verifiable prompts (GRPO) and preference pairs (DPO/ORPO).
+
+Prompts are rendered by ``medtune.data.render`` exactly as ``eval`` and ``serve`` ask them
+(chat template, system prompt, reasoning format), so a stage optimises the very prompt it is
+scored on. Pairs come from three places:
+
+* **imported** -- JSONL/JSON rows ``{"prompt", "chosen", "rejected"}`` (strings: the user's
+  turn and the two assistant answers), or messages-style: ``chosen`` / ``rejected`` as message
+  lists sharing their prefix (UltraFeedback / TRL conversational), ``prompt`` optional as a
+  message list. A bad row goes to quarantine naming file, line, field and reason.
+* **synth** -- from lettered MCQ records: the record's own reasoning and answer, against the
+  same answer led to a distractor (the reasoning's conclusion and the final answer name the
+  distractor) and against the right conclusion with a wrong letter (the collapse this stage
+  exists to fix: the reasoning names the condition, the letter does not match it).
+* **on-policy** -- the starting model's own samples (medtune's batched generation), ranked by
+  the GRPO reward (``rewards.total_reward``): best against worst where they differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.importers.base import iter_raw_rows
+from ..data.quality import Quarantine
+from ..data.records import Record
+from ..data.render import final_answer_text, format_assistant, render_messages_prompt, render_prompt
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    id: str
+    prompt: str  # rendered: chat template up to the assistant header
+    chosen: str  # assistant completion
+    rejected: str
+    kind: str  # imported | wrong_conclusion | wrong_letter | on_policy
+
+    def row(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def verifiable(records: Iterable[Record]) -> list[Record]:
+    """Records a reward can check: options and a gold letter among them."""
+    return [r for r in records if r.options and r.answer.letter in (r.options or {})]
+
+
+def grpo_rows(records: Sequence[Record], tokenizer: Any, fmt: str, system_prompt: str | None) -> list[dict[str, str]]:
+    """GRPO dataset rows: the rendered prompt, the gold letter and the options (JSON) the reward reads."""
+    return [{"prompt": render_prompt(tokenizer, r, fmt, system_prompt), "gold": r.answer.letter,
+             "options": json.dumps(r.options, ensure_ascii=False), "id": r.id} for r in verifiable(records)]
+
+
+def _pick(record: Record, salt: str) -> str:
+    """A distractor letter, a stable function of the record (so pair sets are reproducible)."""
+    others = sorted(k for k in record.options if k != record.answer.letter)
+    digest = int(hashlib.sha256(f"{record.id}:{salt}".encode()).hexdigest()[:8], 16)
+    return others[digest % len(others)]
+
+
+def synth_pairs(records: Sequence[Record], tokenizer: Any, fmt: str, system_prompt: str | None) -> list[PreferencePair]:
+    """Two pairs per lettered MCQ record: right vs. led to a distractor, right vs. right conclusion with a wrong letter.
+
+    >>> from medtune.data.records import Answer
+    >>> r = Record.create(source="t", task="mcq", question="Q?", options={"A": "Gout", "B": "Cellulitis"},
+    ...                   answer=Answer(letter="B"), reasoning="Warm red leg: this is Cellulitis.")
+    >>> class Tok:
+    ...     def apply_chat_template(self, msgs, **kw): return msgs[-1]["content"] + "|"
+    >>> p = synth_pairs([r], Tok(), "plain", None)
+    >>> [x.kind for x in p], p[0].rejected
+    (['wrong_conclusion', 'wrong_letter'], 'Warm red leg: this is Gout.\\n\\nThe answer is (A) Gout.')
+    >>> p[1].rejected
+    'Warm red leg: this is Cellulitis.\\n\\nThe answer is (A) Cellulitis.'
+    """
+    out = []
+    for r in verifiable(records):
+        gold_text = r.options[r.answer.letter].rstrip(".")
+        prompt = render_prompt(tokenizer, r, fmt, system_prompt)
+        chosen = format_assistant(r.reasoning, final_answer_text(r), fmt)
+        wrong = _pick(r, "conclusion")
+        wrong_text = r.options[wrong].rstrip(".")
+        led_astray = (r.reasoning or "").replace(gold_text, wrong_text)
+        other = r.model_copy(update={"answer": r.answer.model_copy(update={"letter": wrong, "text": None}), "response": None})
+        out.append(PreferencePair(f"{r.id}:conclusion", prompt, chosen, format_assistant(led_astray, final_answer_text(other), fmt),
+                                  "wrong_conclusion"))
+        wrong = _pick(r, "letter")
+        mismatched = f"The answer is ({wrong}) {gold_text}."
+        out.append(PreferencePair(f"{r.id}:letter", prompt, chosen, format_assistant(r.reasoning, mismatched, fmt), "wrong_letter"))
+    return out
+
+
+def is_pairs_file(path: str | Path) -> bool:
+    """A JSON/JSONL file whose first row has ``chosen`` and ``rejected`` (an imported preference set)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        first = next(iter_raw_rows(p), None)
+    except Exception:  # unreadable files are the records reader's to report
+        return False
+    return bool(first is not None and isinstance(first.data, dict) and {"chosen", "rejected"} <= set(first.data))
+
+
+def _assistant_text(value: Any, field: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and isinstance(value[-1], dict) and value[-1].get("role") == "assistant":
+        return str(value[-1].get("content") or "")
+    raise ValueError(f"{field}: expected a string or a message list ending with an assistant message")
+
+
+def _prompt_messages(row: dict[str, Any], system_prompt: str | None) -> list[dict[str, Any]]:
+    prompt = row.get("prompt")
+    if isinstance(prompt, str):
+        msgs = [{"role": "user", "content": prompt}]
+    elif isinstance(prompt, list):
+        msgs = list(prompt)
+    elif isinstance(row["chosen"], list) and isinstance(row["rejected"], list):
+        msgs = list(row["chosen"][:-1])
+        if msgs != list(row["rejected"][:-1]):
+            raise ValueError("chosen/rejected: the two conversations differ before their last assistant message")
+    else:
+        raise ValueError("prompt: missing (needed unless chosen and rejected are message lists)")
+    if not msgs or not all(isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") for m in msgs):
+        raise ValueError("prompt: expected messages with role system, user or assistant")
+    if system_prompt and msgs[0]["role"] != "system":
+        msgs = [{"role": "system", "content": system_prompt}, *msgs]
+    return msgs
+
+
+def read_pairs(paths: Sequence[str | Path], tokenizer: Any, system_prompt: str | None, quarantine: Quarantine) -> list[PreferencePair]:
+    """Imported preference pairs; rows that cannot be used go to ``quarantine`` with file, line, field and reason."""
+    out = []
+    for path in paths:
+        for row in iter_raw_rows(path):
+            if row.error is not None:
+                quarantine.add(path, row.loc, row.error.field, row.error.reason, row.raw)
+                continue
+            data = row.data if isinstance(row.data, dict) else {}
+            try:
+                missing = [f for f in ("chosen", "rejected") if not data.get(f)]
+                if missing:
+                    raise ValueError(f"{missing[0]}: missing or empty")
+                chosen, rejected = _assistant_text(data["chosen"], "chosen"), _assistant_text(data["rejected"], "rejected")
+                if chosen.strip() == rejected.strip():
+                    raise ValueError("rejected: identical to chosen (no preference to learn)")
+                prompt = render_messages_prompt(tokenizer, _prompt_messages(data, system_prompt))
+            except ValueError as e:
+                field, _, reason = str(e).partition(": ")
+                quarantine.add(path, row.loc, field, reason, row.raw)
+                continue
+            pid = str(data.get("id") or hashlib.sha256((prompt + chosen + rejected).encode()).hexdigest()[:16])
+            out.append(PreferencePair(pid, prompt, chosen, rejected, "imported"))
+    return out
+
+
+def on_policy_pairs(model: Any, tokenizer: Any, records: Sequence[Record], fmt: str, system_prompt: str | None, *,
+                    rl: Any, samples: int, seed: int, batch_size: int = 16) -> list[PreferencePair]:
+    """Sample ``samples`` completions per verifiable record, rank by the GRPO reward; pair best against worst."""
+    from ..infer import generate_texts
+    from .rewards import total_reward
+
+    rows = grpo_rows(records, tokenizer, fmt, system_prompt)
+    texts = generate_texts(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=rl.max_completion_length,
+                           temperature=rl.temperature, num_samples=samples, seed=seed, batch_size=batch_size)
+    out = []
+    for i, row in enumerate(rows):
+        outs = texts[i * samples : (i + 1) * samples]
+        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in outs]
+        scores = total_reward(rl.rewards, fmt, rl.max_completion_length, outs, [row["gold"]] * len(outs),
+                              [row["options"]] * len(outs), completion_ids=ids)
+        best, worst = max(range(len(outs)), key=scores.__getitem__), min(range(len(outs)), key=scores.__getitem__)
+        if scores[best] > scores[worst]:
+            out.append(PreferencePair(f"{row['id']}:policy", row["prompt"], outs[best], outs[worst], "on_policy"))
+    return out

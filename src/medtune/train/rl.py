@@ -1,0 +1,282 @@
+"""The second training stage: GRPO, DPO or ORPO through TRL's trainers, in the SFT run folder's layout.
+
+``train.stage`` picks the trainer (``trl.GRPOTrainer``, ``trl.DPOTrainer``,
+``trl.experimental.orpo.ORPOTrainer``); medtune writes no RL loop of its own. What it adds:
+
+* **the starting point** -- ``train.init_from`` names a trained run; its adapter is merged into
+  the base (in memory) and a new LoRA adapter is trained on top, so DPO's and GRPO's reference
+  model (the adapter switched off) is the SFT policy itself. The run copies the adapters it
+  started from into ``RUN/init/`` and lists them in its manifest; ``load_trained`` re-applies
+  them in order, so eval, export and serve read an RL run like any other;
+* **the data** (``pairs``): prompts rendered exactly as eval asks them, the contamination check
+  against every declared benchmark before training (overlap stops the stage), bad rows in
+  ``RUN/quarantine.jsonl``;
+* **rewards** from ``rewards`` (the eval extractor), each logged as its own curve;
+* the same outputs as SFT: ``RUN/adapter``, ``checkpoints/`` (TRL's, sealed with medtune's
+  COMPLETE marker so a resume trusts only whole ones), ``metrics.jsonl``, TensorBoard, the loss
+  and reward curves, ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config.load import ConfigError, ConfigProblem
+from ..config.schema import RunConfig
+from ..data.quality import Quarantine
+from ..data.records import Answer, Record
+from . import checkpoints as ckpt
+from .pairs import (
+    PreferencePair,
+    grpo_rows,
+    is_pairs_file,
+    on_policy_pairs,
+    read_pairs,
+    synth_pairs,
+    verifiable,
+)
+
+log = logging.getLogger(__name__)
+OPTIMIZERS = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "adafactor": "adafactor"}
+
+
+def init_run(spec: str) -> Path:
+    """The training run a stage starts from: a `medtune train` folder, or a `medtune run` folder's train stage."""
+    path = Path(spec).expanduser()
+    for candidate in (path, path / "train"):
+        if (candidate / "manifest.json").is_file() and ((candidate / "adapter").is_dir() or (candidate / "model").is_dir()):
+            return candidate
+    raise ConfigError([ConfigProblem("train.init_from", f"{spec}: not a finished training run (no manifest.json with "
+                                     "adapter/ or model/)", "train the SFT stage first, or name its run folder")], "train")
+
+
+def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> tuple[Any, list[str]]:
+    """(the loaded starting model, its init adapters copied under RUN/init/) -- base, or an earlier run merged."""
+    from ..models.load import load_model
+    from .load import load_trained, read_manifest
+
+    if not cfg.train.init_from:
+        return load_model(cfg.model.base, device=device, dtype=precision.weights, revision=cfg.model.revision,
+                          trust_remote_code=cfg.model.trust_remote_code), []
+    if cfg.train.method == "qlora":
+        raise ConfigError([ConfigProblem("train.method", "qlora cannot start from a trained run (its adapter would be "
+                                         "merged into 4-bit weights)", "use method lora on a 16-bit base")], "train")
+    start = init_run(cfg.train.init_from)
+    manifest = read_manifest(start)
+    loaded = load_trained(start, device=device, dtype=precision.weights, merge=True)
+    chain = [start / a for a in manifest.get("init_adapters", [])] + ([start / "adapter"] if (start / "adapter").is_dir() else [])
+    copied = []
+    for i, src in enumerate(chain):
+        dst = run_dir / "init" / str(i)
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst)
+        copied.append(str(dst.relative_to(run_dir)))
+    return loaded, copied
+
+
+def _screen(records: list[Record], cfg: RunConfig, run_dir: Path) -> None:
+    """The contamination check of the stage's prompts against every declared benchmark: overlap stops it."""
+    from ..data.contamination import (
+        ContaminationReport,
+        declared_benchmarks,
+        default_index,
+        filter_contaminated,
+    )
+    from ..utils.io import atomic_write_json
+
+    if cfg.data.contamination == "off" or not records:
+        return
+    index, counts = default_index(cfg.eval.data_root, declared_benchmarks(cfg.eval.benchmarks))
+    report = ContaminationReport(benchmarks=counts, not_checked=dict(index.skipped))
+    for _ in filter_contaminated(records, index, report, drop=False):
+        pass
+    atomic_write_json(run_dir / "contamination.json", report.to_dict())
+    for name, why in report.not_checked.items():
+        log.warning("contamination: not checked against %s: %s", name, why)
+    if report.flagged:
+        first = ", ".join(f"{h.record_id} ~ {'/'.join(h.benchmark_ids[:1])}" for h in report.hits[:3])
+        raise ConfigError([ConfigProblem("data.train_files", f"{report.flagged} of {report.checked} training prompts overlap "
+                                         f"benchmark items ({first}); report: {run_dir / 'contamination.json'}",
+                                         "remove them (`medtune data import` with data.contamination=drop leaves them out)")], "train")
+
+
+def _pair_records(pairs: list[PreferencePair]) -> list[Record]:
+    return [Record.create(id=p.id, source="pairs", task="open", question=p.prompt, answer=Answer(text=p.chosen)) for p in pairs]
+
+
+def stage_data(cfg: RunConfig, paths: list[str] | None, run_dir: Path, loaded: Any,
+               fmt: str) -> tuple[Any, dict[str, int], dict[str, str]]:
+    """The stage's dataset (a ``datasets.Dataset``), counts and the sha256 of every file read, for the manifest."""
+    from datasets import Dataset
+
+    from ..utils.io import sha256_file
+    from .data import load_training_records
+
+    t, data = cfg.train, cfg.data
+    files = list(paths or data.train_files)
+    pair_files = [f for f in files if is_pairs_file(f)] if t.stage != "grpo" and t.rl.pairs == "auto" else []
+    record_files = [f for f in files if f not in pair_files]
+    records: list[Record] = []
+    read_files = {f: sha256_file(f) for f in pair_files}
+    if record_files:
+        read = load_training_records(data.model_copy(update={"val_fraction": 0.0}), record_files, run_dir)
+        records = read.train + read.val
+        read_files.update(read.files())
+    sysp = data.system_prompt
+    with Quarantine(run_dir / "quarantine-pairs.jsonl" if pair_files else None) as q:
+        imported = read_pairs(pair_files, loaded.tokenizer, sysp, q) if pair_files else []
+    if t.stage == "grpo":
+        rows, counts = grpo_rows(records, loaded.tokenizer, fmt, sysp), {}
+        _screen(verifiable(records), cfg, run_dir)
+        kinds = {"prompts": len(rows)}
+    else:
+        if t.rl.pairs == "on_policy":
+            made = on_policy_pairs(loaded.model, loaded.tokenizer, records, fmt, sysp, rl=t.rl,
+                                   samples=t.rl.num_generations, seed=t.seed)
+        else:
+            made = synth_pairs(records, loaded.tokenizer, fmt, sysp) if not imported else []
+        pairs = imported + made
+        _screen(verifiable(records) + _pair_records(imported), cfg, run_dir)
+        rows = [{k: v for k, v in p.row().items() if k in ("prompt", "chosen", "rejected")} for p in pairs]
+        kinds = {k: sum(p.kind == k for p in pairs) for k in dict.fromkeys(p.kind for p in pairs)}
+        counts = {"quarantined_pairs": q.count}
+    if not rows:
+        what = "lettered MCQ records (options and a gold letter)" if t.stage == "grpo" else "preference pairs or lettered MCQ records"
+        raise ConfigError([ConfigProblem("data.train_files", f"the {t.stage} stage found no {what} in {', '.join(files)}",
+                                         "give records with options and answer.letter, or a prompt/chosen/rejected file")], "train")
+    return Dataset.from_list(rows), {**kinds, **counts}, read_files
+
+
+def trl_args(cfg: RunConfig, run_dir: Path, device: str, precision: Any, progress: bool) -> Any:
+    """The TRL config of ``train.stage`` from the train section (one field each; nothing set twice)."""
+    from .setup import warmup_steps
+
+    t, rl = cfg.train, cfg.train.rl
+    common: dict[str, Any] = dict(
+        output_dir=str(run_dir / "checkpoints"), per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
+        lr_scheduler_type="constant_with_warmup" if t.scheduler == "constant" else t.scheduler,
+        warmup_steps=warmup_steps(t, t.max_steps) if t.max_steps > 0 else (t.warmup_steps or t.warmup_ratio),
+        max_steps=t.max_steps, num_train_epochs=t.epochs, max_grad_norm=t.max_grad_norm, optim=OPTIMIZERS[t.optimizer],
+        logging_steps=t.logging_steps, save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 1,
+        save_total_limit=t.save_total_limit, seed=t.seed, data_seed=t.seed, activation_checkpointing=t.gradient_checkpointing,
+        bf16=precision.compute == "bf16", fp16=precision.compute == "fp16", use_cpu=not device.startswith("cuda"),
+        report_to=[], disable_tqdm=not progress, beta=rl.beta, remove_unused_columns=False,
+    )
+    if t.stage == "grpo":
+        from trl import GRPOConfig
+
+        from .rewards import reward_functions
+
+        _, weights = reward_functions(rl.rewards, "plain", rl.max_completion_length)
+        return GRPOConfig(**common, num_generations=rl.num_generations, max_completion_length=rl.max_completion_length,
+                          temperature=rl.temperature, reward_weights=weights, top_k=0, shuffle_dataset=True)
+    if t.stage == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig(**common, max_length=cfg.data.max_length)
+    from trl.experimental.orpo import ORPOConfig
+
+    return ORPOConfig(**common, max_length=cfg.data.max_length, max_completion_length=rl.max_completion_length)
+
+
+def make_trainer(cfg: RunConfig, args: Any, loaded: Any, dataset: Any, fmt: str, callbacks: list[Any]) -> Any:
+    """TRL's trainer for ``train.stage`` on the starting model with a new PEFT LoRA adapter (or all weights)."""
+    from .setup import lora_config
+
+    t = cfg.train
+    peft = None if t.method == "full" else lora_config(loaded.model, t, loaded.source.preset)
+    kw = dict(model=loaded.model, args=args, train_dataset=dataset, processing_class=loaded.tokenizer, peft_config=peft,
+              callbacks=callbacks)
+    if t.stage == "grpo":
+        from trl import GRPOTrainer
+
+        from .rewards import reward_functions
+
+        fns, _ = reward_functions(t.rl.rewards, fmt, t.rl.max_completion_length)
+        return GRPOTrainer(reward_funcs=fns, **kw)
+    if t.stage == "dpo":
+        from trl import DPOTrainer
+
+        return DPOTrainer(**kw)
+    from trl.experimental.orpo import ORPOTrainer
+
+    return ORPOTrainer(**kw)
+
+
+def _metrics_callback(metrics: Any) -> Any:
+    """TRL's log lines -> RUN/metrics.jsonl + TensorBoard (loss as train_loss, each reward term on its own)."""
+    from transformers import TrainerCallback
+
+    class ToMetrics(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            logs = logs or {}
+            values = {("train_loss" if k == "loss" else k.replace("/", "_")): float(v) for k, v in logs.items()
+                      if isinstance(v, int | float) and k not in ("epoch", "step")}
+            if values and "train_runtime" not in logs:  # the closing summary is the manifest's, not a curve point
+                metrics.log(state.global_step, **values)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:  # seal TRL's checkpoint: a resume trusts only verified ones
+                ckpt.mark_complete(Path(args.output_dir) / f"{ckpt.PREFIX}{state.global_step}", state.global_step)
+
+    return ToMetrics()
+
+
+def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: bool = False, progress: bool = True) -> Any:
+    """Run ``train.stage`` (grpo / dpo / orpo) into ``run_dir``; returns a ``sft.TrainResult`` like SFT does."""
+    from ..models.load import pick_device
+    from ..utils.io import atomic_dir
+    from .load import read_manifest
+    from .manifest import MetricsLog, hardware, peak_memory_mb, plot_loss_curve, write_manifest
+    from .setup import count_parameters
+    from .sft import TrainResult, resolve_precision
+
+    t0 = time.perf_counter()
+    t = cfg.train
+    device = pick_device("auto")
+    precision = resolve_precision(cfg, device)
+    latest = ckpt.latest_valid(run_dir / "checkpoints") if resume else None
+    loaded, init_adapters = _start_model(cfg, run_dir, device, precision)
+    fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else loaded.source.reasoning_format
+    dataset, counts, files = stage_data(cfg, paths, run_dir, loaded, fmt)
+    start = int(latest.name[len(ckpt.PREFIX):]) if latest else 0
+    metrics = MetricsLog(run_dir, start)
+    trainer = make_trainer(cfg, trl_args(cfg, run_dir, device, precision, progress), loaded, dataset, fmt,
+                           [_metrics_callback(metrics)])
+    result = trainer.train(resume_from_checkpoint=str(latest) if latest else None)
+    metrics.close()
+    out = run_dir / ("model" if t.method == "full" else "adapter")
+    with atomic_dir(out) as tmp:
+        trainer.model.save_pretrained(tmp, safe_serialization=True)
+        loaded.tokenizer.save_pretrained(tmp)
+    rows = metrics.rows
+    train_loss = next((r["train_loss"] for r in reversed(rows) if "train_loss" in r), None)
+    trainable, total = count_parameters(trainer.model)
+    wall = time.perf_counter() - t0
+    runtime = float(result.metrics.get("train_runtime", wall))
+    base_path = read_manifest(init_run(t.init_from))["base_path"] if t.init_from else str(loaded.path)
+    fields = {
+        "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "stage": t.stage, "base_model": cfg.model.base,
+        "base_path": base_path, "init_from": str(init_run(t.init_from)) if t.init_from else None,
+        "init_adapters": init_adapters, "reasoning_format": fmt, "system_prompt": cfg.data.system_prompt, "method": t.method,
+        "output": out.name, "data_files": files, "data_manifest_sha256": files, "examples": counts,
+        "rl": t.rl.model_dump(), "steps": trainer.state.global_step, "total_steps": trainer.state.max_steps,
+        "hardware": hardware(device, 1), "precision": precision.to_dict(), "wall_time_s": round(wall, 2),
+        "train_time_s": round(runtime, 2), "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable,
+        "total_params": total, "train_loss": train_loss, "first_eval_loss": None, "final_eval_loss": None,
+        "best_eval_loss": None, "resumed_from_step": start or None,
+        "final_rewards": {k: v for k, v in rows[-1].items() if k.startswith("reward")} if rows else {},
+    }
+    title = f"{cfg.name}: {cfg.model.base} ({t.stage})"
+    plot_loss_curve(rows, run_dir / "loss_curve.png", title)
+    plot_loss_curve(rows, run_dir / "reward_curve.png", title, keys=("reward", "rewards_correct_mean", "rewards_format_mean",
+                                                                     "rewards_accuracies", "rewards_margins"))
+    write_manifest(run_dir, fields)
+    return TrainResult(run_dir, out, fields["steps"], train_loss, None, None, None, 0.0, round(wall, 2),
+                       fields["peak_memory_mb"], manifest=fields)

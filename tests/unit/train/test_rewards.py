@@ -1,0 +1,76 @@
+"""The second stage's rewards: scored by the eval extractor, and not hackable by format or by naming several letters."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from medtune.config.sections.train import RewardWeights
+from medtune.data.records import Answer, Record
+from medtune.eval.runners import score_output
+from medtune.train.rewards import (
+    correct_reward,
+    format_reward,
+    length_penalty,
+    reward_functions,
+    total_reward,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+from test_extract import CASES  # noqa: E402  (the extractor's hand-written adversarial cases)
+
+SECTIONS = "## Thinking\n\n{r}\n\n## Final Response\n\n{f}"
+DX = {"A": "Aortic dissection", "B": "Acute pericarditis", "C": "Pulmonary embolism", "D": "Tension pneumothorax"}
+
+
+@pytest.mark.parametrize(("text", "options", "fmt", "letter", "status"), CASES, ids=[c[0][:40] for c in CASES])
+def test_reward_agrees_with_eval_scoring_on_every_extractor_case(text, options, fmt, letter, status):
+    """One extractor: for every gold letter, the reward is 1 exactly where `medtune eval` scores the output correct."""
+    for gold in options:
+        record = Record.create(source="t", task="mcq", question="Q?", options=options, answer=Answer(letter=gold))
+        scored = score_output(record, [text], fmt)["correct"]
+        reward = correct_reward([""], [text], gold=[gold], options=[json.dumps(options)], reasoning_format=fmt)[0]
+        assert reward == float(scored), (gold, scored, reward)
+        if status != "ok":
+            assert reward == 0.0  # several letters, hedges, no answer: never a correctness reward
+
+
+@pytest.mark.parametrize("hedge", ["The answer is (A) or (C).", "Answer: A, B, C or D", "A. B. C. D.",
+                                   "The answer is A. So C.", "Either option A or option C."])
+def test_naming_several_letters_earns_no_correctness_reward(hedge):
+    got = correct_reward([""] * 4, [SECTIONS.format(r="Chest pain.", f=hedge)] * 4, gold=list("ABCD"),
+                         options=[json.dumps(DX)] * 4, reasoning_format="sections")
+    assert got == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_format_alone_cannot_tell_a_right_answer_from_a_wrong_one():
+    """Anti-hacking: under a format-only reward, a right and a wrong answer in the same format tie, so GRPO's
+    group advantage between them is zero -- formatting cannot raise accuracy. With the correctness term they do not tie."""
+    right = SECTIONS.format(r="Tearing pain to the back, pulse deficit.", f="The answer is (A) Aortic dissection.")
+    wrong = SECTIONS.format(r="Tearing pain to the back, pulse deficit.", f="The answer is (C) Pulmonary embolism.")
+    opts = [json.dumps(DX)] * 2
+    fmt_only = total_reward(RewardWeights(correct=0.0, format=1.0), "sections", 128, [right, wrong], ["A", "A"], opts)
+    assert fmt_only[0] == fmt_only[1] == 1.0
+    default = total_reward(RewardWeights(), "sections", 128, [right, wrong], ["A", "A"], opts)
+    assert default[0] > default[1]
+
+
+def test_format_reward_needs_the_markers_in_order_and_one_answer():
+    opts = [json.dumps(DX)]
+    ok = SECTIONS.format(r="Pleuritic pain relieved by leaning forward.", f="The answer is (B) Acute pericarditis.")
+    assert format_reward([""], [ok], options=opts, reasoning_format="sections") == [1.0]
+    for bad in ["## Final Response\n\nThe answer is (B).\n\n## Thinking\n\nhm",  # out of order
+                "The answer is (B).",  # no reasoning part
+                SECTIONS.format(r="x", f="Maybe B, maybe C."),  # no stated answer
+                SECTIONS.format(r="x", f="The answer is (B).") + "\n\n## Final Response\n\nThe answer is (C)."]:
+        assert format_reward([""], [bad], options=opts, reasoning_format="sections") == [0.0], bad
+
+
+def test_length_penalty_starts_at_eighty_percent_and_is_logged_on_its_own():
+    assert length_penalty([""] * 4, [""] * 4, completion_ids=[[0] * n for n in (10, 80, 90, 120)],
+                          max_completion_length=100) == [0.0, 0.0, -0.5, -1.0]
+    fns, weights = reward_functions(RewardWeights(correct=1.0, format=0.2, length=0.5), "think", 64)
+    assert [f.__name__ for f in fns] == ["correct", "format", "length"] and weights == [1.0, 0.2, 0.5]

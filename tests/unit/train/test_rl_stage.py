@@ -1,0 +1,160 @@
+"""The second training stage on the tiny model: GRPO, DPO and ORPO through TRL from an SFT run, resume, data, chaining."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from medtune.config import ConfigError, load_config
+from medtune.train import load_trained, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
+from train_helpers import write_records  # noqa: E402
+
+COMMON = ["data.max_length=192", "train.batch_size=2", "train.lora.r=4", "train.lora.alpha=8", "train.logging_steps=1",
+          "train.learning_rate=0.01", "data.contamination=off"]
+GRPO = ["train.rl.num_generations=2", "train.rl.max_completion_length=12"]
+
+
+def cfg_for(base: Path, *overrides: str):
+    return load_config(None, [f"model.base={base}", *COMMON, *overrides])
+
+
+@pytest.fixture(scope="module")
+def sft_run(tmp_path_factory, tiny_model_dir) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("rl")
+    data = write_records(root / "records.jsonl", n=16)
+    train(cfg_for(tiny_model_dir, "train.max_steps=2"), data, root / "sft", progress=False)
+    return root / "sft", data
+
+
+def logits(run: Path) -> torch.Tensor:
+    model = load_trained(run)
+    ids = torch.tensor([model.tokenizer("chest pain radiating", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        return model.model(ids).logits
+
+
+@pytest.mark.parametrize("stage", ["grpo", "dpo", "orpo"])
+def test_two_steps_of_each_stage_from_an_sft_run(tmp_path, tiny_model_dir, sft_run, stage):
+    sft, data = sft_run
+    cfg = cfg_for(tiny_model_dir, f"train.stage={stage}", f"train.init_from={sft}", "train.max_steps=2", *GRPO)
+    res = train(cfg, data, tmp_path / stage, progress=False)
+    run = res.run_dir
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert res.steps == 2 and manifest["stage"] == stage and manifest["init_from"] == str(sft)
+    assert manifest["init_adapters"] == ["init/0"] and (run / "init/0/adapter_config.json").is_file()
+    assert (run / "adapter/adapter_model.safetensors").is_file() and (run / "loss_curve.png").is_file()
+    assert list(manifest["data_files"].values())[0] == __import__("hashlib").sha256(data.read_bytes()).hexdigest()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train_loss" in r] == [1, 2]
+    if stage == "grpo":  # each reward term on its own curve; the tiny random model earns none
+        assert {"rewards_correct_mean", "rewards_format_mean", "reward"} <= set(rows[0])
+        assert manifest["examples"] == {"prompts": 16}
+    else:  # two synth pairs per lettered record; the new adapter moved the model away from the SFT policy
+        assert manifest["examples"]["wrong_conclusion"] == manifest["examples"]["wrong_letter"] == 16
+        assert "rewards_margins" in rows[0] and (run / "reward_curve.png").is_file()
+        assert not torch.allclose(logits(run), logits(sft))
+
+
+def test_an_interrupted_stage_resumes_to_the_same_adapter(tmp_path, tiny_model_dir, sft_run, monkeypatch):
+    import medtune.train.rl as rl
+
+    sft, data = sft_run
+    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", f"train.init_from={sft}", "train.max_steps=4", "train.save_steps=2")
+    straight = train(cfg, data, tmp_path / "straight", progress=False)
+
+    real = rl._metrics_callback
+
+    def crash_at_3(metrics):
+        cb = real(metrics)
+        cls = type(cb)
+
+        class Crash(cls):
+            def on_step_end(self, args, state, control, **kw):
+                if state.global_step == 3:
+                    raise KeyboardInterrupt("killed at step 3")
+
+        return Crash()
+
+    monkeypatch.setattr(rl, "_metrics_callback", crash_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data, tmp_path / "resumed", progress=False)
+    assert (tmp_path / "resumed/checkpoints/checkpoint-2/COMPLETE").is_file()
+    monkeypatch.setattr(rl, "_metrics_callback", real)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg, data, tmp_path / "resumed", progress=False)
+    resumed = train(cfg, data, tmp_path / "resumed", resume=True, progress=False)
+    assert resumed.manifest["resumed_from_step"] == 2 and resumed.steps == 4
+    assert torch.allclose(logits(straight.run_dir), logits(resumed.run_dir), atol=1e-5)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "resumed/metrics.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s <= 4] == sorted(set(steps)) or steps == sorted(steps)
+
+
+def test_imported_pairs_and_their_bad_rows(tmp_path, tiny_model_dir, sft_run):
+    sft, _ = sft_run
+    rows = [
+        {"prompt": "Chest pain radiating to the arm. Diagnosis?", "chosen": "Myocardial infarction.", "rejected": "Asthma."},
+        {"chosen": [{"role": "user", "content": "Fever and dysuria?"}, {"role": "assistant", "content": "Pyelonephritis."}],
+         "rejected": [{"role": "user", "content": "Fever and dysuria?"}, {"role": "assistant", "content": "Stroke."}]},
+        {"prompt": "Q?", "chosen": "Same.", "rejected": "Same."},
+        {"prompt": "Q?", "chosen": "Yes."},
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", f"train.init_from={sft}", "train.max_steps=1")
+    res = train(cfg, path, tmp_path / "run", progress=False)
+    assert res.manifest["examples"] == {"imported": 2, "quarantined_pairs": 3}
+    bad = [json.loads(line) for line in (tmp_path / "run/quarantine-pairs.jsonl").read_text().splitlines()]
+    assert [(b["line"], b["field"]) for b in bad] == [(3, "rejected"), (4, "rejected"), (5, bad[2]["field"])]
+    assert all(b["file"] == str(path) for b in bad)
+
+
+def test_prompts_that_copy_a_benchmark_item_stop_the_stage(tmp_path, tiny_model_dir, sft_run):
+    from medtune.data.records import Answer, Record
+    from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
+
+    sft, _ = sft_run
+    item = load_benchmark_records(get_benchmark("dev_vignettes"))[0]
+    rec = Record.create(source="copied", task="mcq", question=item.question, options=item.options, answer=Answer(letter="A"))
+    data = write_records(tmp_path / "records.jsonl", n=4)
+    with data.open("a") as f:
+        f.write(rec.model_dump_json() + "\n")
+    cfg = cfg_for(tiny_model_dir, "train.stage=grpo", f"train.init_from={sft}", "train.max_steps=1", "data.contamination=refuse",
+                  *GRPO)
+    with pytest.raises(ConfigError, match="overlap benchmark items"):
+        train(cfg, data, tmp_path / "run", progress=False)
+    assert json.loads((tmp_path / "run/contamination.json").read_text())["flagged"] == 1
+
+
+def test_bad_stage_settings_are_config_errors(tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="multiple of it"):
+        cfg_for(tiny_model_dir, "train.stage=grpo", "train.batch_size=3", "train.rl.num_generations=2")
+    with pytest.raises(ConfigError, match="train.init_from"):
+        train(cfg_for(tiny_model_dir, "train.stage=dpo", f"train.init_from={tmp_path}"), None, tmp_path / "x", progress=False)
+
+
+def test_medtune_run_chains_the_sft_recipe_then_dpo(tmp_path, tiny_model_dir, sft_run):
+    """train.init_from naming a recipe: `medtune run` runs that recipe's stages up to train (or skips them), then DPO."""
+    from medtune.pipeline import run_pipeline
+
+    _, data = sft_run
+    overrides = {"model": {"base": str(tiny_model_dir)}, "data": {"max_length": 192, "train_files": [str(data)]},
+                 "train": {"batch_size": 2, "lora": {"r": 4, "alpha": 8}, "max_steps": 2}}
+    sft_recipe = tmp_path / "sft.yaml"
+    sft_recipe.write_text(yaml.safe_dump({"name": "sft", "run_dir": str(tmp_path / "sft-run"), "stages": ["train"], **overrides}))
+    rl = dict(overrides, train={**overrides["train"], "stage": "dpo", "init_from": str(sft_recipe)})
+    cfg = load_config(None, values={"name": "rl", "run_dir": str(tmp_path / "rl-run"), "stages": ["train"], **rl})
+    lines: list[str] = []
+    run_pipeline(cfg, echo=lines.append, progress=False)
+    manifest = json.loads((tmp_path / "rl-run/train/manifest.json").read_text())
+    assert manifest["stage"] == "dpo" and manifest["init_from"] == str(tmp_path / "sft-run/train")
+    assert any("running" in line and "sft.yaml" in line for line in lines)
+    lines.clear()
+    again = run_pipeline(cfg, echo=lines.append, progress=False)
+    assert [o.action for o in again.outcomes] == ["skipped"], lines
