@@ -6,7 +6,9 @@ The one place that says what the CPU tests change in a recipe:
   (bitsandbytes); on a CPU these settings, and only these, take their CPU equivalents;
 * ``tiny_overrides``: the tiny model as base, a few steps, a few items, a few synthetic cases,
   the recipe's data sources replaced by tiny files in the same formats, export unverified
-  (llama.cpp verification of a 3-step tiny adapter is what tests/unit/export covers).
+  (llama.cpp verification of a 3-step tiny adapter is what tests/unit/export covers); GRPO
+  groups of 2 short completions; a recipe that starts from another recipe's SFT
+  (``train.init_from: quickstart``) starts from that recipe with the same tiny changes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from medtune.config import RunConfig
+from medtune.config import RunConfig, load_config
+from medtune.config.load import config_to_yaml
+from medtune.pipeline.stages.train import init_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
@@ -102,6 +106,14 @@ def tiny_overrides(cfg: RunConfig, tiny_dir: Path, fixtures: dict[str, Path], da
     modules = cfg.train.lora.target_modules
     if isinstance(modules, list) and not set(modules) <= TINY_MODULES:
         out.append("train.lora.target_modules=all-linear")
+    if cfg.train.stage == "grpo":
+        out += ["train.rl.num_generations=2", "train.rl.max_completion_length=8"]
+    recipe = init_recipe(cfg.train.init_from)
+    if recipe:  # a second stage starts from another recipe's SFT: that recipe runs with these same tiny changes
+        sub = load_config(recipe)
+        tiny = fixtures["medqa"].parent / f"tiny-{recipe.name}"
+        tiny.write_text(config_to_yaml(load_config(recipe, tiny_overrides(sub, tiny_dir, fixtures, data_root))))
+        out.append(f"train.init_from={tiny}")
     return out + cpu_overrides(cfg)
 
 

@@ -153,6 +153,8 @@ def hardware_problems(cfg: RunConfig, cuda_available: bool | None = None,
                                    "use train.method=lora and model.load_in_4bit=false on CPU"))
     if cfg.train.optimizer == "adamw_8bit":
         probs.append(ConfigProblem("train.optimizer", "adamw_8bit needs CUDA + bitsandbytes", "use train.optimizer=adamw or adafactor"))
+    if cfg.train.stage == "grpo" and cfg.train.rl.use_vllm:
+        probs.append(ConfigProblem("train.rl.use_vllm", "vLLM generation needs a CUDA GPU", "set train.rl.use_vllm=false on CPU"))
     if cfg.train.precision == "fp16" and not cuda_available:
         probs.append(ConfigProblem("train.precision", "fp16 mixed precision needs CUDA (a loss scaler on a GPU)",
                                    "use train.precision=auto (bf16 on CPUs with native bf16, else fp32)"))

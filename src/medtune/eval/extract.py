@@ -117,6 +117,17 @@ def _text_after_cue(final: str, options: dict[str, str]) -> list[str]:
     return found
 
 
+def _option_named_by(text: str, options: dict[str, str]) -> str | None:
+    """The option whose full text ``text`` starts with (the longest; texts of 5 characters or fewer never count).
+
+    >>> _option_named_by(" Aortic dissection.", {"A": "Aortic dissection", "D": "Acute pericarditis"})
+    'A'
+    """
+    after = _norm(text)
+    hits = [k for k, v in options.items() if len(_norm(v)) > 5 and re.match(rf"{re.escape(_norm(v))}\b", after)]
+    return max(hits, key=lambda k: len(_norm(options[k]))) if hits else None
+
+
 def _rule_statements(final: str, options: dict[str, str]) -> Extraction | None:
     letters = []
     for m in _LETTER_AFTER_CUE.finditer(final):
@@ -126,6 +137,9 @@ def _rule_statements(final: str, options: dict[str, str]) -> Extraction | None:
             hedge = _HEDGE.match(final[m.end() :])  # "Answer: A or C" names two answers
             if hedge:
                 letters.append(hedge.group(1))
+            named = _option_named_by(final[m.end() :], options)  # "(D) Aortic dissection" where A is aortic dissection
+            if named and named != letter:
+                letters.append(named)
     letters += [m.group(1) for m in _BOXED.finditer(final) if m.group(1) in options]
     letters += [m.group(1) for m in _OPTION_IS_CORRECT.finditer(final) if m.group(1) in options and not _negated(final, m.start())]
     m = _CONCLUDING.search(final)

@@ -64,6 +64,7 @@ def merge_adapter(run: Path, out: Path, keep_fp32: bool = False) -> Path:
     from peft import PeftModel
 
     from ..models.load import load_model
+    from ..train.load import merge_init_adapters
 
     spec = base_spec(run)
     loaded = load_model(spec, device="cpu", dtype="float32")
@@ -73,6 +74,7 @@ def merge_adapter(run: Path, out: Path, keep_fp32: bool = False) -> Path:
         # Training added tokens (and saved resized embeddings in the adapter); match them first.
         model.resize_token_embeddings(len(tok))
     with torch.no_grad():
+        model = merge_init_adapters(model, run)  # a second-stage run (GRPO/DPO/ORPO) builds on its SFT adapter
         peft_model = PeftModel.from_pretrained(model, run / "adapter", torch_device="cpu")
         merged = peft_model.merge_and_unload()
     if not keep_fp32 and loaded.path.is_dir():

@@ -40,8 +40,7 @@ def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "aut
     base_path = manifest.get("base_path") or manifest["base_model"]
     base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
     loaded = load_model(base_spec, device=device, dtype=dtype)
-    for init in manifest.get("init_adapters", []):  # a second-stage run: the adapters it started from, merged in order
-        loaded.model = PeftModel.from_pretrained(loaded.model, str(run / init), autocast_adapter_dtype=False).merge_and_unload()
+    loaded.model = merge_init_adapters(loaded.model, run, manifest)
     # A half-precision base (bf16 inference on this machine) gets its adapter in the same dtype, so no
     # forward pays an fp32 detour through 200 LoRA modules; an fp32 base keeps fp32 adapters.
     model = PeftModel.from_pretrained(loaded.model, str(adapter), autocast_adapter_dtype=False)
@@ -54,3 +53,21 @@ def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "aut
         tok.chat_template = loaded.tokenizer.chat_template
     loaded.model, loaded.tokenizer, loaded.path = model, tok, adapter
     return loaded
+
+
+def merge_init_adapters(model: Any, run: Path, manifest: dict[str, Any] | None = None) -> Any:
+    """A second-stage run's starting point: the adapters it started from (``RUN/init/*``), merged into the base in order.
+
+    Every reader of a run (``load_trained``, export's merge) calls this before applying ``RUN/adapter``;
+    a run of the first stage has none and gets ``model`` back unchanged.
+    """
+    from peft import PeftModel
+
+    if manifest is None:
+        manifest = read_manifest(run) if (run / "manifest.json").is_file() else {}
+    inits = manifest.get("init_adapters", [])
+    for init in inits:
+        if not (run / init / "adapter_config.json").is_file():
+            raise ModelLoadError(f"{run / init}: the adapter this run started from is missing; the run folder is incomplete")
+        model = PeftModel.from_pretrained(model, str(run / init), autocast_adapter_dtype=False).merge_and_unload()
+    return model

@@ -174,8 +174,9 @@ def trl_args(cfg: RunConfig, run_dir: Path, device: str, precision: Any, progres
         from .rewards import reward_functions
 
         _, weights = reward_functions(rl.rewards, "plain", rl.max_completion_length)
+        vllm = {"use_vllm": True, "vllm_mode": "colocate"} if rl.use_vllm else {}
         return GRPOConfig(**common, num_generations=rl.num_generations, max_completion_length=rl.max_completion_length,
-                          temperature=rl.temperature, reward_weights=weights, top_k=0, shuffle_dataset=True)
+                          temperature=rl.temperature, reward_weights=weights, top_k=0, shuffle_dataset=True, **vllm)
     if t.stage == "dpo":
         from trl import DPOConfig
 
@@ -239,6 +240,9 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
 
     t0 = time.perf_counter()
     t = cfg.train
+    sft_only = [f"train.{k}" for k in ("eval_steps", "early_stopping_patience") if getattr(t, k)]
+    if sft_only:
+        log.warning("%s: SFT settings, not used by the %s stage", ", ".join(sft_only), t.stage)
     device = pick_device("auto")
     precision = resolve_precision(cfg, device)
     latest = ckpt.latest_valid(run_dir / "checkpoints") if resume else None
@@ -260,6 +264,7 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     trainable, total = count_parameters(trainer.model)
     wall = time.perf_counter() - t0
     runtime = float(result.metrics.get("train_runtime", wall))
+    tokens = max((r.get("num_tokens", 0) for r in rows), default=0)  # TRL's count of tokens seen (GRPO, DPO)
     base_path = read_manifest(init_run(t.init_from))["base_path"] if t.init_from else str(loaded.path)
     fields = {
         "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "stage": t.stage, "base_model": cfg.model.base,
@@ -268,7 +273,7 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
         "output": out.name, "data_files": files, "data_manifest_sha256": files, "examples": counts,
         "rl": t.rl.model_dump(), "steps": trainer.state.global_step, "total_steps": trainer.state.max_steps,
         "hardware": hardware(device, 1), "precision": precision.to_dict(), "wall_time_s": round(wall, 2),
-        "train_time_s": round(runtime, 2), "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable,
+        "train_time_s": round(runtime, 2), "tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None, "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable,
         "total_params": total, "train_loss": train_loss, "first_eval_loss": None, "final_eval_loss": None,
         "best_eval_loss": None, "resumed_from_step": start or None,
         "final_rewards": {k: v for k, v in rows[-1].items() if k.startswith("reward")} if rows else {},
@@ -278,5 +283,5 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     plot_loss_curve(rows, run_dir / "reward_curve.png", title, keys=("reward", "rewards_correct_mean", "rewards_format_mean",
                                                                      "rewards_accuracies", "rewards_margins"))
     write_manifest(run_dir, fields)
-    return TrainResult(run_dir, out, fields["steps"], train_loss, None, None, None, 0.0, round(wall, 2),
+    return TrainResult(run_dir, out, fields["steps"], train_loss, None, None, None, fields["tokens_per_s"] or 0.0, round(wall, 2),
                        fields["peak_memory_mb"], manifest=fields)

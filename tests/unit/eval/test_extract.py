@@ -111,6 +111,14 @@ CASES = [
     # --- letters that are not options ---
     ("The answer is E.", DX, None, None, "unparseable"),
     ("Answer: F", FIVE, None, None, "unparseable"),
+    # --- a letter and another option's text: two answers; its own text (or part of it) is one ---
+    ("The answer is (D) Aortic dissection.", DX, None, None, "conflicting"),
+    ("## Final Response\n\nThe answer is (A) Aortic dissection.", DX, "sections", "A", "ok"),
+    ("Answer: (c) pulmonary embolism", DX, None, "C", "ok"),
+    ("The answer is (B) pericarditis.", DX, None, "B", "ok"),
+    ("The answer is (B) Pulmonary hypertension.", HTN, None, "B", "ok"),
+    ("The answer is (A) Pulmonary hypertension.", HTN, None, None, "conflicting"),
+    ("The answer is A. No other option fits.", YNM, None, "A", "ok"),
     # --- empty / noise ---
     ("", DX, None, None, "unparseable"),
     ("I don't know.", DX, None, None, "unparseable"),

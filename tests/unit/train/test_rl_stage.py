@@ -158,3 +158,21 @@ def test_medtune_run_chains_the_sft_recipe_then_dpo(tmp_path, tiny_model_dir, sf
     lines.clear()
     again = run_pipeline(cfg, echo=lines.append, progress=False)
     assert [o.action for o in again.outcomes] == ["skipped"], lines
+
+
+def test_export_merges_the_sft_adapter_under_the_stage_adapter(tmp_path, tiny_model_dir, sft_run):
+    """Export's merge and load_trained read a second-stage run the same way: base + SFT adapter + the new one."""
+    from medtune.export.merge import merge_adapter
+    from medtune.models.load import load_model
+
+    sft, data = sft_run
+    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", f"train.init_from={sft}", "train.max_steps=1", "train.learning_rate=0.05")
+    run = train(cfg, data, tmp_path / "dpo", progress=False).run_dir
+    merged = load_model(str(merge_adapter(run, tmp_path / "merged", keep_fp32=True)), device="cpu", dtype="float32")
+    ids = torch.tensor([merged.tokenizer("chest pain radiating", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(merged.model(ids).logits, logits(run), atol=1e-4)
+        assert not torch.allclose(logits(run), logits(sft), atol=1e-4)
+    (run / "init/0/adapter_config.json").unlink()
+    with pytest.raises(Exception, match="started from is missing"):
+        load_trained(run)

@@ -26,5 +26,6 @@ class EvalSection(Section):
         "manifest), none for other models; '' = explicitly none.")
     out_dir: str | None = Field(None, description="Evaluation output folder (default: RUN_DIR/eval; `medtune eval run` without -c: eval_out).")
     compare_base: bool = Field(
-        False, description="Also evaluate the base model (model.base) on the same items and compare: paired gain with its "
-        "95% interval and McNemar's test (greedy decoding on the transformers backend).")
+        False, description="Also evaluate the starting point on the same items and compare: model.base, or for a second "
+        "stage (train.stage grpo/dpo/orpo) the run it started from; paired gain with its 95% interval and McNemar's test "
+        "(greedy decoding on the transformers backend).")

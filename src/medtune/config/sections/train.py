@@ -33,6 +33,8 @@ class RLSection(Section):
     max_completion_length: int = Field(128, ge=8, description="GRPO / on-policy pairs: new tokens per sampled completion.")
     temperature: float = Field(1.0, gt=0.0, description="GRPO / on-policy pairs: sampling temperature.")
     rewards: RewardWeights = Field(default_factory=RewardWeights)
+    use_vllm: bool = Field(False, description="GRPO on a CUDA GPU: generate through vLLM colocated with training "
+                           "(needs the vllm extra); otherwise TRL generates each step's completions as one batch.")
     pairs: Literal["auto", "synth", "on_policy"] = Field(
         "auto", description="DPO/ORPO pairs: auto = the data's own chosen/rejected pairs, else pairs built from its "
         "lettered MCQ records (synth: the record's reasoning and answer vs the same reasoning ending in a distractor); "

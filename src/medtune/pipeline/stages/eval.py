@@ -36,14 +36,16 @@ def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> l
     from ...eval.benchmarks import get_benchmark, load_benchmark_records
     from ...eval.evaluate import compare_models
     from ...eval.stage import prompt_overrides
+    from ...train.load import read_manifest
 
     e, scores = ctx.cfg.eval, []
+    start = read_manifest(train.run_dir).get("init_from") or ctx.cfg.model.base  # a second stage is compared with its SFT run
     for name in names:
         spec = get_benchmark(name)
         records = load_benchmark_records(spec, e.data_root, limit=e.limit)
         folder = out / f"{spec.name}-{e.protocol}"
-        ctx.echo(f"{spec.name}: {len(records)} items, base {ctx.cfg.model.base} vs tuned, protocol {e.protocol} -> {folder}")
-        cmp = compare_models(ctx.cfg.model.base, train.run_dir, records, folder, protocol=e.protocol, spec=spec,
+        ctx.echo(f"{spec.name}: {len(records)} items, base {start} vs tuned, protocol {e.protocol} -> {folder}")
+        cmp = compare_models(start, train.run_dir, records, folder, protocol=e.protocol, spec=spec,
                              batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, log=ctx.echo,
                              **prompt_overrides(e))
         scores.append(_score(spec.name, folder, folder / "compare.json", cmp["tuned"], cmp))
