@@ -149,7 +149,7 @@ def stage_data(cfg: RunConfig, paths: list[str] | None, run_dir: Path, loaded: A
         what = "lettered MCQ records (options and a gold letter)" if t.stage == "grpo" else "preference pairs or lettered MCQ records"
         raise ConfigError([ConfigProblem("data.train_files", f"the {t.stage} stage found no {what} in {', '.join(files)}",
                                          "give records with options and answer.letter, or a prompt/chosen/rejected file")], "train")
-    return Dataset.from_list(rows), {**kinds, **counts}, read_files
+    return Dataset.from_list(rows), {"train": len(rows), "val": 0, **kinds, **counts}, read_files
 
 
 def trl_args(cfg: RunConfig, run_dir: Path, device: str, precision: Any, progress: bool) -> Any:
@@ -180,7 +180,8 @@ def trl_args(cfg: RunConfig, run_dir: Path, device: str, precision: Any, progres
     if t.stage == "dpo":
         from trl import DPOConfig
 
-        return DPOConfig(**common, max_length=cfg.data.max_length)
+        rpo = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, rl.sft_weight]} if rl.sft_weight else {}
+        return DPOConfig(**common, max_length=cfg.data.max_length, **rpo)
     from trl.experimental.orpo import ORPOConfig
 
     return ORPOConfig(**common, max_length=cfg.data.max_length, max_completion_length=rl.max_completion_length)

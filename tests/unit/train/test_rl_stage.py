@@ -55,7 +55,7 @@ def test_two_steps_of_each_stage_from_an_sft_run(tmp_path, tiny_model_dir, sft_r
     assert [r["step"] for r in rows if "train_loss" in r] == [1, 2]
     if stage == "grpo":  # each reward term on its own curve; the tiny random model earns none
         assert {"rewards_correct_mean", "rewards_format_mean", "reward"} <= set(rows[0])
-        assert manifest["examples"] == {"prompts": 16}
+        assert manifest["examples"] == {"train": 16, "val": 0, "prompts": 16}
     else:  # two synth pairs per lettered record; the new adapter moved the model away from the SFT policy
         assert manifest["examples"]["wrong_conclusion"] == manifest["examples"]["wrong_letter"] == 16
         assert "rewards_margins" in rows[0] and (run / "reward_curve.png").is_file()
@@ -109,7 +109,7 @@ def test_imported_pairs_and_their_bad_rows(tmp_path, tiny_model_dir, sft_run):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
     cfg = cfg_for(tiny_model_dir, "train.stage=dpo", f"train.init_from={sft}", "train.max_steps=1")
     res = train(cfg, path, tmp_path / "run", progress=False)
-    assert res.manifest["examples"] == {"imported": 2, "quarantined_pairs": 3}
+    assert res.manifest["examples"] == {"train": 2, "val": 0, "imported": 2, "quarantined_pairs": 3}
     bad = [json.loads(line) for line in (tmp_path / "run/quarantine-pairs.jsonl").read_text().splitlines()]
     assert [(b["line"], b["field"]) for b in bad] == [(3, "rejected"), (4, "rejected"), (5, bad[2]["field"])]
     assert all(b["file"] == str(path) for b in bad)
@@ -176,3 +176,19 @@ def test_export_merges_the_sft_adapter_under_the_stage_adapter(tmp_path, tiny_mo
     (run / "init/0/adapter_config.json").unlink()
     with pytest.raises(Exception, match="started from is missing"):
         load_trained(run)
+
+
+def test_stage_settings_reach_trl(tmp_path, tiny_model_dir):
+    """One field each: the train section's values are what TRL's configs receive."""
+    from medtune.models.precision import train_precision
+    from medtune.train.rl import trl_args
+
+    prec = train_precision("cpu", "fp32", "auto", "lora")
+    dpo = trl_args(cfg_for(tiny_model_dir, "train.stage=dpo", "train.rl.sft_weight=0.5", "train.rl.beta=0.2",
+                           "train.max_steps=7", "train.save_steps=3"), tmp_path, "cpu", prec, False)
+    assert dpo.loss_type == ["sigmoid", "sft"] and dpo.loss_weights == [1.0, 0.5] and dpo.beta == 0.2
+    assert dpo.max_steps == 7 and dpo.save_steps == 3 and dpo.output_dir == str(tmp_path / "checkpoints")
+    assert trl_args(cfg_for(tiny_model_dir, "train.stage=dpo"), tmp_path, "cpu", prec, False).loss_type == ["sigmoid"]
+    grpo = trl_args(cfg_for(tiny_model_dir, "train.stage=grpo", *GRPO, "train.rl.rewards.length=0.5"), tmp_path, "cpu",
+                    prec, False)
+    assert grpo.num_generations == 2 and grpo.max_completion_length == 12 and grpo.reward_weights == [1.0, 0.1, 0.5]

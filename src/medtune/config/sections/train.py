@@ -32,6 +32,9 @@ class RLSection(Section):
     num_generations: int = Field(4, ge=2, description="GRPO: completions sampled per prompt (the group whose rewards are compared).")
     max_completion_length: int = Field(128, ge=8, description="GRPO / on-policy pairs: new tokens per sampled completion.")
     temperature: float = Field(1.0, gt=0.0, description="GRPO / on-policy pairs: sampling temperature.")
+    sft_weight: float = Field(0.0, ge=0.0, description="DPO: weight of a negative log-likelihood term on the chosen "
+                              "answer beside the preference loss (RPO); keeps the chosen answer likely while the "
+                              "rejected one is pushed down (plain DPO lowers both). ORPO has this term built in.")
     rewards: RewardWeights = Field(default_factory=RewardWeights)
     use_vllm: bool = Field(False, description="GRPO on a CUDA GPU: generate through vLLM colocated with training "
                            "(needs the vllm extra); otherwise TRL generates each step's completions as one batch.")
