@@ -50,8 +50,10 @@ def init_run(spec: str) -> Path:
     for candidate in (path, path / "train"):
         if (candidate / "manifest.json").is_file() and ((candidate / "adapter").is_dir() or (candidate / "model").is_dir()):
             return candidate
+    hint = ("a recipe's SFT runs first only under `medtune run`; for `medtune train`, name its run folder (runs/<name>)"
+            if str(spec).endswith((".yaml", ".yml")) else "train the SFT stage first, or name its run folder")
     raise ConfigError([ConfigProblem("train.init_from", f"{spec}: not a finished training run (no manifest.json with "
-                                     "adapter/ or model/)", "train the SFT stage first, or name its run folder")], "train")
+                                     "adapter/ or model/)", hint)], "train")
 
 
 def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> tuple[Any, list[str]]:
@@ -102,7 +104,8 @@ def _screen(records: list[Record], cfg: RunConfig, run_dir: Path) -> None:
         first = ", ".join(f"{h.record_id} ~ {'/'.join(h.benchmark_ids[:1])}" for h in report.hits[:3])
         raise ConfigError([ConfigProblem("data.train_files", f"{report.flagged} of {report.checked} training prompts overlap "
                                          f"benchmark items ({first}); report: {run_dir / 'contamination.json'}",
-                                         "remove them (`medtune data import` with data.contamination=drop leaves them out)")], "train")
+                                         "remove them from the training files (the data stage of `medtune run`, or "
+                                         "`medtune data import`, leaves them out with data.contamination=drop)")], "train")
 
 
 def _pair_records(pairs: list[PreferencePair]) -> list[Record]:
@@ -130,9 +133,9 @@ def stage_data(cfg: RunConfig, paths: list[str] | None, run_dir: Path, loaded: A
     sysp = data.system_prompt
     with Quarantine(run_dir / "quarantine-pairs.jsonl" if pair_files else None) as q:
         imported = read_pairs(pair_files, loaded.tokenizer, sysp, q) if pair_files else []
+    _screen(verifiable(records) + _pair_records(imported), cfg, run_dir)  # before any pair is made or sampled
     if t.stage == "grpo":
         rows, counts = grpo_rows(records, loaded.tokenizer, fmt, sysp), {}
-        _screen(verifiable(records), cfg, run_dir)
         kinds = {"prompts": len(rows)}
     else:
         if t.rl.pairs == "on_policy":
@@ -141,7 +144,6 @@ def stage_data(cfg: RunConfig, paths: list[str] | None, run_dir: Path, loaded: A
         else:
             made = synth_pairs(records, loaded.tokenizer, fmt, sysp) if not imported else []
         pairs = imported + made
-        _screen(verifiable(records) + _pair_records(imported), cfg, run_dir)
         rows = [{k: v for k, v in p.row().items() if k in ("prompt", "chosen", "rejected")} for p in pairs]
         kinds = {k: sum(p.kind == k for p in pairs) for k in dict.fromkeys(p.kind for p in pairs)}
         counts = {"quarantined_pairs": q.count}

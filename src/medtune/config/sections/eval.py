@@ -27,5 +27,5 @@ class EvalSection(Section):
     out_dir: str | None = Field(None, description="Evaluation output folder (default: RUN_DIR/eval; `medtune eval run` without -c: eval_out).")
     compare_base: bool = Field(
         False, description="Also evaluate the starting point on the same items and compare: model.base, or for a second "
-        "stage (train.stage grpo/dpo/orpo) the run it started from; paired gain with its 95% interval and McNemar's test "
+        "stage run (GRPO, DPO or ORPO) the run it started from; paired gain with its 95% interval and McNemar's test "
         "(greedy decoding on the transformers backend).")
