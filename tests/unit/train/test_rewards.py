@@ -74,3 +74,25 @@ def test_length_penalty_starts_at_eighty_percent_and_is_logged_on_its_own():
                           max_completion_length=100) == [0.0, 0.0, -0.5, -1.0]
     fns, weights = reward_functions(RewardWeights(correct=1.0, format=0.2, length=0.5), "think", 64)
     assert [f.__name__ for f in fns] == ["correct", "format", "length"] and weights == [1.0, 0.2, 0.5]
+
+
+def test_on_policy_pairs_put_the_best_sample_against_the_worst(monkeypatch, tiny_tokenizer):
+    """The starting model's own samples, ranked by the GRPO reward; a prompt whose samples tie gives no pair."""
+    import medtune.infer as infer
+    from medtune.config.sections.train import RLSection
+    from medtune.train.pairs import on_policy_pairs
+
+    right = SECTIONS.format(r="Tearing pain.", f="The answer is (A) Aortic dissection.")
+    wrong = SECTIONS.format(r="Tearing pain.", f="The answer is (C) Pulmonary embolism.")
+    samples = [wrong, right, wrong, wrong] + [wrong] * 4  # item 1: a right one among wrong ones; item 2: all wrong
+    seen = {}
+
+    def fake_generate(model, tok, prompts, *, num_samples, **kw):
+        seen.update(prompts=len(prompts), samples=num_samples, **kw)
+        return samples
+
+    monkeypatch.setattr(infer, "generate_texts", fake_generate)
+    recs = [Record.create(source="t", task="mcq", question=f"Case {i}?", options=DX, answer=Answer(letter="A")) for i in range(2)]
+    pairs = on_policy_pairs(None, tiny_tokenizer, recs, "sections", None, rl=RLSection(), samples=4, seed=3)
+    assert seen["prompts"] == 2 and seen["samples"] == 4 and seen["seed"] == 3
+    assert [(p.chosen, p.rejected, p.kind) for p in pairs] == [(right, wrong, "on_policy")]
