@@ -192,3 +192,16 @@ def test_stage_settings_reach_trl(tmp_path, tiny_model_dir):
     grpo = trl_args(cfg_for(tiny_model_dir, "train.stage=grpo", *GRPO, "train.rl.rewards.length=0.5"), tmp_path, "cpu",
                     prec, False)
     assert grpo.num_generations == 2 and grpo.max_completion_length == 12 and grpo.reward_weights == [1.0, 0.1, 0.5]
+
+
+def test_recipes_whose_init_from_loop_are_refused(tmp_path, tiny_model_dir, sft_run):
+    from medtune.pipeline import run_pipeline
+
+    _, data = sft_run
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    for me, other in ((a, b), (b, a)):
+        me.write_text(yaml.safe_dump({"name": me.stem, "run_dir": str(tmp_path / me.stem), "stages": ["train"],
+                                      "model": {"base": str(tiny_model_dir)}, "data": {"train_files": [str(data)]},
+                                      "train": {"stage": "dpo", "init_from": str(other), "max_steps": 1}}))
+    with pytest.raises(ConfigError, match="form a loop"):
+        run_pipeline(load_config(a), progress=False, echo=lambda _: None)

@@ -62,13 +62,23 @@ def _run_recipe(ctx: Context) -> Path:
     from ..runner import run_pipeline
 
     recipe = init_recipe(ctx.cfg.train.init_from)
+    if recipe.resolve() in _RUNNING:
+        raise ConfigError([ConfigProblem("train.init_from", f"{recipe} is already being run: the recipes' init_from form a loop",
+                                         "start the chain from a recipe whose stage is sft")], "train")
     sub = load_config(recipe)
     upto = [s for s in sub.stages if STAGE_NAMES.index(s) <= STAGE_NAMES.index("train")]
     if "train" not in upto:
         raise ConfigError([ConfigProblem("train.init_from", f"{recipe} has no train stage", "name a recipe that trains")], "train")
     ctx.echo(f"--- train.init_from: running {recipe} ({', '.join(upto)}) ---")
-    done = run_pipeline(sub, only=upto, echo=lambda line: ctx.echo(f"  {line}"), progress=ctx.progress, source=str(recipe))
+    _RUNNING.add(recipe.resolve())
+    try:
+        done = run_pipeline(sub, only=upto, echo=lambda line: ctx.echo(f"  {line}"), progress=ctx.progress, source=str(recipe))
+    finally:
+        _RUNNING.discard(recipe.resolve())
     return done.get(TrainOutput).run_dir
+
+
+_RUNNING: set[Path] = set()  # recipes whose pipelines are running in this process (init_from chains)
 
 
 def _records(ctx: Context) -> list[str] | None:
