@@ -276,8 +276,8 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
         "output": out.name, "data_files": files, "data_manifest_sha256": files, "examples": counts,
         "rl": t.rl.model_dump(), "steps": trainer.state.global_step, "total_steps": trainer.state.max_steps,
         "hardware": hardware(device, 1), "precision": precision.to_dict(), "wall_time_s": round(wall, 2),
-        "train_time_s": round(runtime, 2), "tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None, "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable,
-        "total_params": total, "train_loss": train_loss, "first_eval_loss": None, "final_eval_loss": None,
+        "train_time_s": round(runtime, 2), "tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None,
+        "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable, "total_params": total, "train_loss": train_loss, "first_eval_loss": None, "final_eval_loss": None,
         "best_eval_loss": None, "resumed_from_step": start or None,
         "final_rewards": {k: v for k, v in rows[-1].items() if k.startswith("reward")} if rows else {},
     }
@@ -286,5 +286,5 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     plot_loss_curve(rows, run_dir / "reward_curve.png", title, keys=("reward", "rewards_correct_mean", "rewards_format_mean",
                                                                      "rewards_accuracies", "rewards_margins"))
     write_manifest(run_dir, fields)
-    return TrainResult(run_dir, out, fields["steps"], train_loss, None, None, None, fields["tokens_per_s"] or 0.0, round(wall, 2),
-                       fields["peak_memory_mb"], manifest=fields)
+    return TrainResult(run_dir, out, fields["steps"], train_loss, None, None, None, fields["tokens_per_s"] or 0.0,
+                       round(wall, 2), fields["peak_memory_mb"], manifest=fields)
