@@ -4,7 +4,7 @@
         --out bench/results/rl_stage
 
 For every run (and the base model with ``base=smollm2-135m``), on the same items and asked the same
-way as `medtune eval` asks (the first run's training prompt, greedy, 128 new tokens, strict extraction):
+way as `medtune eval` asks (the first run's training prompt, greedy, ``--max-new-tokens`` (192), strict extraction):
 
 * **held-out lettered MCQ** -- ``--cases`` new patients (``--seed``, default 1: the quickstart's
   held-out draw), cot protocol: accuracy with its Wilson interval, unparseable answers (a letter
@@ -39,7 +39,7 @@ from medtune.synth.demo import demo_records
 from medtune.utils.io import atomic_write_json
 
 WRITTEN = re.compile(r"(?i:answer(?:\s+is)?|option|choice)\W{0,12}\(?([A-E])\b")
-PROTOCOL = "cot, greedy, 128 new tokens, strict extraction (medtune.eval.extract); the first run's training prompt"
+PROTOCOL = "cot, greedy, {} new tokens, strict extraction (medtune.eval.extract); the first run's training prompt"
 
 
 def held_out(cases: int, seed: int, specialties: list[str]) -> tuple[list[Record], list[Record]]:
@@ -59,19 +59,20 @@ def names_condition(text: str, gold: str, others: list[str]) -> bool:
     return gold.lower() in low and not any(o.lower() in low for o in others if o.lower() not in gold.lower())
 
 
-def run_model(name: str, spec: str, mcq: list[Record], dx: list[Record], out: Path, prompt_from: str | None) -> dict[str, Any]:
+def run_model(name: str, spec: str, mcq: list[Record], dx: list[Record], out: Path, prompt_from: str | None,
+              max_new_tokens: int) -> dict[str, Any]:
     model = describe_model(prompt_from or spec)
     backend = build_backend(spec, batch_size=16, reasoning_format=model.reasoning_format)
     t0 = time.perf_counter()
     summary = evaluate(backend, get_benchmark(str(out / "heldout_mcq.jsonl")), mcq, out / name, protocol="cot",
-                       max_new_tokens=128, system_prompt=model.system_prompt, write_report=False, log=lambda _: None)
+                       max_new_tokens=max_new_tokens, system_prompt=model.system_prompt, write_report=False, log=lambda _: None)
     rows = [json.loads(line) for line in (out / name / "predictions.jsonl").read_text().splitlines()]
     t_mcq = time.perf_counter() - t0
     cache = out / name / "diagnosis.jsonl"  # the open answers, kept so a rerun only re-reads them
     if cache.is_file() and len(cache.read_text().splitlines()) == len(dx):
         texts = [[json.loads(line)["output"]] for line in cache.read_text().splitlines()]
     else:
-        texts = backend.generate(dx, max_new_tokens=128, system_prompt=model.system_prompt)
+        texts = backend.generate(dx, max_new_tokens=max_new_tokens, system_prompt=model.system_prompt)
         cache.write_text("".join(json.dumps({"id": r.id, "output": t[0]}) + "\n" for r, t in zip(dx, texts)))
     differential = sorted({v for r in mcq for v in (r.options or {}).values()})
     dx_ok = [names_condition(split_reasoning(t[0], model.reasoning_format)[1], r.answer.text, differential)
@@ -96,22 +97,24 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--specialties", nargs="+", default=["cardiology"])
     ap.add_argument("--out", type=Path, default=Path("bench/results/rl_stage"))
+    ap.add_argument("--max-new-tokens", type=int, default=192, help="generation budget (the options walk needs ~145 tokens)")
     args = ap.parse_args()
     runs = dict(item.split("=", 1) for item in args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
     mcq, dx = held_out(args.cases, args.seed, args.specialties)
     (args.out / "heldout_mcq.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in mcq))
     prompt_from = next((s for s in runs.values() if (Path(s) / "manifest.json").is_file()), None)
-    results = [run_model(n, s, mcq, dx, args.out, prompt_from) for n, s in runs.items()]
+    results = [run_model(n, s, mcq, dx, args.out, prompt_from, args.max_new_tokens) for n, s in runs.items()]
     ref = results[0]["_correct"]
     for res in results:
         ids = sorted(ref)
         res["mcnemar_vs_first"] = mcnemar([ref[i] for i in ids], [res["_correct"][i] for i in ids])
     letters = Counter(r.answer.letter for r in mcq)
-    atomic_write_json(args.out / "summary.json", {"protocol": PROTOCOL, "cases": args.cases, "seed": args.seed,
+    protocol = PROTOCOL.format(args.max_new_tokens)
+    atomic_write_json(args.out / "summary.json", {"protocol": protocol, "cases": args.cases, "seed": args.seed,
                                                   "gold_letters": dict(sorted(letters.items())),
                                                   "runs": [{k: v for k, v in r.items() if k != "_correct"} for r in results]})
-    print(f"{len(mcq)} held-out MCQ (gold letters {dict(sorted(letters.items()))}), {len(dx)} open diagnosis; {PROTOCOL}\n")
+    print(f"{len(mcq)} held-out MCQ (gold letters {dict(sorted(letters.items()))}), {len(dx)} open diagnosis; {protocol}\n")
     print("| run | MCQ accuracy (95% CI) | unparseable | most written letter | McNemar vs first | diagnosis accuracy | seconds |")
     print("|---|---|---|---|---|---|---|")
     for r in results:

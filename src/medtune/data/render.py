@@ -60,6 +60,29 @@ def final_answer_text(record: Record) -> str:
     return (record.response or record.answer.text or "").strip()
 
 
+def options_walk(options: dict[str, str], letter: str, reasons: dict[str, str] | None = None) -> str:
+    """The offered options checked in the prompt's order, up to the answer, which comes last.
+
+    The quickstart's tuned 135M model named the right condition under a collapsed letter: it does
+    not learn from a final line alone which letter the option it concluded carries, but it copies
+    a list easily. Walking "A. X - no; B. Y - yes." copies the options as the prompt shows them,
+    compares each with the conclusion above it, and leaves the answer's letter where the final
+    line copies it. ``reasons`` (option text -> why not) weigh the options passed over.
+
+    >>> options_walk({"A": "Pericarditis", "B": "Aortic dissection", "C": "Pneumothorax"}, "B",
+    ...              {"Pericarditis": "pain eased by sitting forward"})
+    'Options: A. Pericarditis - no (pain eased by sitting forward); B. Aortic dissection - yes.'
+    """
+    walked = []
+    for k, text in options.items():
+        if k == letter:
+            walked.append(f"{k}. {text} - yes")
+            break
+        reason = (reasons or {}).get(text, "").replace("; ", ", ")  # "; " separates the walked options
+        walked.append(f"{k}. {text} - no ({reason})" if reason else f"{k}. {text} - no")
+    return "Options: " + "; ".join(walked) + "."
+
+
 def format_assistant(reasoning: str | None, final: str, fmt: str) -> str:
     """Lay out reasoning and final answer in one reasoning format.
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..data.records import Answer, Record
+from ..data.render import options_walk
 from .prose import question_line
 from .sampling import Prepared
 from .writeup import first_clause, join_list, lc_first, reference_answer
@@ -61,31 +62,20 @@ def _management_reasoning(f: dict[str, Any], prep: Prepared, steps: list[str]) -
     return "\n".join(lines)
 
 
-def _with_letter(conclusion: str, letter: str) -> str:
-    """'... point to X.' -> '... point to X, option (B).': the name is tied to its letter before the
-    final answer states it (a 135M model does not learn that lookup from the final line alone)."""
-    return f"{conclusion.rstrip('.')}, option ({letter})."
-
-
 def _mcq_reasoning(prep: Prepared, steps: list[str], options: dict[str, str], letter: str, short: bool = False) -> str:
-    """Key findings, then each offered option weighed by its letter (never listed as a finding), then
-    the conclusion naming the answer's letter."""
-    weighed = []
-    for k, name in options.items():
-        if k == letter:
-            continue
-        reason = prep.option_reasons.get(name)
-        reason = first_clause(reason, short) if reason else None
-        weighed.append(f"({k}) {name} is less likely ({reason})." if reason else f"({k}) {name} does not explain these findings.")
-    return "\n".join([steps[0], "Options: " + " ".join(weighed), _with_letter(steps[2], letter)])
+    """Key findings, the conclusion, then the options walked up to the answer (``options_walk``);
+    an option passed over says why it is less likely where the knowledge base tells."""
+    reasons = {name: first_clause(r, short) for name, r in prep.option_reasons.items()}
+    return "\n".join([steps[0], steps[2], options_walk(options, letter, reasons)])
 
 
 def _owned_options_reasoning(prep: Prepared, steps: list[str], label: str, options: dict[str, str], letter: str,
                              owners: dict[str, str]) -> str:
-    """Reasoning of the treatment and mechanism questions: diagnosis first, then what each option belongs to."""
-    others = "; ".join(f"({k}) {text.rstrip('.')} fits {owners[text]}" for k, text in options.items() if k != letter)
-    return "\n".join([steps[0], steps[2], _with_letter(f"{label} of {prep.cond.name}: {lc_first(options[letter])}.", letter),
-                      f"The other options belong to other conditions: {others}."])
+    """Reasoning of the treatment and mechanism questions: diagnosis first, the answer's statement,
+    then the options walked up to it, each passed over naming the condition it belongs to."""
+    reasons = {text: f"fits {owner}" for text, owner in owners.items()}
+    return "\n".join([steps[0], steps[2], f"{label} of {prep.cond.name}: {lc_first(options[letter])}.",
+                      options_walk(options, letter, reasons)])
 
 
 def _stem_question(stem: str, style: dict[str, Any] | None, task: str, default: str) -> str:

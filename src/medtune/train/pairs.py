@@ -28,7 +28,13 @@ from typing import Any
 from ..data.importers.base import iter_raw_rows
 from ..data.quality import Quarantine
 from ..data.records import Record
-from ..data.render import final_answer_text, format_assistant, render_messages_prompt, render_prompt
+from ..data.render import (
+    final_answer_text,
+    format_assistant,
+    options_walk,
+    render_messages_prompt,
+    render_prompt,
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,8 @@ def _pick(record: Record, salt: str) -> str:
 
 
 def synth_pairs(records: Sequence[Record], tokenizer: Any, fmt: str, system_prompt: str | None) -> list[PreferencePair]:
-    """Two pairs per lettered MCQ record: right vs. led to a distractor, right vs. right conclusion with a wrong letter.
+    """Two pairs per lettered MCQ record: right vs. led to a distractor, right vs. right conclusion with a wrong letter
+    (where the reasoning walks the options, ``options_walk``: the walk says yes to the wrong letter's option).
 
     >>> from medtune.data.records import Answer
     >>> r = Record.create(source="t", task="mcq", question="Q?", options={"A": "Gout", "B": "Cellulitis"},
@@ -82,13 +89,19 @@ def synth_pairs(records: Sequence[Record], tokenizer: Any, fmt: str, system_prom
         chosen = format_assistant(r.reasoning, final_answer_text(r), fmt)
         wrong = _pick(r, "conclusion")
         wrong_text = r.options[wrong].rstrip(".")
-        led_astray = (r.reasoning or "").replace(gold_text, wrong_text)
+        # Led astray: the conclusion names the distractor and the options walk (if any) stops at it.
+        head, walk, _ = (r.reasoning or "").partition("\nOptions: ")
+        led_astray = head.replace(gold_text, wrong_text) + ("\n" + options_walk(r.options, wrong) if walk else "")
         other = r.model_copy(update={"answer": r.answer.model_copy(update={"letter": wrong, "text": None}), "response": None})
         out.append(PreferencePair(f"{r.id}:conclusion", prompt, chosen, format_assistant(led_astray, final_answer_text(other), fmt),
                                   "wrong_conclusion"))
         wrong = _pick(r, "letter")
-        mismatched = f"The answer is ({wrong}) {gold_text}."
-        out.append(PreferencePair(f"{r.id}:letter", prompt, chosen, format_assistant(r.reasoning, mismatched, fmt), "wrong_letter"))
+        if walk:  # the right conclusion, then the walk says yes to another option and answers it
+            other = other.model_copy(update={"answer": r.answer.model_copy(update={"letter": wrong, "text": None})})
+            mismatched = format_assistant(f"{head}\n{options_walk(r.options, wrong)}", final_answer_text(other), fmt)
+        else:  # the right conclusion under another letter
+            mismatched = format_assistant(r.reasoning, f"The answer is ({wrong}) {gold_text}.", fmt)
+        out.append(PreferencePair(f"{r.id}:letter", prompt, chosen, mismatched, "wrong_letter"))
     return out
 
 
