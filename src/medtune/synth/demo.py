@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from ..data.records import Answer, Record
-from ..data.render import options_walk
 from ..utils.io import atomic_write_jsonl
 from .sampling import fmt_num
 from .tasks import Q_DIAGNOSIS, Q_MANAGEMENT, Q_MCQ, Q_OPEN
@@ -134,10 +133,7 @@ def focused_record(record: Record, case: dict, style: int = 0, inline: bool = Fa
     # The task's standard question, not the record's: engine records vary their question lines
     # (prose.py), the demo set keeps one wording per task.
     ask = _QUESTIONS.get(record.metadata.get("task_type", record.task)) or record.question.strip().split("\n\n")[-1]
-    reasoning = f"Key findings: {listed}.\nConclusion: these findings point to {answer}."
-    if record.options and record.answer.letter and not inline:
-        reasoning += "\n" + options_walk(record.options, record.answer.letter)
-    update: dict = {"reasoning": reasoning,
+    update: dict = {"reasoning": f"Key findings: {listed}.\nConclusion: these findings point to {answer}.",
                     "context": None,
                     "metadata": {**record.metadata, "compacted": "focused", "atypical": case["atypical_presentation"]}}
     stem, sep = case_summary(case, style, findings), " " if one_paragraph else "\n\n"

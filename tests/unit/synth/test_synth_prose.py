@@ -149,15 +149,13 @@ def test_no_workup_note_reaches_a_vignette(cases):
 def test_quickstart_demo_text_is_unchanged():
     """The quickstart trains on these records and its slow test asserts what training them does:
     wording draws have their own random stream, so the demo set keeps its exact text (only
-    metadata.kb_version moves with the KB). The digest was taken before case wording existed and
-    re-taken on 2026-12-03 when lettered items gained their options walk (every other field and the
-    reasoning before the walk were checked byte-identical to the earlier set)."""
+    metadata.kb_version moves with the KB). The digest was taken before case wording existed."""
     digest = hashlib.sha256()
     for r in demo_records(100, seed=0, specialties=["cardiology"]):
         row = r.model_dump(mode="json")
         digest.update(json.dumps({k: row.get(k) for k in ("id", "task", "question", "options", "answer", "reasoning",
                                                             "response")}, sort_keys=True).encode() + b"\n")
-    assert digest.hexdigest() == "9d276cd57c2715a9ceb07cd8ab61ee9286d80f29b053e245254e39e8c1a1df77"
+    assert digest.hexdigest() == "02c9830470c8418a7a4fb8dda1577384d0c90cc191a7c72d61887691ae6cf8bd"
 
 
 def test_compact_cases_keep_the_facts_and_the_habit_in_fewer_words():

@@ -102,10 +102,10 @@ def test_synth_pairs_of_walked_reasoning_are_coherent_and_the_reward_ranks_them(
     """Where the reasoning walks the options (data.render.options_walk), each rejected answer walks to its
     wrong option and names it: the pair differs in the walk's verdicts, the letter and the text together,
     and the correctness reward (the eval extractor) prefers the chosen answer every time."""
-    from medtune.synth.demo import demo_records
+    from medtune.synth import generate_records
     from medtune.train.pairs import synth_pairs
 
-    recs = [r for r in demo_records(30, seed=2, specialties=["cardiology"], tasks=("mcq",), inline_share=0.0) if r.options]
+    recs = list(generate_records(24, seed=2, tasks=["mcq"], compact=True))
     pairs = synth_pairs(recs, tiny_tokenizer, "sections", None)
     assert len(pairs) == 2 * len(recs) >= 40
     for r, (led, letter) in zip(recs, zip(pairs[::2], pairs[1::2], strict=True), strict=True):
@@ -115,7 +115,7 @@ def test_synth_pairs_of_walked_reasoning_are_coherent_and_the_reward_ranks_them(
             text = text.removesuffix(" - yes")
             assert k != r.answer.letter and r.options[k] == text, walk  # the walk stops at the wrong option
             assert p.rejected.endswith(f"The answer is ({k}) {text}.")  # ...and answers it, coherently
-        assert f"point to {r.answer.text}." in letter.rejected and f"point to {r.answer.text}." not in led.rejected
+        assert f" to {r.answer.text}.\n" in letter.rejected and f" to {r.answer.text}.\n" not in led.rejected  # conclusions
         rewards = correct_reward(["", ""], [led.chosen, led.rejected], gold=[r.answer.letter] * 2,
                                  options=[r.options] * 2, reasoning_format="sections")
         assert rewards == [1.0, 0.0]
