@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,6 +68,9 @@ def _pick(record: Record, salt: str) -> str:
     return others[digest % len(others)]
 
 
+_WALKED_REASON = re.compile(r"(?:^|; )[A-Z]\. (.+?) - no \((.+?)\)(?=; |\.?$)", re.MULTILINE)  # one walked option's reason
+
+
 def synth_pairs(records: Sequence[Record], tokenizer: Any, fmt: str, system_prompt: str | None) -> list[PreferencePair]:
     """Two pairs per lettered MCQ record: right vs. led to a distractor, right vs. right conclusion with a wrong letter
     (where the reasoning walks the options, ``options_walk``: the walk says yes to the wrong letter's option).
@@ -89,16 +93,18 @@ def synth_pairs(records: Sequence[Record], tokenizer: Any, fmt: str, system_prom
         chosen = format_assistant(r.reasoning, final_answer_text(r), fmt)
         wrong = _pick(r, "conclusion")
         wrong_text = r.options[wrong].rstrip(".")
-        # Led astray: the conclusion names the distractor and the options walk (if any) stops at it.
-        head, walk, _ = (r.reasoning or "").partition("\nOptions: ")
-        led_astray = head.replace(gold_text, wrong_text) + ("\n" + options_walk(r.options, wrong) if walk else "")
+        # Led astray: the conclusion names the distractor and the options walk (if any) stops at it,
+        # keeping the reasons the record's walk gave (so a pair does not differ in having them).
+        head, walk, walked = (r.reasoning or "").partition("\nOptions: ")
+        reasons = {m[1]: m[2] for m in _WALKED_REASON.finditer(walked)}
+        led_astray = head.replace(gold_text, wrong_text) + ("\n" + options_walk(r.options, wrong, reasons) if walk else "")
         other = r.model_copy(update={"answer": r.answer.model_copy(update={"letter": wrong, "text": None}), "response": None})
         out.append(PreferencePair(f"{r.id}:conclusion", prompt, chosen, format_assistant(led_astray, final_answer_text(other), fmt),
                                   "wrong_conclusion"))
         wrong = _pick(r, "letter")
         if walk:  # the right conclusion, then the walk says yes to another option and answers it
             other = other.model_copy(update={"answer": r.answer.model_copy(update={"letter": wrong, "text": None})})
-            mismatched = format_assistant(f"{head}\n{options_walk(r.options, wrong)}", final_answer_text(other), fmt)
+            mismatched = format_assistant(f"{head}\n{options_walk(r.options, wrong, reasons)}", final_answer_text(other), fmt)
         else:  # the right conclusion under another letter
             mismatched = format_assistant(r.reasoning, f"The answer is ({wrong}) {gold_text}.", fmt)
         out.append(PreferencePair(f"{r.id}:letter", prompt, chosen, mismatched, "wrong_letter"))

@@ -115,6 +115,11 @@ def test_synth_pairs_of_walked_reasoning_are_coherent_and_the_reward_ranks_them(
             text = text.removesuffix(" - yes")
             assert k != r.answer.letter and r.options[k] == text, walk  # the walk stops at the wrong option
             assert p.rejected.endswith(f"The answer is ({k}) {text}.")  # ...and answers it, coherently
+            kept = next(line for line in p.chosen.splitlines() if line.startswith("Options: "))
+            kept = kept.removeprefix("Options: ").rstrip(".").split("; ")
+            for item in walk.removeprefix("Options: ").rstrip(".").split("; ")[:-1]:
+                if item[0] < r.answer.letter:  # passed over in the record's walk too: the same words, reasons kept
+                    assert item in kept, (item, kept)
         assert f" to {r.answer.text}.\n" in letter.rejected and f" to {r.answer.text}.\n" not in led.rejected  # conclusions
         rewards = correct_reward(["", ""], [led.chosen, led.rejected], gold=[r.answer.letter] * 2,
                                  options=[r.options] * 2, reasoning_format="sections")
