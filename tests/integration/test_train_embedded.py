@@ -4,11 +4,13 @@
 held-out eval loss falls clearly and the tuned model answers the demo chest-pain question
 ("crushing chest pain radiating to the left arm and diaphoresis") with myocardial infarction,
 where the base model says pneumothorax. It also has to diagnose new synthetic patients (seed 1)
-far above chance, so the flip is not a lucky answer to one question.
+far above chance, so the flip is not a lucky answer to one question, and answer the same patients'
+lettered MCQ with the letter of the option its reasoning concluded (no collapse onto one letter).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ def final_part(text: str) -> str:
 @pytest.mark.slow
 def test_quickstart_recipe_on_the_embedded_model(tmp_path):
     from medtune.data.render import build_user_prompt
+    from medtune.eval.extract import extract_answer
     from medtune.infer import generate_texts
     from medtune.models.load import load_model
 
@@ -52,6 +55,10 @@ def test_quickstart_recipe_on_the_embedded_model(tmp_path):
     after = ask(tuned.model, tuned.tokenizer, [question], max_new_tokens=128)[0]
     assert after.startswith("## Thinking") and "## Final Response" in after, after
     assert any(k in final_part(after) for k in MI) and "pneumothorax" not in final_part(after), after
+    # The choices are walked after the conclusion, never listed as findings (a model trained to walk only
+    # lettered choices listed these inline ones as key findings and lost the answer).
+    findings = next((line for line in after.splitlines() if line.startswith("Key findings:")), "")
+    assert findings and "pneumothorax" not in findings.split("Conclusion:")[0].lower(), after
 
     heldout = list(demo_records(40, seed=1, specialties=specialties, tasks=("diagnosis",)))
     prompts = [tuned.tokenizer.apply_chat_template([{"role": "user", "content": build_user_prompt(r)}], tokenize=False,
@@ -59,6 +66,17 @@ def test_quickstart_recipe_on_the_embedded_model(tmp_path):
     outs = generate_texts(tuned.model, tuned.tokenizer, prompts, max_new_tokens=128, batch_size=20)
     acc = sum(r.answer_text.lower() in final_part(o) for r, o in zip(heldout, outs)) / len(heldout)
     assert acc >= 0.6, (acc, outs[:3])  # 6 cardiology conditions: chance is ~0.17
+
+    # The same new patients as lettered MCQ: the written letter follows the reasoning (the options walk).
+    # Before the walk this model named the right condition under one collapsed letter (0.23, "D" 71%).
+    mcq = [r for r in demo_records(40, seed=1, specialties=specialties, tasks=("mcq",), inline_share=0.0) if r.options]
+    prompts = [tuned.tokenizer.apply_chat_template([{"role": "user", "content": build_user_prompt(r)}], tokenize=False,
+                                                   add_generation_prompt=True) for r in mcq]
+    outs = generate_texts(tuned.model, tuned.tokenizer, prompts, max_new_tokens=192, batch_size=20)
+    letters = [extract_answer(o, r.options, "sections").letter for r, o in zip(mcq, outs)]  # as `eval` reads it
+    mcq_acc = sum(x == r.answer.letter for x, r in zip(letters, mcq)) / len(mcq)
+    top_share = Counter(letters).most_common(1)[0][1] / len(mcq)
+    assert mcq_acc >= 0.6 and top_share <= 0.5, (mcq_acc, Counter(letters), outs[:2])
     print(f"\nbefore: {before!r}\nafter: {after!r}\neval loss {result.first_eval_loss:.3f} -> {result.final_eval_loss:.3f}; "
-          f"held-out diagnosis accuracy {acc:.3f} (n={len(heldout)}); {result.tokens_per_s:.1f} tokens/s; "
-          f"wall {result.wall_time_s:.0f} s")
+          f"held-out diagnosis accuracy {acc:.3f} (n={len(heldout)}); lettered MCQ {mcq_acc:.3f}, letters {Counter(letters)}; "
+          f"{result.tokens_per_s:.1f} tokens/s; wall {result.wall_time_s:.0f} s")

@@ -60,7 +60,8 @@ def final_answer_text(record: Record) -> str:
     return (record.response or record.answer.text or "").strip()
 
 
-def options_walk(options: dict[str, str], letter: str, reasons: dict[str, str] | None = None) -> str:
+def options_walk(options: dict[str, str], letter: str, reasons: dict[str, str] | None = None,
+                 lettered: bool = True) -> str:
     """The offered options checked in the prompt's order, up to the answer, which comes last.
 
     The quickstart's tuned 135M model named the right condition under a collapsed letter: it does
@@ -68,18 +69,23 @@ def options_walk(options: dict[str, str], letter: str, reasons: dict[str, str] |
     a list easily. Walking "A. X - no; B. Y - yes." copies the options as the prompt shows them,
     compares each with the conclusion above it, and leaves the answer's letter where the final
     line copies it. ``reasons`` (option text -> why not) weigh the options passed over.
+    ``lettered=False`` walks choices written inline in the question ("pneumothorax - no; ..."):
+    one habit for both kinds of choices, so option names are walked, never listed as findings.
 
     >>> options_walk({"A": "Pericarditis", "B": "Aortic dissection", "C": "Pneumothorax"}, "B",
     ...              {"Pericarditis": "pain eased by sitting forward"})
     'Options: A. Pericarditis - no (pain eased by sitting forward); B. Aortic dissection - yes.'
+    >>> options_walk({"A": "pneumothorax", "B": "myocardial infarction", "C": "GERD"}, "B", lettered=False)
+    'Options: pneumothorax - no; myocardial infarction - yes.'
     """
     walked = []
     for k, text in options.items():
+        name = f"{k}. {text}" if lettered else text
         if k == letter:
-            walked.append(f"{k}. {text} - yes")
+            walked.append(f"{name} - yes")
             break
         reason = (reasons or {}).get(text, "").replace("; ", ", ")  # "; " separates the walked options
-        walked.append(f"{k}. {text} - no ({reason})" if reason else f"{k}. {text} - no")
+        walked.append(f"{name} - no ({reason})" if reason else f"{name} - no")
     return "Options: " + "; ".join(walked) + "."
 
 

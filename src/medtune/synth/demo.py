@@ -6,7 +6,10 @@ trains ~100-200 tokens/s, so minutes of training need samples of ~100-150 tokens
 ``focused_record`` (the demo set) states a case's key findings -- complaint, two leading
 symptoms, one exam finding and one abnormal result -- in one of three phrasings, and its
 reasoning cites exactly those ("Key findings: ... Conclusion: these findings point to X").
-``demo_records`` varies the set by seeded draws: 60% of typical cases are history and
+Items with choices then walk them in the question's order up to the answer
+(``data.render.options_walk``): "Options: A. X - no; B. Y - yes." when lettered, "Options: x - no;
+y - yes." when written inline, so the final letter is the one just written and option names are
+never listed as findings. ``demo_records`` varies the set by seeded draws: 60% of typical cases are history and
 examination only (so the model must learn what symptoms point to, not only which lab does;
 atypical cases keep their discriminating result), half of the multiple-choice items write their
 choices inline ("pneumothorax, myocardial infarction, pneumonia or GERD?"), and some questions
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.records import Answer, Record
+from ..data.render import options_walk
 from ..utils.io import atomic_write_jsonl
 from .sampling import fmt_num
 from .tasks import Q_DIAGNOSIS, Q_MANAGEMENT, Q_MCQ, Q_OPEN
@@ -133,7 +137,11 @@ def focused_record(record: Record, case: dict, style: int = 0, inline: bool = Fa
     # The task's standard question, not the record's: engine records vary their question lines
     # (prose.py), the demo set keeps one wording per task.
     ask = _QUESTIONS.get(record.metadata.get("task_type", record.task)) or record.question.strip().split("\n\n")[-1]
-    update: dict = {"reasoning": f"Key findings: {listed}.\nConclusion: these findings point to {answer}.",
+    reasoning = f"Key findings: {listed}.\nConclusion: these findings point to {answer}."
+    if record.options and record.answer.letter:  # walked as the question shows them: lettered, or inline in words
+        shown = {k: lc_first(v) for k, v in record.options.items()} if inline else record.options
+        reasoning += "\n" + options_walk(shown, record.answer.letter, lettered=not inline)
+    update: dict = {"reasoning": reasoning,
                     "context": None,
                     "metadata": {**record.metadata, "compacted": "focused", "atypical": case["atypical_presentation"]}}
     stem, sep = case_summary(case, style, findings), " " if one_paragraph else "\n\n"

@@ -6,6 +6,7 @@ import re
 
 from medtune.data.render import build_user_prompt
 from medtune.synth.demo import demo_records, write_demo_training_set
+from medtune.synth.writeup import lc_first
 
 
 def _findings(reasoning: str) -> list[str]:
@@ -21,7 +22,22 @@ def test_reasoning_cites_only_what_the_question_states():
         stem = r.question.lower()
         for item in _findings(r.reasoning):
             assert item.lower().strip('"') in stem, (item, r.question)
-        assert r.reasoning.endswith(f"these findings point to {r.answer_text}.")
+        conclusion = f"these findings point to {r.answer_text}."
+        if r.options:  # lettered: the options walked in the prompt's order up to the answer, which says yes
+            letters = list(r.options)
+            walked = "; ".join(f"{k}. {r.options[k]} - {'yes' if k == r.answer.letter else 'no'}"
+                               for k in letters[:letters.index(r.answer.letter) + 1])
+            assert r.reasoning.endswith(f"{conclusion}\nOptions: {walked}."), r.reasoning
+        elif "Which condition is most likely:" in r.question:  # inline choices: walked in words, in the question's order
+            head, walk = r.reasoning.rsplit("\nOptions: ", 1)
+            assert head.endswith(conclusion), r.reasoning
+            *passed, last = walk.rstrip(".").split("; ")
+            assert last == f"{lc_first(r.answer_text)} - yes" and all(p.endswith(" - no") for p in passed)
+            choices = r.question.rsplit("Which condition is most likely: ", 1)[1]
+            at = [choices.index(p[:-len(" - no")]) for p in passed] + [choices.index(last[:-len(" - yes")])]
+            assert at == sorted(at), (walk, choices)
+        else:
+            assert r.reasoning.endswith(conclusion) and "Options:" not in r.reasoning
 
 
 def test_inline_choices_offer_the_answer_and_lettered_ones_keep_their_letter():
