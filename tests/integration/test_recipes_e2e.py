@@ -39,8 +39,9 @@ def test_recipe_runs_end_to_end(recipe, tmp_path, tiny_model_dir, fixtures, shar
     assert manifest["steps"] == 3 and manifest["examples"]["train"] > 0
     assert (train.run_dir / "checkpoints").is_dir()  # recipes save checkpoints (here every 2 steps)
     ev = result.get(EvalOutput)
-    expected = list(cfg.eval.benchmarks) + (["heldout"] if cfg.synth.heldout_cases and "synth" in cfg.stages else [])
-    assert [s.name for s in ev.scores] == expected
+    names = list(cfg.eval.benchmarks) + (["heldout"] if cfg.synth.heldout_cases and "synth" in cfg.stages else [])
+    runs = [(n, p) for n in names for p in cfg.eval.protocols_for(n)]  # eval.protocols: one result per protocol
+    assert [(s.name, s.protocol) for s in ev.scores] == [(cfg.eval.result_name(n, p), p) for n, p in runs]
     assert all(s.n >= 1 and s.summary.is_file() for s in ev.scores)
     assert all((s.base_accuracy is not None) == cfg.eval.compare_base for s in ev.scores)
     ex = result.get(ExportOutput)

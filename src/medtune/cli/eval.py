@@ -67,7 +67,7 @@ def run(
         index = run_eval(model, cfg.eval, target, device=device, log=console.print, overwrite=overwrite)
     for name, b in index["benchmarks"].items():
         acc = b["accuracy"]
-        console.print(f"{name}: accuracy {acc['accuracy']:.4f} (95% CI {acc['ci95'][0]}-{acc['ci95'][1]}, n={acc['n']}, "
+        console.print(f"{name} ({b['protocol']}): accuracy {acc['accuracy']:.4f} (95% CI {acc['ci95'][0]}-{acc['ci95'][1]}, n={acc['n']}, "
                       f"unparseable {acc.get('unparseable', 0)}; chance {b['chance']}) -> {b['folder']}/report.html")
 
 

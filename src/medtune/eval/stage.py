@@ -1,6 +1,6 @@
-"""`medtune eval run` as a function: one model, the configured benchmarks, one protocol.
+"""`medtune eval run` as a function: one model, the configured benchmarks, each by its protocols.
 
-Each benchmark gets its own resumable folder ``OUT/<benchmark>-<protocol>``; an
+Each benchmark and protocol gets its own resumable folder ``OUT/<benchmark>-<protocol>``; an
 ``index.json`` lists them with their headline accuracy. Before the model loads, every folder's
 fingerprint is checked (``eval/identity.py``): rows of another model, prompt, decoding or
 benchmark file are refused, naming what differs, unless ``overwrite``. The backend is built
@@ -19,7 +19,13 @@ from ..data.hf import dataset_fingerprint, is_hf_spec
 from ..utils.hashcache import cached_sha256
 from ..utils.io import atomic_write_json, sha256_text
 from .backends import build_backend
-from .benchmarks import BenchmarkSpec, get_benchmark, load_benchmark_records, resolve_files
+from .benchmarks import (
+    BenchmarkError,
+    BenchmarkSpec,
+    get_benchmark,
+    load_benchmark_records,
+    resolve_files,
+)
 from .evaluate import evaluate
 from .identity import Decoding, EvalModel, build_fingerprint, describe_model
 from .store import PredictionStore
@@ -57,35 +63,40 @@ def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: s
     if not section.benchmarks:
         raise ValueError("no benchmarks given: pass --benchmark NAME (see `medtune eval list`) or a record file")
     specs = [get_benchmark(b) for b in section.benchmarks]  # fail on a typo before loading a model
+    if unknown := section.unknown_protocol_keys([s.name for s in specs]):
+        raise BenchmarkError(f"eval.protocols names {', '.join(unknown)}, which is not among the benchmarks evaluated "
+                         f"({', '.join(s.name for s in specs)})")
     datasets = [(s, load_benchmark_records(s, section.data_root, limit=section.limit)) for s in specs]
     target = describe_model(model, backend=section.backend, endpoint=section.endpoint, device=device,
                             **prompt_overrides(section))
     out_dir = Path(out_dir)
     plan = []
     for spec, records in datasets:
-        folder = out_dir / f"{spec.name}-{section.protocol}"
         source_sha = benchmark_source_sha(spec, section.data_root)
-        if not overwrite:  # every folder checked before the model loads
-            PredictionStore(folder / "predictions.jsonl").check(build_fingerprint(
-                target, protocol=section.protocol, spec=spec, benchmark_sha256=source_sha, decoding=_decoding(section)))
-        plan.append((spec, records, folder, source_sha))
+        for protocol in section.protocols_for(spec.name):
+            folder = out_dir / f"{spec.name}-{protocol}"
+            if not overwrite:  # every folder checked before the model loads
+                PredictionStore(folder / "predictions.jsonl").check(build_fingerprint(
+                    target, protocol=protocol, spec=spec, benchmark_sha256=source_sha, decoding=_decoding(section)))
+            plan.append((spec, protocol, records, folder, source_sha))
     log(_prompt_line(target))
     backend = build_backend(model, backend=section.backend, batch_size=section.batch_size, endpoint=section.endpoint,
                             reasoning_format=target.reasoning_format, device=device)
-    index: dict[str, Any] = {"model": model, "model_identity": target.identity, "protocol": section.protocol,
+    index: dict[str, Any] = {"model": model, "model_identity": target.identity,
                              "prompt": {"system_prompt": target.system_prompt, "reasoning_format": target.reasoning_format,
                                         "from": target.prompt_source}, "benchmarks": {}}
-    for spec, records, folder, source_sha in plan:
-        log(f"{spec.name}: {len(records)} items, protocol {section.protocol} -> {folder}")
+    for spec, protocol, records, folder, source_sha in plan:
+        log(f"{spec.name}: {len(records)} items, protocol {protocol} -> {folder}")
         d = _decoding(section)
         summary = evaluate(
-            backend, spec, records, folder, protocol=section.protocol, max_new_tokens=d.max_new_tokens,
+            backend, spec, records, folder, protocol=protocol, max_new_tokens=d.max_new_tokens,
             temperature=d.temperature, num_samples=d.num_samples, seed=d.seed, permutations=section.permutations,
             chunk_size=max(section.batch_size * 4, 16), log=log, model=target, benchmark_sha256=source_sha,
             overwrite=overwrite,
         )
-        index["benchmarks"][spec.name] = {"folder": str(folder), "accuracy": summary["accuracy"],
-                                          "accuracy_norm": summary.get("accuracy_norm"), "chance": summary.get("chance")}
+        index["benchmarks"][section.result_name(spec.name, protocol)] = {
+            "folder": str(folder), "protocol": protocol, "accuracy": summary["accuracy"],
+            "accuracy_norm": summary.get("accuracy_norm"), "chance": summary.get("chance")}
         atomic_write_json(out_dir / "index.json", index)
     return index
 

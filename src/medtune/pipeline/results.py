@@ -75,7 +75,7 @@ class TrainOutput(StageOutput):
 
 class BenchmarkScore(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str
+    name: str  # the benchmark's, + "-<protocol>" when eval.protocols scores it by two
     folder: Path
     summary: Path  # summary.json, or compare.json with eval.compare_base
     n: int
@@ -86,9 +86,10 @@ class BenchmarkScore(BaseModel):
     gain: float | None = None
     gain_ci95: tuple[float, float] | None = None
     p_value: float | None = None
+    protocol: str = ""  # loglik or cot ("" in stage manifests written before eval.protocols)
 
     def line(self) -> str:
-        text = f"{self.name}: accuracy {self.accuracy:.3f} [{self.ci95[0]:.3f}, {self.ci95[1]:.3f}] (n={self.n})"
+        text = f"{self.name}{f' ({self.protocol})' if self.protocol else ''}: accuracy {self.accuracy:.3f} [{self.ci95[0]:.3f}, {self.ci95[1]:.3f}] (n={self.n})"
         if self.base_accuracy is not None and self.gain is not None and self.gain_ci95 is not None:
             text += (f"; base {self.base_accuracy:.3f}, gain {self.gain:+.3f} "
                      f"(95% CI {self.gain_ci95[0]:+.3f} to {self.gain_ci95[1]:+.3f}), McNemar p = {self.p_value:.3g}")

@@ -1,13 +1,19 @@
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from .base import CommaList, Section
 
+Protocol = Literal["loglik", "cot"]
+
 
 class EvalSection(Section):
     benchmarks: CommaList = Field(default_factory=list, description="Benchmark names (`medtune eval list`) or record files.")
-    protocol: Literal["loglik", "cot"] = Field("loglik", description="loglik = argmax choice log-likelihood; cot = generate then extract.")
+    protocol: Protocol = Field("loglik", description="loglik = argmax choice log-likelihood; cot = generate then extract.")
+    protocols: dict[str, Annotated[list[Protocol], Field(min_length=1)]] = Field(
+        default_factory=dict, description="Per-benchmark protocols, overriding eval.protocol for the benchmarks named, e.g. "
+        "{dev_vignettes: [loglik, cot], medqa: [loglik]} (the synth stage's held-out set is `heldout`); a benchmark "
+        "scored by two protocols gives two results, named <benchmark>-<protocol>.")
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N items of each benchmark.")
     max_new_tokens: int = Field(256, ge=1, description="Generation budget for cot.")
     batch_size: int = Field(16, ge=1, description="loglik: items per forward; cot: rows decoded together (items x samples, continuous batching).")
@@ -29,3 +35,15 @@ class EvalSection(Section):
         False, description="Also evaluate the starting point on the same items and compare: model.base, or for a second "
         "stage run (GRPO, DPO or ORPO) the run it started from; paired gain with its 95% interval and McNemar's test "
         "(greedy decoding on the transformers backend).")
+
+    def protocols_for(self, name: str) -> list[str]:
+        """The protocols benchmark ``name`` is scored by: eval.protocols' entry for it, else eval.protocol."""
+        return list(dict.fromkeys(self.protocols.get(name) or [self.protocol]))
+
+    def result_name(self, name: str, protocol: str) -> str:
+        """A result's name: the benchmark's, with ``-<protocol>`` when the benchmark is scored by more than one."""
+        return f"{name}-{protocol}" if len(self.protocols_for(name)) > 1 else name
+
+    def unknown_protocol_keys(self, names: list[str]) -> list[str]:
+        """eval.protocols keys that name none of the benchmarks evaluated (a typo would silently do nothing)."""
+        return [k for k in self.protocols if k not in names]

@@ -2,7 +2,8 @@
 
 Without ``eval.compare_base`` this is `medtune eval run RUN/train` (``eval.stage.run_eval``);
 with it, each benchmark is a base-versus-tuned comparison (``eval.evaluate.compare_models``:
-both summaries, the paired gain and McNemar's test) in RUN/eval/<benchmark>-<protocol>/.
+both summaries, the paired gain and McNemar's test) in RUN/eval/<benchmark>-<protocol>/, once per protocol
+the benchmark is scored by (eval.protocols, else eval.protocol).
 An interrupted stage resumes from the prediction stores it left; changed inputs start it over.
 """
 
@@ -22,13 +23,14 @@ def benchmark_names(cfg: RunConfig, synth: SynthOutput | None) -> list[str]:
     return list(cfg.eval.benchmarks) + ([str(synth.heldout)] if synth and synth.heldout else [])
 
 
-def _score(name: str, folder: Path, summary: Path, acc: dict[str, Any], cmp: dict[str, Any] | None = None) -> BenchmarkScore:
+def _score(name: str, protocol: str, folder: Path, summary: Path, acc: dict[str, Any],
+           cmp: dict[str, Any] | None = None) -> BenchmarkScore:
     extra: dict[str, Any] = {}
     if cmp is not None:
         d = cmp["difference_b_minus_a"]
         extra = {"base_accuracy": cmp["base"]["accuracy"], "gain": d["gain"], "gain_ci95": tuple(d["ci95"]),
                  "p_value": cmp["mcnemar"]["p_value"]}
-    return BenchmarkScore(name=name, folder=folder, summary=summary, n=acc["n"], accuracy=acc["accuracy"],
+    return BenchmarkScore(name=name, protocol=protocol, folder=folder, summary=summary, n=acc["n"], accuracy=acc["accuracy"],
                           ci95=tuple(acc["ci95"]), unparseable=acc.get("unparseable", 0), **extra)
 
 
@@ -43,12 +45,14 @@ def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> l
     for name in names:
         spec = get_benchmark(name)
         records = load_benchmark_records(spec, e.data_root, limit=e.limit)
-        folder = out / f"{spec.name}-{e.protocol}"
-        ctx.echo(f"{spec.name}: {len(records)} items, base {start} vs tuned, protocol {e.protocol} -> {folder}")
-        cmp = compare_models(start, train.run_dir, records, folder, protocol=e.protocol, spec=spec,
-                             batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, log=ctx.echo,
-                             **prompt_overrides(e))
-        scores.append(_score(spec.name, folder, folder / "compare.json", cmp["tuned"], cmp))
+        for protocol in e.protocols_for(spec.name):
+            folder = out / f"{spec.name}-{protocol}"
+            ctx.echo(f"{spec.name}: {len(records)} items, base {start} vs tuned, protocol {protocol} -> {folder}")
+            cmp = compare_models(start, train.run_dir, records, folder, protocol=protocol, spec=spec,
+                                 batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, log=ctx.echo,
+                                 **prompt_overrides(e))
+            scores.append(_score(e.result_name(spec.name, protocol), protocol, folder, folder / "compare.json",
+                                 cmp["tuned"], cmp))
     return scores
 
 
@@ -62,7 +66,7 @@ def _run(ctx: Context, resume: bool) -> EvalOutput:
         scores = _compare(ctx, train, names, out)
     else:
         index = run_eval(str(train.run_dir), e.model_copy(update={"benchmarks": names}), out, log=ctx.echo)
-        scores = [_score(name, Path(b["folder"]), Path(b["folder"]) / "summary.json", b["accuracy"])
+        scores = [_score(name, b["protocol"], Path(b["folder"]), Path(b["folder"]) / "summary.json", b["accuracy"])
                   for name, b in index["benchmarks"].items()]
     for s in scores:
         ctx.echo(s.line())
@@ -87,12 +91,18 @@ def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
     if not cfg.eval.benchmarks and not ("synth" in cfg.stages and cfg.synth.heldout_cases):
         return [ConfigProblem("eval.benchmarks", "the eval stage has nothing to evaluate",
                               "list benchmarks (`medtune eval list`) or record files, set synth.heldout_cases, or drop eval from stages")]
-    probs = []
+    probs, names = [], ["heldout"] if "synth" in cfg.stages and cfg.synth.heldout_cases else []
     for i, name in enumerate(cfg.eval.benchmarks):
         try:
-            resolve_files(get_benchmark(name), cfg.eval.data_root)
+            spec = get_benchmark(name)
+            resolve_files(spec, cfg.eval.data_root)
+            names.append(spec.name)
         except BenchmarkError as e:
             probs.append(ConfigProblem(f"eval.benchmarks.{i}", str(e), "check the name, the path or $MEDTUNE_DATA_ROOT"))
+    if not probs:
+        probs += [ConfigProblem(f"eval.protocols.{k}", f"names no benchmark evaluated here ({', '.join(names)})",
+                                "use a name from eval.benchmarks, or heldout for the synth stage's held-out set")
+                  for k in cfg.eval.unknown_protocol_keys(names)]
     return probs
 
 
