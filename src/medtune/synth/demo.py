@@ -153,24 +153,42 @@ def focused_record(record: Record, case: dict, style: int = 0, inline: bool = Fa
     return record.model_copy(update=update)
 
 
+def direct_answer(record: Record) -> Record:
+    """The lettered item answered without reasoning: what the loglik protocol's chat style asks a model.
+
+    >>> r = Record(id="x-mcq", source="s", task="mcq", question="Q?", options={"A": "a", "B": "b"},
+    ...            answer=Answer(letter="B", text="b"), reasoning="Key findings: y.")
+    >>> d = direct_answer(r); (d.id, d.reasoning, d.metadata["direct"])
+    ('x-mcq-direct', None, True)
+    """
+    return record.model_copy(update={"id": f"{record.id}-direct", "reasoning": None,
+                                     "metadata": {**record.metadata, "direct": True}})
+
+
 def demo_records(n_cases: int, seed: int, specialties: list[str] | None = None,
                  tasks: tuple[str, ...] = ("diagnosis", "mcq"), inline_share: float = 0.5,
-                 history_only_share: float = 0.6, one_paragraph_share: float = 0.3) -> Iterator[Record]:
+                 history_only_share: float = 0.6, one_paragraph_share: float = 0.3,
+                 direct_share: float = 0.0) -> Iterator[Record]:
     """Focused records of ``n_cases`` synthetic cases; phrasing, inline options, history-only cases
-    (typical presentations only: an atypical one needs its lab) and one-paragraph questions vary by a seeded draw."""
+    (typical presentations only: an atypical one needs its lab) and one-paragraph questions vary by a seeded draw.
+    ``direct_share`` of the lettered items are followed by their direct-answer twin (``direct_answer``), drawn
+    from a generator of their own, so the other records are the same whatever the share."""
     import random
 
     from ..synth.engine import iter_cases_and_records
 
-    rng = random.Random(f"medtune-demo:{seed}")
+    rng, direct_rng = random.Random(f"medtune-demo:{seed}"), random.Random(f"medtune-demo-direct:{seed}")
     for case, records in iter_cases_and_records(n_cases, seed, specialties=specialties or None, tasks=list(tasks)):
         style = rng.randrange(3)
         results = case["atypical_presentation"] or rng.random() >= history_only_share
         findings = _pick(case, results)
         for r in records:
             inline = r.task == "mcq" and rng.random() < inline_share
-            yield focused_record(r, case, style, inline=inline, findings=findings,
-                                 one_paragraph=(inline or r.options is None) and rng.random() < one_paragraph_share)
+            focused = focused_record(r, case, style, inline=inline, findings=findings,
+                                     one_paragraph=(inline or r.options is None) and rng.random() < one_paragraph_share)
+            yield focused
+            if focused.options and direct_share and direct_rng.random() < direct_share:
+                yield direct_answer(focused)
 
 
 def write_demo_training_set(path: str | Path, n_cases: int = 500, seed: int = 0,

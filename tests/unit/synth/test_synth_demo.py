@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from medtune.data.render import build_user_prompt
 from medtune.synth.demo import demo_records, write_demo_training_set
 from medtune.synth.writeup import lc_first
@@ -74,3 +76,26 @@ def test_same_seed_same_bytes(tmp_path):
     assert write_demo_training_set(a, 40, seed=0, specialties=["cardiology"]) == 80
     write_demo_training_set(b, 40, seed=0, specialties=["cardiology"])
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_direct_share_adds_answer_only_twins_and_changes_nothing_else():
+    from medtune.config.sections.synth import SynthSection
+    from medtune.data.render import build_messages
+    from medtune.eval.runners import CHAT_ANSWER_CUE
+
+    plain = list(demo_records(40, 0, tasks=("diagnosis", "mcq")))
+    mixed = list(demo_records(40, 0, tasks=("diagnosis", "mcq"), direct_share=1.0))
+    half = list(demo_records(40, 0, tasks=("diagnosis", "mcq"), direct_share=0.5))
+    assert [r for r in mixed if not r.metadata.get("direct")] == plain  # the other records are the same bytes
+    lettered = [r for r in plain if r.options]
+    twins = {r.id: r for r in mixed if r.metadata.get("direct")}
+    assert len(twins) == len(lettered) and 0 < sum(r.metadata.get("direct", False) for r in half) < len(lettered)
+    for r in lettered:
+        twin = twins[r.id + "-direct"]
+        assert (twin.question, twin.options, twin.answer) == (r.question, r.options, r.answer) and twin.reasoning is None
+        answer = build_messages(twin, "sections")[-1]["content"]
+        # exactly the context the loglik protocol's chat style scores, then the letter and the option text
+        assert answer == f"## Final Response\n\n{CHAT_ANSWER_CUE}{r.answer.letter}) {r.answer.text}."
+    assert mixed.index(twins[lettered[0].id + "-direct"]) == mixed.index(lettered[0]) + 1
+    with pytest.raises(ValueError, match="direct_share writes twins of the demo style"):
+        SynthSection(style="cases", direct_share=0.5)

@@ -1,6 +1,6 @@
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import CommaList, Section
 
@@ -36,9 +36,20 @@ class SynthSection(Section):
         "management (next best step MCQ), open (diagnosis, workup and first-line management), treatment (most "
         "appropriate treatment MCQ), mechanism (underlying mechanism MCQ).",
     )
+    direct_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="Style demo: the share of lettered multiple-choice records followed by a "
+        "twin answered without reasoning (\"The answer is (B) ...\" alone), so the model also answers when asked for "
+        "the letter directly, as the loglik protocol's chat style asks.")
     compact: bool = Field(False, description="Write each case in its short form (the same facts and draws, about a third "
                           "fewer tokens per record), for CPU training budgets; style cases only.")
     kb_dir: str | None = Field(None, description="Extra knowledge-base folder with user conditions.")
     teacher: TeacherSection = Field(default_factory=TeacherSection,
                                     description="Optional teacher LLM that rewrites and verifies the reasoning.")
     bias_variants: bool = Field(False, description="Add bias-probe copies (sex, age band, ethnicity) of demographic-neutral cases.")
+
+    @model_validator(mode="after")
+    def _direct_share_is_demo_only(self) -> "SynthSection":
+        if self.direct_share and self.style != "demo":
+            raise ValueError("synth.direct_share writes twins of the demo style's lettered items: set synth.style: demo, "
+                             "or drop direct_share")
+        return self

@@ -45,7 +45,8 @@ def _demo(section: SynthSection, out: Path) -> int:
     from ...synth.demo import write_demo_training_set
 
     count = write_demo_training_set(out / RECORDS, n_cases=section.n, seed=section.seed,
-                                    specialties=section.specialties or None, tasks=tuple(section.tasks))
+                                    specialties=section.specialties or None, tasks=tuple(section.tasks),
+                                    direct_share=section.direct_share)
     manifest = build_manifest("synth-demo", [], [file_entry(out / RECORDS, records=count)],
                               section.model_dump(mode="json"), {"records": count})
     write_manifest(out, {**manifest, "records": RECORDS})
