@@ -64,8 +64,8 @@ def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: s
         raise ValueError("no benchmarks given: pass --benchmark NAME (see `medtune eval list`) or a record file")
     specs = [get_benchmark(b) for b in section.benchmarks]  # fail on a typo before loading a model
     if unknown := section.unknown_protocol_keys([s.name for s in specs]):
-        raise BenchmarkError(f"eval.protocols names {', '.join(unknown)}, which is not among the benchmarks evaluated "
-                         f"({', '.join(s.name for s in specs)})")
+        raise BenchmarkError(f"eval.protocols names {', '.join(unknown)}, which is not among the benchmarks "
+                             f"evaluated ({', '.join(s.name for s in specs)})")
     datasets = [(s, load_benchmark_records(s, section.data_root, limit=section.limit)) for s in specs]
     target = describe_model(model, backend=section.backend, endpoint=section.endpoint, device=device,
                             **prompt_overrides(section))
