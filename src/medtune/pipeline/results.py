@@ -98,7 +98,7 @@ class BenchmarkScore(BaseModel):
 
 class EvalOutput(StageOutput):
     folder: Path
-    protocol: str
+    protocol: str  # eval.protocol, the default; each score carries the protocol it was scored by (eval.protocols)
     scores: list[BenchmarkScore]
 
     def outputs(self) -> list[Path]:
