@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from medtune.eval.report import compare_runs
 
 SCRIPT = Path(__file__).resolve().parents[3] / "bench" / "vignette_baseline.py"
@@ -29,3 +31,25 @@ def test_baseline_beats_chance_and_writes_a_pairable_evaluation_folder(tmp_path)
     assert all(r["pred"] in "ABCD" and r["correct"] == (r["pred"] == r["gold"]) for r in rows)
     paired = compare_runs(tmp_path / "a", tmp_path / "a")  # what `medtune eval compare` pairs with a model's folder
     assert paired["items"] == 88 and paired["mcnemar"]["p_value"] == 1.0
+
+
+def test_baseline_trains_on_a_recipes_own_records_file(tmp_path):
+    """--records: the classifier reads what a recipe's model trained on (stems + metadata.condition_id)."""
+    from medtune.data.io import write_records
+    from medtune.synth.engine import generate_records
+
+    vb = _load()
+    records = list(generate_records(600, seed=4, tasks=["mcq"]))
+    unlabelled = records[0].model_copy(update={"id": "no-condition", "metadata": {}})
+    write_records(tmp_path / "records.jsonl", [unlabelled, *records])
+    texts, labels = vb.records_training_set(tmp_path / "records.jsonl")
+    assert len(texts) == len(records) == len(labels)  # the unlabelled record is skipped
+    assert labels[0] == records[0].metadata["condition_id"]
+    assert not any(t.endswith("?") for t in texts)  # the closing question line is cut off, the case stays
+    summary = vb.run(0, seed=0, benchmark="dev_vignettes", out=tmp_path / "r", train_records=tmp_path / "records.jsonl")
+    assert "records.jsonl" in summary["model"] and summary["accuracy"]["n"] == 88
+    assert summary["accuracy"]["accuracy"] > summary["kb_only_guess_chance"] + 0.2, summary
+
+    write_records(tmp_path / "none.jsonl", [unlabelled])
+    with pytest.raises(SystemExit, match="metadata.condition_id"):
+        vb.records_training_set(tmp_path / "none.jsonl")
