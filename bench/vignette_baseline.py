@@ -8,8 +8,8 @@ the hand-written dev vignettes the way a model is scored.
 
 The classifier learns condition names from the vignettes of ``--cases`` engine cases (all KB
 conditions), or with ``--records`` from the question stems of a synth records file (what a
-recipe's model trained on, labelled by each record's ``metadata.condition_id``). On each dev item it scores every option by the probability of the knowledge-base
-condition the option names (its name or an alias; an option naming no KB condition scores 0) and
+recipe's model trained on, labelled by each record's ``metadata.condition_id``). On each dev item
+it scores every option by the probability of the knowledge-base condition the option names (its name or an alias; an option naming no KB condition scores 0) and
 picks the highest, ties to the first option: one letter per item, so accuracy, its Wilson
 interval and the per-specialty table are computed exactly as for `medtune eval` (eval/metrics.py),
 and the per-item rows can be paired with a model's (`medtune eval compare`, McNemar).
@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from medtune.data.importers.base import DataError
 from medtune.data.io import read_records
 from medtune.data.records import Record, normalize_text
 from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
@@ -45,7 +46,10 @@ def stem(record: Record) -> str:
 
 def records_training_set(path: Path) -> tuple[list[str], list[str]]:
     """Question stems and condition ids of a synth records file (records without a condition id are skipped)."""
-    pairs = [(stem(r), r.metadata["condition_id"]) for r in read_records(path) if (r.metadata or {}).get("condition_id")]
+    try:
+        pairs = [(stem(r), r.metadata["condition_id"]) for r in read_records(path) if (r.metadata or {}).get("condition_id")]
+    except DataError as e:  # names the file, line and field
+        raise SystemExit(str(e)) from None
     if not pairs:
         raise SystemExit(f"{path}: no record carries metadata.condition_id (is it a medtune synth records file?)")
     return [t for t, _ in pairs], [c for _, c in pairs]
@@ -136,6 +140,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(medtune_home() / "bench" / "vignette_baseline"),
                     help="one evaluation folder per seed is written under it (seed<N>/)")
     args = ap.parse_args()
+    if args.records and (args.compact or args.seeds != [0] or args.cases != 4000):
+        ap.error("--records trains on that file alone: --cases, --seeds and --compact do not apply")
     runs = [(None, "records")] if args.records else [(seed, f"seed{seed}") for seed in args.seeds]
     for seed, folder in runs:
         s = run(args.cases, seed or 0, args.benchmark, Path(args.out) / folder, compact=args.compact,

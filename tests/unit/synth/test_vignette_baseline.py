@@ -53,3 +53,7 @@ def test_baseline_trains_on_a_recipes_own_records_file(tmp_path):
     write_records(tmp_path / "none.jsonl", [unlabelled])
     with pytest.raises(SystemExit, match="metadata.condition_id"):
         vb.records_training_set(tmp_path / "none.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text((tmp_path / "records.jsonl").read_text().splitlines()[1] + "\n" + '{"id": 3}\n')
+    with pytest.raises(SystemExit, match=r"bad.jsonl:2: field"):  # file, line and field, no traceback
+        vb.records_training_set(bad)
