@@ -76,9 +76,10 @@ def test_config_refuses_emulated_bf16_and_cpu_fp16():
     assert hardware_problems(load_config(None, []), cuda_available=False, cpu_bf16=False) == []
 
 
-def test_doctor_states_the_path(cpu_flags):
+def test_doctor_states_the_path(cpu_flags, monkeypatch):
     from medtune.doctor import torch_checks
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU path, also on a machine with a GPU
     cpu_flags(SPR_FLAGS)
     line = next(c.detail for c in torch_checks() if c.name == "precision")
     assert "bf16 autocast training" in line and "amx_bf16" in line and "fp32" in line

@@ -1,6 +1,7 @@
 import time
 
 import pytest
+import torch
 
 from medtune.models.load import load_model, load_tokenizer, pick_dtype
 from medtune.models.registry import load_presets
@@ -49,8 +50,11 @@ def test_local_dir_loads_with_chat_template(tiny_model_dir):
     from medtune.models.precision import cpu_has_native_bf16
 
     lm = load_model(str(tiny_model_dir))
-    expected = "torch.bfloat16" if cpu_has_native_bf16() else "torch.float32"  # `auto` follows the hardware
-    assert lm.device == "cpu" and str(lm.dtype) == expected and lm.model.dtype == lm.dtype
+    if torch.cuda.is_available():  # `auto` follows the hardware
+        device, expected = "cuda", "torch.bfloat16" if torch.cuda.is_bf16_supported() else "torch.float16"
+    else:
+        device, expected = "cpu", "torch.bfloat16" if cpu_has_native_bf16() else "torch.float32"
+    assert lm.device == device and str(lm.dtype) == expected and lm.model.dtype == lm.dtype
     assert lm.tokenizer.pad_token is not None and lm.tokenizer.chat_template
 
 

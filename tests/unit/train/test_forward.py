@@ -2,7 +2,7 @@
 
 Tolerance: in fp32 the summed loss of a step agrees to 1e-4 absolute / 1e-5 relative and every
 LoRA gradient to 1e-5 absolute / 1e-4 relative (floating-point reassociation only); the gpu test
-allows bf16 rounding (2e-2 relative on the loss).
+allows bf16 rounding (2e-3 relative on the loss, 2e-2 relative norm error on each gradient).
 """
 
 from __future__ import annotations
@@ -63,7 +63,18 @@ def assert_same(a, b, loss_tol, grad_tol):
     torch.testing.assert_close(torch.tensor(a[0]), torch.tensor(b[0]), **loss_tol)
     assert a[1].keys() == b[1].keys() and a[1]
     for name in a[1]:
-        torch.testing.assert_close(a[1][name], b[1][name], **grad_tol, msg=name)
+        torch.testing.assert_close(a[1][name], b[1][name], **grad_tol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def assert_same_bf16(a, b, loss_rtol, grad_rel_norm):
+    """bf16 passes of different shapes round differently: elementwise tolerances fail on near-zero entries
+    of large summed-loss gradients, so each gradient is compared by its relative (Frobenius) norm error."""
+    torch.testing.assert_close(torch.tensor(a[0]), torch.tensor(b[0]), atol=0.0, rtol=loss_rtol)
+    assert a[1].keys() == b[1].keys() and a[1]
+    errors = {name: float((a[1][name] - b[1][name]).norm() / b[1][name].norm().clamp_min(1e-12)) for name in a[1]}
+    worst = max(errors, key=errors.get)
+    print(f"worst relative gradient error {errors[worst]:.2e} ({worst})")
+    assert errors[worst] <= grad_rel_norm, f"{worst}: relative gradient error {errors[worst]:.2e} > {grad_rel_norm}"
 
 
 def test_stacked_and_concatenated_packs_equal_per_row_passes(tiny_model_dir, tiny_tokenizer):
@@ -126,7 +137,7 @@ def test_gpu_stacked_step_matches_per_row_and_trains(tiny_model_dir, tiny_tokeni
     with torch.autocast("cuda", dtype=torch.bfloat16):
         per_row = step(model, examples, packs, ForwardPlan(rows=1), pad)
         stacked = step(model, examples, packs, ForwardPlan(rows=4), pad)
-    assert_same(stacked, per_row, {"atol": 0.0, "rtol": 2e-2}, {"atol": 1e-3, "rtol": 5e-2})
+    assert_same_bf16(stacked, per_row, loss_rtol=2e-3, grad_rel_norm=2e-2)
     data = write_records(tmp_path / "records.jsonl", n=48)
     cfg = load_config(None, [f"model.base={tiny_model_dir}", "data.max_length=192", "data.val_fraction=0.15",
                              "train.batch_size=4", "train.max_steps=16", "train.learning_rate=0.01", "train.eval_steps=16"])

@@ -34,7 +34,7 @@ def sft_run(tmp_path_factory, tiny_model_dir) -> tuple[Path, Path]:
 
 
 def logits(run: Path) -> torch.Tensor:
-    model = load_trained(run)
+    model = load_trained(run, device="cpu", dtype="float32")  # exact comparisons, whatever trained the run
     ids = torch.tensor([model.tokenizer("chest pain radiating", add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
         return model.model(ids).logits

@@ -45,7 +45,8 @@ def test_run_folder_contract_and_eval_loss_falls(tmp_path, tiny_model_dir):
     ids = torch.tensor([tuned.tokenizer("chest pain radiating", add_special_tokens=False)["input_ids"]])
     base = load_trained.__globals__["load_model"](str(tiny_model_dir))
     with torch.no_grad():
-        assert not torch.allclose(tuned.model(ids).logits, base.model(ids).logits)
+        assert not torch.allclose(tuned.model(ids.to(tuned.model.device)).logits.float().cpu(),
+                                  base.model(ids.to(base.model.device)).logits.float().cpu())
 
 
 def test_early_stopping_when_eval_loss_stops_improving(tmp_path, tiny_model_dir):
