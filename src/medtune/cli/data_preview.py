@@ -34,7 +34,7 @@ def preview(
         found = resolve_records(records, cfg.data.format)  # a wrong path fails here, before the tokenizer loads
     source = resolve_source(cfg.model.base)
     tok = load_tokenizer(source, cfg.model.revision)
-    fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else source.reasoning_format
+    fmt = cfg.model.resolved_reasoning_format(source.reasoning_format)
     opts = {"system_prompt": cfg.data.system_prompt, "loss_on": cfg.data.loss_on, "max_length": cfg.data.max_length,
             "truncation": cfg.data.truncation}
     for i, rec in enumerate(islice(iter_source_records(found), n), 1):

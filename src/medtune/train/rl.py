@@ -250,7 +250,7 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     precision = resolve_precision(cfg, device)
     latest = ckpt.latest_valid(run_dir / "checkpoints") if resume else None
     loaded, init_adapters = _start_model(cfg, run_dir, device, precision)
-    fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else loaded.source.reasoning_format
+    fmt = cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
     dataset, counts, files = stage_data(cfg, paths, run_dir, loaded, fmt)
     start = int(latest.name[len(ckpt.PREFIX):]) if latest else 0
     metrics = MetricsLog(run_dir, start)

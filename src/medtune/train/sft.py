@@ -111,7 +111,7 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=precision.weights, load_in_4bit=four_bit,
                         revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
                         attn_implementation=training_attention(device))
-    fmt = cfg.model.reasoning_format if cfg.model.reasoning_format != "auto" else loaded.source.reasoning_format
+    fmt = cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
     data = render_training_data(records, cfg.data, loaded.tokenizer, fmt)
     model = loaded.model
     model.config.use_cache = False

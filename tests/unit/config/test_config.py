@@ -101,3 +101,9 @@ def test_resolved_config_round_trips(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_validates(path):
     load_config(path)
+
+
+def test_reasoning_format_auto_follows_the_model_and_a_setting_wins():
+    """One resolution for training (SFT and RL stages) and `medtune data preview`."""
+    assert load_config(None, []).model.resolved_reasoning_format("think") == "think"
+    assert load_config(None, ["model.reasoning_format=plain"]).model.resolved_reasoning_format("think") == "plain"

@@ -27,3 +27,7 @@ class ModelSection(Section):
         "`sections` = ## Thinking / ## Final Response, `plain` = reasoning then answer. "
         "auto = the preset's format (sections for unknown models).",
     )
+
+    def resolved_reasoning_format(self, source_format: str) -> str:
+        """This section's reasoning format, or ``source_format`` (the loaded model's preset) when it is auto."""
+        return source_format if self.reasoning_format == "auto" else self.reasoning_format
