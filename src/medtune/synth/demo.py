@@ -33,6 +33,8 @@ from .writeup import abnormal_lab_findings, age_text, join_list, lc_first, perso
 
 _QUESTIONS = {"diagnosis": Q_DIAGNOSIS, "mcq": Q_MCQ, "management": Q_MANAGEMENT, "open": Q_OPEN}
 
+# The conclusion line of every demo answer; bench/vignette_cloze.py scores option texts in this slot.
+CONCLUSION_CUE = "Conclusion: these findings point to"
 _FIRST_PERSON = re.compile(r"\b(I|I'm|my|me)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
@@ -64,7 +66,7 @@ def compact_record(record: Record, sentences: int = 2, findings: int = 3) -> Rec
     first = (record.reasoning or "").splitlines()[0] if record.reasoning else ""
     if first.startswith("Key findings:") and answer:
         items = [x.strip().rstrip(".") for x in first[len("Key findings:"):].split(";") if x.strip()]
-        reasoning = f"Key findings: {'; '.join(items[:findings])}.\nConclusion: these findings point to {answer}."
+        reasoning = f"Key findings: {'; '.join(items[:findings])}.\n{CONCLUSION_CUE} {answer}."
     response = _SENTENCE_END.split(record.response.strip())[0] if record.response else None
     return record.model_copy(update={"question": question, "reasoning": reasoning, "response": response,
                                      "context": None, "metadata": {**record.metadata, "compacted": True}})
@@ -137,7 +139,7 @@ def focused_record(record: Record, case: dict, style: int = 0, inline: bool = Fa
     # The task's standard question, not the record's: engine records vary their question lines
     # (prose.py), the demo set keeps one wording per task.
     ask = _QUESTIONS.get(record.metadata.get("task_type", record.task)) or record.question.strip().split("\n\n")[-1]
-    reasoning = f"Key findings: {listed}.\nConclusion: these findings point to {answer}."
+    reasoning = f"Key findings: {listed}.\n{CONCLUSION_CUE} {answer}."
     if record.options and record.answer.letter:  # walked as the question shows them: lettered, or inline in words
         shown = {k: lc_first(v) for k, v in record.options.items()} if inline else record.options
         reasoning += "\n" + options_walk(shown, record.answer.letter, lettered=not inline)
