@@ -26,17 +26,16 @@ def _load():
 
 
 class FakeBackend:
-    """Fixed log-probs per item; records the requests it was asked to score."""
+    """Fixed log-probs per item, one list per request."""
 
     def __init__(self, fmt, logprobs, norm_logprobs=None):
         self.reasoning_format, self.logprobs, self.norm = fmt, logprobs, norm_logprobs or logprobs
-        self.requests = []
 
     def prompt(self, record, system_prompt=None):
         return "PROMPT|"
 
     def score_choices(self, requests):
-        self.requests = list(requests)
+        assert len(requests) == len(self.logprobs)
         return [ChoiceScores(logprobs=lp, norm_logprobs=nl, num_tokens=[1] * len(lp))
                 for lp, nl in zip(self.logprobs, self.norm)]
 
