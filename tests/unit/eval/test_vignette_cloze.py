@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,13 +15,8 @@ from medtune.eval.report import compare_runs
 from medtune.synth.demo import CONCLUSION_CUE
 
 SCRIPT = Path(__file__).resolve().parents[3] / "bench" / "vignette_cloze.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("vignette_cloze", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(SCRIPT.parent))  # the bench scripts import as modules, as in tests/unit/test_bench_reports.py
+import vignette_cloze as vc  # noqa: E402
 
 
 class FakeBackend:
@@ -42,7 +36,6 @@ class FakeBackend:
 
 @pytest.mark.parametrize("fmt, opening", [("sections", "## Thinking\n\n"), ("think", "<think>\n"), ("plain", "")])
 def test_the_slot_is_the_reasoning_opening_then_the_conclusion_cue(fmt, opening):
-    vc = _load()
     record = load_benchmark_records(get_benchmark("dev_vignettes"))[0]
     context, choices = vc.cloze_request(FakeBackend(fmt, []), record)
     assert context == f"PROMPT|{opening}{CONCLUSION_CUE} "  # the space moves into the continuation when scored
@@ -50,7 +43,6 @@ def test_the_slot_is_the_reasoning_opening_then_the_conclusion_cue(fmt, opening)
 
 
 def test_argmax_of_the_sum_or_the_normalised_score_ties_to_the_first_option():
-    vc = _load()
     records = load_benchmark_records(get_benchmark("dev_vignettes"))[:3]
     sums = [[-1.0, -2.0, -3.0, -4.0], [-5.0, -1.0, -1.0, -9.0], [-9.0, -9.0, -9.0, -0.5]]
     norms = [[-4.0, -3.0, -2.0, -1.0]] * 3
