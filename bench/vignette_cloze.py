@@ -31,10 +31,11 @@ from typing import Any
 
 from medtune.data.records import Record
 from medtune.data.render import format_assistant
-from medtune.eval.backends import build_backend
-from medtune.eval.benchmarks import get_benchmark, load_benchmark_records
+from medtune.eval.backends import BackendError, build_backend
+from medtune.eval.benchmarks import BenchmarkError, get_benchmark, load_benchmark_records
 from medtune.eval.metrics import accuracy_by_group, accuracy_summary
 from medtune.eval.runners import gold_letter
+from medtune.models.source import ModelLoadError
 from medtune.synth.demo import CONCLUSION_CUE
 from medtune.utils.io import atomic_write_json, atomic_write_jsonl
 
@@ -72,10 +73,17 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", type=Path, required=True, help="evaluation folder to write (predictions.jsonl, summary.json)")
     args = ap.parse_args()
-    spec = get_benchmark(args.benchmark)
-    records = load_benchmark_records(spec)
-    t0 = time.perf_counter()
-    backend = build_backend(args.model, batch_size=args.batch_size)
+    try:
+        spec = get_benchmark(args.benchmark)
+        records = load_benchmark_records(spec)
+        open_ended = [r.id for r in records if not r.options]
+        if open_ended:
+            ap.error(f"{args.benchmark}: {len(open_ended)} items have no options (first: {open_ended[0]}); "
+                     "the cloze scores multiple-choice items only")
+        t0 = time.perf_counter()
+        backend = build_backend(args.model, batch_size=args.batch_size)
+    except (BenchmarkError, BackendError, ModelLoadError) as e:
+        ap.error(str(e))
     rows = score_items(backend, records, args.norm, spec.subject_field)
     letters = Counter(r["pred"] for r in rows)
     summary = {"benchmark": spec.name, "model": args.model, "protocol": "cloze", "protocol_description": PROTOCOL,

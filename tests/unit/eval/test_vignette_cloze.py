@@ -66,3 +66,11 @@ def test_the_script_writes_a_pairable_evaluation_folder(tiny_model_dir, tmp_path
     assert sum(r["correct"] for r in rows) == summary["accuracy"]["correct"]
     paired = compare_runs(out, out)  # what `medtune eval compare` pairs with a model's folder
     assert paired["items"] == 88 and paired["mcnemar"]["p_value"] == 1.0
+
+
+def test_a_wrong_model_or_benchmark_is_a_one_line_error(tmp_path):
+    for args in (["/nonexistent/model"], ["smollm2-135m", "--benchmark", "no_such_benchmark"]):
+        proc = subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(tmp_path / "x")],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and args[-1] in proc.stderr, proc.stderr[-800:]
+        assert not (tmp_path / "x").exists()
