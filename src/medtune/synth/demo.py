@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from ..config.sections.synth import ReasoningOrder
 from ..data.records import Answer, Record
 from ..data.render import options_walk
 from ..utils.io import atomic_write_jsonl
@@ -35,6 +36,11 @@ _QUESTIONS = {"diagnosis": Q_DIAGNOSIS, "mcq": Q_MCQ, "management": Q_MANAGEMENT
 
 # The conclusion line of every demo answer; bench/vignette_cloze.py scores option texts in this slot.
 CONCLUSION_CUE = "Conclusion: these findings point to"
+# findings_first: "Key findings: ...", the conclusion, the options walk (the reasoning a reader expects);
+# conclusion_first: the conclusion and the walk, then the findings that support it. On long hand-written
+# vignettes a findings-first 135M model copies the whole case into "Key findings" and 14 of 88 answers never
+# reach a conclusion (clinic-cpu's fourth run); conclusion-first puts the diagnosis and its letter before the copying.
+REASONING_ORDERS = get_args(ReasoningOrder)
 _FIRST_PERSON = re.compile(r"\b(I|I'm|my|me)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
@@ -124,13 +130,15 @@ def _inline_question(options: dict[str, str]) -> str:
 
 
 def focused_record(record: Record, case: dict, style: int = 0, inline: bool = False, findings: Findings | None = None,
-                   one_paragraph: bool = False) -> Record:
+                   one_paragraph: bool = False, conclusion_first: bool = False) -> Record:
     """A short form of ``record`` built from its ``case``: the key findings in prose, reasoning that cites them.
 
     ``inline`` writes a multiple-choice item's options into the question ("... pneumothorax,
     myocardial infarction or pneumonia?") and expects the condition's name as the answer;
     ``findings`` (default: the leading ones, see ``_pick``) are the ones stated;
-    ``one_paragraph`` puts the question right after the case, as people type it.
+    ``one_paragraph`` puts the question right after the case, as people type it;
+    ``conclusion_first`` writes the conclusion and the options walk before the key findings
+    (``REASONING_ORDERS``).
     """
     findings = findings or _pick(case)
     symptoms, exam, results_ = findings
@@ -139,10 +147,12 @@ def focused_record(record: Record, case: dict, style: int = 0, inline: bool = Fa
     # The task's standard question, not the record's: engine records vary their question lines
     # (prose.py), the demo set keeps one wording per task.
     ask = _QUESTIONS.get(record.metadata.get("task_type", record.task)) or record.question.strip().split("\n\n")[-1]
-    reasoning = f"Key findings: {listed}.\n{CONCLUSION_CUE} {answer}."
+    lines = [f"{CONCLUSION_CUE} {answer}."]
     if record.options and record.answer.letter:  # walked as the question shows them: lettered, or inline in words
         shown = {k: lc_first(v) for k, v in record.options.items()} if inline else record.options
-        reasoning += "\n" + options_walk(shown, record.answer.letter, lettered=not inline)
+        lines.append(options_walk(shown, record.answer.letter, lettered=not inline))
+    cited = f"Key findings: {listed}."
+    reasoning = "\n".join([*lines, cited] if conclusion_first else [cited, *lines])
     update: dict = {"reasoning": reasoning,
                     "context": None,
                     "metadata": {**record.metadata, "compacted": "focused", "atypical": case["atypical_presentation"]}}
@@ -170,15 +180,18 @@ def direct_answer(record: Record) -> Record:
 def demo_records(n_cases: int, seed: int, specialties: list[str] | None = None,
                  tasks: tuple[str, ...] = ("diagnosis", "mcq"), inline_share: float = 0.5,
                  history_only_share: float = 0.6, one_paragraph_share: float = 0.3,
-                 direct_share: float = 0.0) -> Iterator[Record]:
+                 direct_share: float = 0.0, reasoning_order: str = "findings_first") -> Iterator[Record]:
     """Focused records of ``n_cases`` synthetic cases; phrasing, inline options, history-only cases
     (typical presentations only: an atypical one needs its lab) and one-paragraph questions vary by a seeded draw.
     ``direct_share`` of the lettered items are followed by their direct-answer twin (``direct_answer``), drawn
-    from a generator of their own, so the other records are the same whatever the share."""
+    from a generator of their own, so the other records are the same whatever the share. ``reasoning_order``
+    is one of ``REASONING_ORDERS``; it changes the reasoning's line order and nothing else."""
     import random
 
     from ..synth.engine import iter_cases_and_records
 
+    if reasoning_order not in REASONING_ORDERS:
+        raise ValueError(f"reasoning_order {reasoning_order!r}: use one of {', '.join(REASONING_ORDERS)}")
     rng, direct_rng = random.Random(f"medtune-demo:{seed}"), random.Random(f"medtune-demo-direct:{seed}")
     for case, records in iter_cases_and_records(n_cases, seed, specialties=specialties or None, tasks=list(tasks)):
         style = rng.randrange(3)
@@ -187,7 +200,8 @@ def demo_records(n_cases: int, seed: int, specialties: list[str] | None = None,
         for r in records:
             inline = r.task == "mcq" and rng.random() < inline_share
             focused = focused_record(r, case, style, inline=inline, findings=findings,
-                                     one_paragraph=(inline or r.options is None) and rng.random() < one_paragraph_share)
+                                     one_paragraph=(inline or r.options is None) and rng.random() < one_paragraph_share,
+                                     conclusion_first=reasoning_order == "conclusion_first")
             yield focused
             if focused.options and direct_share and direct_rng.random() < direct_share:
                 yield direct_answer(focused)

@@ -99,3 +99,24 @@ def test_direct_share_adds_answer_only_twins_and_changes_nothing_else():
     assert mixed.index(twins[lettered[0].id + "-direct"]) == mixed.index(lettered[0]) + 1
     with pytest.raises(ValueError, match="direct_share writes twins of the demo style"):
         SynthSection(style="cases", direct_share=0.5)
+
+
+def test_conclusion_first_reorders_the_reasoning_lines_and_changes_nothing_else():
+    from medtune.config.sections.synth import SynthSection
+    from medtune.synth.demo import CONCLUSION_CUE
+
+    plain = list(demo_records(40, 0, tasks=("diagnosis", "mcq")))
+    first = list(demo_records(40, 0, tasks=("diagnosis", "mcq"), reasoning_order="conclusion_first"))
+    assert [r.model_copy(update={"reasoning": None}) for r in first] == [r.model_copy(update={"reasoning": None}) for r in plain]
+    for p, f in zip(plain, first):
+        lines_p, lines_f = p.reasoning.split("\n"), f.reasoning.split("\n")
+        assert sorted(lines_p) == sorted(lines_f)  # the same lines
+        assert lines_p[0].startswith("Key findings: ") and lines_f[-1] == lines_p[0]
+        assert lines_f[0] == f"{CONCLUSION_CUE} {p.answer_text}."
+        if p.options:  # the walk follows the conclusion and ends at the answer's letter, before any finding
+            assert lines_f[1].startswith("Options: A. ") and lines_f[1].endswith(f"{p.answer.letter}. {p.answer_text} - yes.")
+    with pytest.raises(ValueError, match="reasoning_order"):
+        list(demo_records(2, 0, reasoning_order="last"))
+    with pytest.raises(ValueError, match="reasoning_order orders the demo style"):
+        SynthSection(style="cases", reasoning_order="conclusion_first")
+    assert SynthSection(style="demo", reasoning_order="conclusion_first").reasoning_order == "conclusion_first"

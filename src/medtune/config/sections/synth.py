@@ -4,6 +4,9 @@ from pydantic import Field, model_validator
 
 from .base import CommaList, Section
 
+# How a demo answer orders its reasoning lines (medtune.synth.demo.REASONING_ORDERS explains both).
+ReasoningOrder = Literal["findings_first", "conclusion_first"]
+
 
 class TeacherSection(Section):
     """Where the teacher and verifier live and how hard to try (no ``url``: no teacher)."""
@@ -40,6 +43,11 @@ class SynthSection(Section):
         0.0, ge=0.0, le=1.0, description="Style demo: the share of lettered multiple-choice records followed by a "
         "twin answered without reasoning (\"The answer is (B) ...\" alone), so the model also answers when asked for "
         "the letter directly, as the loglik protocol's chat style asks.")
+    reasoning_order: ReasoningOrder = Field(
+        "findings_first", description="Style demo: the order of each answer's reasoning. findings_first = \"Key findings: "
+        "...\", then \"Conclusion: these findings point to X.\" and the options walk; conclusion_first = the conclusion "
+        "and the walk first, then the key findings that support it (a small model that copies a long case into its "
+        "findings then still states its diagnosis and letter; the findings are a justification, not a derivation).")
     compact: bool = Field(False, description="Write each case in its short form (the same facts and draws, about a third "
                           "fewer tokens per record), for CPU training budgets; style cases only.")
     kb_dir: str | None = Field(None, description="Extra knowledge-base folder with user conditions.")
@@ -52,4 +60,7 @@ class SynthSection(Section):
         if self.direct_share and self.style != "demo":
             raise ValueError("synth.direct_share writes twins of the demo style's lettered items: set synth.style: demo, "
                              "or drop direct_share")
+        if self.reasoning_order != "findings_first" and self.style != "demo":
+            raise ValueError("synth.reasoning_order orders the demo style's reasoning lines: set synth.style: demo, "
+                             "or drop reasoning_order")
         return self

@@ -46,7 +46,7 @@ def _demo(section: SynthSection, out: Path) -> int:
 
     count = write_demo_training_set(out / RECORDS, n_cases=section.n, seed=section.seed,
                                     specialties=section.specialties or None, tasks=tuple(section.tasks),
-                                    direct_share=section.direct_share)
+                                    direct_share=section.direct_share, reasoning_order=section.reasoning_order)
     manifest = build_manifest("synth-demo", [], [file_entry(out / RECORDS, records=count)],
                               section.model_dump(mode="json"), {"records": count})
     write_manifest(out, {**manifest, "records": RECORDS})
