@@ -180,7 +180,7 @@ def direct_answer(record: Record) -> Record:
 def demo_records(n_cases: int, seed: int, specialties: list[str] | None = None,
                  tasks: tuple[str, ...] = ("diagnosis", "mcq"), inline_share: float = 0.5,
                  history_only_share: float = 0.6, one_paragraph_share: float = 0.3,
-                 direct_share: float = 0.0, reasoning_order: str = "findings_first") -> Iterator[Record]:
+                 direct_share: float = 0.0, reasoning_order: ReasoningOrder = "findings_first") -> Iterator[Record]:
     """Focused records of ``n_cases`` synthetic cases; phrasing, inline options, history-only cases
     (typical presentations only: an atypical one needs its lab) and one-paragraph questions vary by a seeded draw.
     ``direct_share`` of the lettered items are followed by their direct-answer twin (``direct_answer``), drawn
