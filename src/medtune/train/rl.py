@@ -256,6 +256,10 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     metrics = MetricsLog(run_dir, start)
     trainer = make_trainer(cfg, trl_args(cfg, run_dir, device, precision, progress), loaded, dataset, fmt,
                            [_metrics_callback(metrics)])
+    if not progress:  # without the bar, transformers prints every log dict instead; metrics.jsonl already has them
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     result = trainer.train(resume_from_checkpoint=str(latest) if latest else None)
     metrics.close()
     out = run_dir / ("model" if t.method == "full" else "adapter")

@@ -41,10 +41,11 @@ def logits(run: Path) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("stage", ["grpo", "dpo", "orpo"])
-def test_two_steps_of_each_stage_from_an_sft_run(tmp_path, tiny_model_dir, sft_run, stage):
+def test_two_steps_of_each_stage_from_an_sft_run(tmp_path, tiny_model_dir, sft_run, stage, capsys):
     sft, data = sft_run
     cfg = cfg_for(tiny_model_dir, f"train.stage={stage}", f"train.init_from={sft}", "train.max_steps=2", *GRPO)
     res = train(cfg, data, tmp_path / stage, progress=False)
+    assert "'loss'" not in capsys.readouterr().out  # --quiet: no log dicts printed (they go to metrics.jsonl)
     run = res.run_dir
     manifest = json.loads((run / "manifest.json").read_text())
     assert res.steps == 2 and manifest["stage"] == stage and manifest["init_from"] == str(sft)
