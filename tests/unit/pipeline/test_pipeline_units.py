@@ -111,3 +111,12 @@ def test_the_serve_stage_names_a_gguf_only_where_llama_cpp_can_serve_it():
     assert served_model(ServeSection(), export, train, gguf_ok=False) == Path("run/train")
     assert served_model(ServeSection(model="x.gguf"), export, train, gguf_ok=False) == Path("x.gguf")
     assert served_model(ServeSection(), None, train, gguf_ok=True) == Path("run/train")
+
+
+def test_the_train_stage_names_the_adapter_rank_only_for_an_adapter():
+    from medtune.pipeline.stages.train import describe
+
+    lora = load_config(None, overrides=["train.max_steps=630", "train.save_steps=90"])
+    assert describe(lora) == "smollm2-135m: sft, lora r=16, 630 steps, checkpoints every 90 steps"
+    full = load_config(None, overrides=["train.method=full", "train.epochs=2", "train.save_steps=0"])
+    assert describe(full) == "smollm2-135m: sft, full, 2 epochs, checkpoints every - steps"

@@ -16,6 +16,15 @@ from ..registry import Context, Stage, register
 from ..results import DataOutput, TrainOutput
 
 
+def describe(cfg: RunConfig) -> str:
+    """The stage's opening line: base, stage, method (with the adapter rank unless every weight trains), budget."""
+    t = cfg.train
+    start = f"{t.stage} from {t.init_from}" if t.init_from else t.stage
+    method = t.method if t.method == "full" else f"{t.method} r={t.lora.r}"
+    budget = f"{t.max_steps} steps" if t.max_steps > 0 else f"{t.epochs:g} epochs"
+    return f"{cfg.model.base}: {start}, {method}, {budget}, checkpoints every {t.save_steps or '-'} steps"
+
+
 def _run(ctx: Context, resume: bool) -> TrainOutput:
     from ...train import checkpoints as ckpt
     from ...train import train
@@ -27,10 +36,7 @@ def _run(ctx: Context, resume: bool) -> TrainOutput:
     latest = ckpt.latest_valid(folder / "checkpoints") if resume else None
     if resume:
         ctx.echo(f"resuming from {latest}" if latest else "no complete checkpoint yet: training from step 0")
-    t = cfg.train
-    start = f"{t.stage} from {t.init_from}" if t.init_from else t.stage
-    ctx.echo(f"{cfg.model.base}: {start}, {t.method} r={t.lora.r}, {t.max_steps if t.max_steps > 0 else f'{t.epochs:g} epochs'}"
-             f"{' steps' if t.max_steps > 0 else ''}, checkpoints every {t.save_steps or '-'} steps")
+    ctx.echo(describe(cfg))
     result = train(cfg, _records(ctx), folder, resume=resume, progress=ctx.progress)
     losses = (f"eval loss {result.first_eval_loss:.4f} -> {result.final_eval_loss:.4f}" if result.first_eval_loss is not None
               else f"train loss {result.train_loss}")
