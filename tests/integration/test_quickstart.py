@@ -31,6 +31,8 @@ def test_quickstart_runs_every_stage_then_skips_them(tmp_path, embedded_dir):
     summary = json.loads((tmp_path / "qs" / "export" / "export_summary.json").read_text())
     q8 = [row for row in summary["verify"] if row["type"] == "Q8_0"]
     assert q8 and q8[0]["passed"] and q8[0]["chat_template_roundtrip"]
+    card = (tmp_path / "qs" / "export" / "README.md").read_text()  # the eval stage's numbers, beside the base's
+    assert f"| heldout | cot | {score.accuracy:.4f} (" in card and f"| 24 | {score.base_accuracy:.4f} |" in card, card
 
     t0 = time.perf_counter()  # `medtune run` again at once: every stage up to date
     again = run_pipeline(quickstart_config(tmp_path / "qs", overrides), echo=lambda _: None, progress=False)

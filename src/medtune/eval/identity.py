@@ -138,6 +138,17 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
                      chosen_system or None, f"reasoning format: {fmt_source}; system prompt: {sys_source}", run_dir, dtype)
 
 
+def run_identities(run: Path) -> tuple[str, str | None]:
+    """(identity of a training run's model, identity of its base or None when the base is not on this disk),
+    as :func:`describe_model` computes them for the run folder and for its base: whoever collects
+    evaluation summaries (the model card) matches them by these, never by a path or a folder name."""
+    from ..train.load import read_manifest
+
+    base_path = read_manifest(run).get("base_path")
+    base = f"sha256:{_digest(Path(base_path))}" if base_path and Path(base_path).exists() else None
+    return describe_model(str(run)).identity, base
+
+
 def describe_backend(backend: Any, system_prompt: str | None = None) -> EvalModel:
     """An EvalModel for a backend built by hand (tests, Python callers): identity = sha256 of its weights,
     or the backend's own ``identity`` string when it has no weights (custom or scripted backends).

@@ -42,10 +42,14 @@ A medical-reasoning fine-tune of `{{ prov.base_model }}` made with medtune {{ pr
 {% endfor %}
 ## Evaluation
 
-{% if evals %}| benchmark | metric | value | n | protocol |
-|---|---|---|---|---|
-{% for r in evals %}| {{ r.benchmark }} | {{ r.metric }} | {{ r.value }} | {{ r.n }} | {{ r.protocol }} |
-{% endfor %}{% else %}No evaluation results were found in the run folder (`medtune eval` writes them). Do not assume any accuracy.
+{% if evals %}| benchmark | protocol | accuracy (95% Wilson CI) | n | base model, same items | results |
+|---|---|---|---|---|---|
+{% for r in evals %}| {{ r.benchmark }} | {{ r.protocol }} | {{ r.accuracy }} ({{ r.ci }}) | {{ r.n }} | {{ r.base }} | `{{ r.folder }}` |
+{% endfor %}
+{% for name, text in protocols.items() %}- {{ name }}: {{ text }}
+{% endfor %}
+Only summaries whose model identity (sha256 of the model's files) is this model's are listed.
+{% else %}No evaluation of this model was found next to its training run (`medtune eval` writes one). Do not assume any accuracy.
 {% endif %}
 ## Files
 
@@ -82,27 +86,53 @@ VERIFY_PROTOCOL = (
 )
 
 
-def load_eval_results(run_dir: Path | None) -> list[dict[str, Any]]:
-    """Rows (benchmark, metric, value, n, protocol) from RUN/eval/**/summary.json when present."""
-    if run_dir is None or not (run_dir / "eval").is_dir():
-        return []
-    rows: list[dict[str, Any]] = []
-    for path in sorted((run_dir / "eval").rglob("summary.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            continue  # a broken eval file must not block the card; the table simply omits it
-        items = data.get("results", [data]) if isinstance(data, dict) else data
-        for item in items if isinstance(items, list) else []:
-            if not isinstance(item, dict):
+def load_eval_results(eval_dirs: list[Path], identity: str, base_identity: str | None = None) -> list[dict[str, Any]]:
+    """Rows for the card from every ``summary.json`` under ``eval_dirs`` whose ``model_identity`` is ``identity``.
+
+    A summary of ``base_identity`` on the same benchmark, protocol and item count (the compare layout's
+    ``base/`` next to ``tuned/``, else any) fills the base column. Summaries of any other model are left out, so
+    a card never shows another model's number; an unreadable summary is skipped, not fatal.
+    """
+    mine: list[tuple[Path, Path, dict[str, Any]]] = []
+    base: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = {}
+    for root in dict.fromkeys(d.resolve() for d in eval_dirs if d.is_dir()):
+        for path in sorted(root.rglob("summary.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 continue
-            value = item.get("accuracy", item.get("value"))
-            if value is None:
+            if not isinstance(data, dict) or not isinstance(data.get("accuracy"), dict):
                 continue
-            rows.append({"benchmark": item.get("benchmark", path.parent.name), "metric": item.get("metric", "accuracy"),
-                         "value": round(value, 4) if isinstance(value, float) else value, "n": item.get("n", "n/a"),
-                         "protocol": item.get("protocol", "not recorded")})
+            if data.get("model_identity") == identity:
+                mine.append((root, path, data))
+            elif base_identity and data.get("model_identity") == base_identity:
+                base.setdefault((data.get("benchmark"), data.get("protocol")), []).append((path, data))
+    rows = []
+    for root, path, data in mine:
+        acc = data["accuracy"]
+        same = base.get((data.get("benchmark"), data.get("protocol")), [])
+        pairs = [(p, d) for p, d in same if d["accuracy"].get("n") == acc.get("n")]
+        twin = next((d for p, d in pairs if p.parent.parent == path.parent.parent), pairs[0][1] if pairs else None)
+        style = data.get("harness_task") or data.get("loglik_style")
+        rows.append({"benchmark": data.get("benchmark", path.parent.name),
+                     "protocol": f"{data.get('protocol', 'not recorded')}{f' ({style})' if style else ''}",
+                     "description": data.get("protocol_description") or "not recorded",
+                     "accuracy": f"{acc.get('accuracy', 0.0):.4f}", "n": acc.get("n", "n/a"),
+                     "ci": "-".join(f"{x:.3f}" for x in acc.get("ci95") or []) or "n/a",
+                     "base": f"{twin['accuracy']['accuracy']:.4f}" if twin else "not evaluated",
+                     "folder": str(path.parent.relative_to(root.parent))})
     return rows
+
+
+def find_eval_results(run: Path | None, merged: Path) -> list[dict[str, Any]]:
+    """This model's evaluations: RUN/eval and the eval folder beside RUN (``medtune run`` writes RUN_DIR/eval
+    next to RUN_DIR/train), matched by model identity; for a merged folder exported alone, its own files'."""
+    from ..eval.identity import describe_model, run_identities
+
+    if run is not None:
+        identity, base_identity = run_identities(run)
+        return load_eval_results([run / "eval", run.parent / "eval"], identity, base_identity)
+    return load_eval_results([merged / "eval", merged.parent / "eval"], describe_model(str(merged)).identity)
 
 
 def _base_identity(base: str) -> tuple[str, str]:
@@ -142,14 +172,14 @@ def _file_rows(verify_rows: list[dict[str, Any]], gguf_files: list[Path]) -> lis
     return rows
 
 
-def write_model_card(out_dir: str | Path, prov: Provenance, name: str, run_dir: Path | None = None,
+def write_model_card(out_dir: str | Path, prov: Provenance, name: str, evals: list[dict[str, Any]] | None = None,
                      gguf_files: list[Path] | None = None, verify_rows: list[dict[str, Any]] | None = None,
                      recipe: dict[str, Any] | None = None) -> Path:
-    """Render README.md into ``out_dir``; returns its path."""
+    """Render README.md into ``out_dir``; ``evals`` are :func:`find_eval_results` rows. Returns its path."""
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=True)
     text = env.from_string(CARD).render(
         front_matter=_front_matter(prov), name=name, prov=prov, disclaimer=DISCLAIMER, recipe=recipe or {},
-        evals=load_eval_results(run_dir), files=_file_rows(verify_rows or [], gguf_files or []),
+        evals=evals or [], protocols={r["protocol"].split(" ")[0]: r["description"] for r in evals or []}, files=_file_rows(verify_rows or [], gguf_files or []),
         verify_protocol=VERIFY_PROTOCOL,
     )
     return atomic_write_text(Path(out_dir) / "README.md", text)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..utils.io import atomic_write_json, sha256_file
-from .card import write_model_card
+from .card import find_eval_results, write_model_card
 from .common import (
     LLAMA_CPP_HINT,
     PROVENANCE_FILE,
@@ -156,7 +156,8 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
         best = next(q for q in MODELFILE_PREFERENCE + tuple(files) if q in files)
         summary["modelfile"] = str(write_modelfile(out, files[best], merged, prov))
     if model_card:
-        summary["model_card"] = str(write_model_card(out, prov, name, run, list(files.values()), rows, _recipe(run)))
+        summary["model_card"] = str(write_model_card(out, prov, name, find_eval_results(run, merged), list(files.values()),
+                                                     rows, _recipe(run)))
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     timings["cpu_s"] = round(time.process_time() - cpu0, 1)  # wall time on a shared CPU overstates the work
     summary["timings"] = timings
