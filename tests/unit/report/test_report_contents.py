@@ -67,6 +67,8 @@ def test_training_and_export_sections_come_from_their_files(tiny_run):
     config_hash = (tiny_run / "train" / "config.yaml").read_text().splitlines()[0].split("=")[1]
     text = " ".join(scan.text)
     assert manifest["run_id"] in text and config_hash in text and manifest["base_model"] in text
+    p = manifest["precision"]  # read as words, not a Python dict's repr
+    assert f"{p['compute']} compute on {p['device']}; base weights {p['weights']}" in text and "{'device'" not in text
     export = _read(tiny_run / "export" / "export_summary.json")
     sizes = [a["data-bytes"] for t, a in scan.tags if "data-bytes" in a]
     assert sizes == [str(f["bytes"]) for f in export["files"].values()]
