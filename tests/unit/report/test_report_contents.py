@@ -76,6 +76,18 @@ def test_training_and_export_sections_come_from_their_files(tiny_run):
     assert "unverified" in text and "verified:" not in text
 
 
+@pytest.mark.parametrize("method", ["rslora", "full"])
+def test_the_run_card_gives_the_adapter_rank_for_every_adapter_method(method, tiny_run, tmp_path):
+    from medtune.report import build_report_html
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    manifest = _read(run / "train" / "manifest.json")
+    (run / "train" / "manifest.json").write_text(json.dumps({**manifest, "method": method}))
+    text = " ".join(scan_html(build_report_html(run)).text)
+    assert (f"{method} (r=" in text) == (method != "full"), method  # rslora was shown without its rank
+
+
 @pytest.mark.parametrize("which", ["tiny", "large"])
 def test_one_file_without_external_references(which, tiny_run, large_eval):
     path = tiny_run / "report.html" if which == "tiny" else large_eval / "compare.html"
