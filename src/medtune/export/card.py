@@ -7,7 +7,7 @@ what the model is not: a medical device or a source of clinical advice.
 
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from jinja2 import Environment, StrictUndefined
 from .. import DISCLAIMER
 from ..utils.io import atomic_write_text
 from .common import Provenance
+
+log = logging.getLogger(__name__)
 
 CARD = """---
 {{ front_matter }}---
@@ -91,17 +93,19 @@ def load_eval_results(eval_dirs: list[Path], identity: str, base_identity: str |
 
     A summary of ``base_identity`` on the same benchmark, protocol and item count (the compare layout's
     ``base/`` next to ``tuned/``, else any) fills the base column. Summaries of any other model are left out, so
-    a card never shows another model's number; an unreadable summary is skipped, not fatal.
+    a card never shows another model's number. A summary ``report.collect.read_summary`` refuses (not JSON,
+    a field missing) is skipped: the card still gets written, the table simply omits it.
     """
+    from ..report.collect import ReportError, read_summary
+
     mine: list[tuple[Path, Path, dict[str, Any]]] = []
     base: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = {}
     for root in dict.fromkeys(d.resolve() for d in eval_dirs if d.is_dir()):
         for path in sorted(root.rglob("summary.json")):
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                continue
-            if not isinstance(data, dict) or not isinstance(data.get("accuracy"), dict):
+                data = read_summary(path)
+            except (OSError, ReportError) as e:
+                log.warning("model card: skipping %s (%s)", path, e)
                 continue
             if data.get("model_identity") == identity:
                 mine.append((root, path, data))
@@ -111,14 +115,13 @@ def load_eval_results(eval_dirs: list[Path], identity: str, base_identity: str |
     for root, path, data in mine:
         acc = data["accuracy"]
         same = base.get((data.get("benchmark"), data.get("protocol")), [])
-        pairs = [(p, d) for p, d in same if d["accuracy"].get("n") == acc.get("n")]
+        pairs = [(p, d) for p, d in same if d["accuracy"]["n"] == acc["n"]]
         twin = next((d for p, d in pairs if p.parent.parent == path.parent.parent), pairs[0][1] if pairs else None)
         style = data.get("harness_task") or data.get("loglik_style")
         rows.append({"benchmark": data.get("benchmark", path.parent.name),
                      "protocol": f"{data.get('protocol', 'not recorded')}{f' ({style})' if style else ''}",
                      "description": data.get("protocol_description") or "not recorded",
-                     "accuracy": f"{acc.get('accuracy', 0.0):.4f}", "n": acc.get("n", "n/a"),
-                     "ci": "-".join(f"{x:.3f}" for x in acc.get("ci95") or []) or "n/a",
+                     "accuracy": f"{acc['accuracy']:.4f}", "n": acc["n"], "ci": "-".join(f"{x:.3f}" for x in acc["ci95"]),
                      "base": f"{twin['accuracy']['accuracy']:.4f}" if twin else "not evaluated",
                      "folder": str(path.parent.relative_to(root.parent))})
     return rows
@@ -179,7 +182,8 @@ def write_model_card(out_dir: str | Path, prov: Provenance, name: str, evals: li
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=True)
     text = env.from_string(CARD).render(
         front_matter=_front_matter(prov), name=name, prov=prov, disclaimer=DISCLAIMER, recipe=recipe or {},
-        evals=evals or [], protocols={r["protocol"].split(" ")[0]: r["description"] for r in evals or []}, files=_file_rows(verify_rows or [], gguf_files or []),
+        evals=evals or [], protocols={r["protocol"].split(" ")[0]: r["description"] for r in evals or []},
+        files=_file_rows(verify_rows or [], gguf_files or []),
         verify_protocol=VERIFY_PROTOCOL,
     )
     return atomic_write_text(Path(out_dir) / "README.md", text)

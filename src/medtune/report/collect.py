@@ -112,10 +112,16 @@ def _label(folder: Path, root: Path) -> str:
     return str(rel) if str(rel) != "." else folder.resolve().name
 
 
+def read_summary(path: Path) -> dict[str, Any]:
+    """An evaluation's summary.json, with the fields every reader of it relies on (ReportError naming the file
+    and field otherwise): the report and the model card both read summaries through this."""
+    summary = read_json(path)
+    _require(summary, path, "benchmark", "protocol", "accuracy.accuracy", "accuracy.ci95", "accuracy.n")
+    return summary
+
+
 def load_evaluation(folder: Path, root: Path) -> Evaluation:
-    summary_path = folder / "summary.json"
-    summary = read_json(summary_path)
-    _require(summary, summary_path, "benchmark", "protocol", "accuracy.accuracy", "accuracy.ci95", "accuracy.n")
+    summary = read_summary(folder / "summary.json")
     try:
         rows = PredictionStore(folder / "predictions.jsonl").load()
     except ValueError as e:  # a corrupt middle line: the store names file and line

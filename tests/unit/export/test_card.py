@@ -26,7 +26,8 @@ def _mcq(n: int) -> list[Record]:
             for i in range(n)]
 
 
-def test_card_lists_this_models_evaluations_beside_its_base_and_no_other_models(tiny_run, trained_base, tmp_path):
+def test_card_lists_this_models_evaluations_beside_its_base_and_no_other_models(tiny_run, trained_base, tmp_path,
+                                                                                 caplog):
     """`medtune run` writes RUN_DIR/eval beside RUN_DIR/train; the card found nothing there (it read RUN_DIR/train/eval
     and a summary format the evaluator never wrote). Rows are matched by model identity, never by folder."""
     from medtune.eval.evaluate import compare_models
@@ -56,8 +57,14 @@ def test_card_lists_this_models_evaluations_beside_its_base_and_no_other_models(
         assert section in card
     assert card.count(DISCLAIMER) >= 2
 
-    (tmp_path / "runs" / "eval" / "mcq-loglik" / "tuned" / "summary.json").write_text("{not json")
+    summary = tmp_path / "runs" / "eval" / "mcq-loglik" / "tuned" / "summary.json"
+    summary.write_text(json.dumps({**tuned, "accuracy": {"n": 6, "accuracy": 0.5}}))  # no interval: not shown as 0.5
+    assert find_eval_results(run, tmp_path / "unused") == []
+    summary.write_text("{not json")
     assert find_eval_results(run, tmp_path / "unused") == []  # a broken summary is skipped, and nothing else claims it
+    skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(skipped) == 2 and all(str(summary) in m for m in skipped)
+    assert "field 'accuracy.ci95' is missing" in skipped[0] and "line 1: not valid JSON" in skipped[1]
 
 
 def test_card_without_eval_says_so(tmp_path):
