@@ -105,13 +105,23 @@ def format_assistant(reasoning: str | None, final: str, fmt: str) -> str:
     raise ValueError(f"unknown reasoning format {fmt!r}: use think, sections or plain")
 
 
+def has_reasoning_markers(text: str) -> bool:
+    """Whether ``text`` opens or closes a reasoning block (``<think>``, ``## Thinking``, ...)."""
+    return any(m in text for m in (THINK_OPEN, THINK_CLOSE, SECTION_THINK, SECTION_FINAL))
+
+
 def split_reasoning(text: str, fmt: str | None = None) -> tuple[str, str]:
     """Split generated text into (reasoning, final answer part).
+
+    Reasoning that opens and never closes (``<think>`` without ``</think>``: the output was cut off)
+    has no final part, so a letter weighed in it is never read as the answer.
 
     >>> split_reasoning("<think>a</think>\\nB is right")
     ('a', 'B is right')
     >>> split_reasoning("## Thinking\\nhmm\\n## Final Response\\nC")
     ('hmm', 'C')
+    >>> split_reasoning("<think>so the answer is (A). But wait")
+    ('so the answer is (A). But wait', '')
     """
     if THINK_CLOSE in text:
         head, _, tail = text.rpartition(THINK_CLOSE)
@@ -119,6 +129,8 @@ def split_reasoning(text: str, fmt: str | None = None) -> tuple[str, str]:
     if SECTION_FINAL in text:
         head, _, tail = text.rpartition(SECTION_FINAL)
         return head.replace(SECTION_THINK, "").strip(), tail.strip()
+    if has_reasoning_markers(text):  # reasoning opened and never closed (cut off by max_new_tokens): no final part
+        return text.replace(THINK_OPEN, "").replace(SECTION_THINK, "").strip(), ""
     if fmt == "plain" and "\n\n" in text.strip():
         head, _, tail = text.strip().rpartition("\n\n")
         return head.strip(), tail.strip()

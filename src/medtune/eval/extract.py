@@ -2,7 +2,11 @@
 
 Only the final-answer part is read: the text after ``</think>`` or ``## Final Response``
 (``medtune.data.render.split_reasoning``), so letters the model weighs while
-reasoning never count. Within that part the rules, tried in order, are:
+reasoning never count; reasoning that opens and never closes (cut off by the token budget)
+has no final part and is unparseable. ``plain`` output has no such marker: its paragraphs are
+read from the last, answer statements and bare letters (rules 1-2) in any paragraph before
+mentions and option texts (rules 3-4), so "The answer is (C) ...\n\nPericarditis would show a
+rub." is C. Within a part the rules, tried in order, are:
 
 1. **Answer statements** -- "the answer is (C)", "Answer: C", "final answer: **C**",
    "\\boxed{C}", "correct option is C", "I choose C". The letter must be an
@@ -40,10 +44,10 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from ..data.render import split_reasoning
+from ..data.render import has_reasoning_markers, split_reasoning
 
 _CUE = (
-    r"(?:(?:final|correct|best|right)\s+)?(?:answer|option|choice)\s*(?:is|would\s+be|=|:)"
+    r"(?:(?:final|correct|best|right)\s+)?(?:answer|option|choice)\s*(?:(?:is|would\s+be)(?:\s*:)?|=|:)"
     r"|(?:i\s+(?:would\s+)?(?:choose|pick|select|go\s+with))"
 )
 _LETTER_AFTER_CUE = re.compile(
@@ -56,7 +60,8 @@ _BARE = re.compile(r"^\(?([A-Z])\)?[.:)]?$")
 _LEADING = re.compile(r"^\(?([A-Z])[.):]\s+(.+)$", re.S)
 _NEGATION = re.compile(r"(?i:\bnot|n't|\bexclude|\bexcluding|\brule\s+out|\bruled\s+out|\brather\s+than|\bnor)\s*$")
 _HEDGE = re.compile(r"^\)?\s*(?:or|and|/|,|vs\.?)\s*(?:option\s+)?\(?([A-Z])\)?(?![\w'-])")
-_CUE_THEN_TEXT = re.compile(rf"(?i:{_CUE})\s*(.+)", re.S)
+_CUE_ONLY = re.compile(rf"(?i:{_CUE})\s*")
+_RESTATED = re.compile(r"[ \t]*[)\]:,\-\u2013\u2014]*[ \t]*")  # what may stand between a letter and its option text
 _CONCLUDING = re.compile(
     r"(?:^|[.!?;]\s+|\n)(?i:so|thus|therefore|hence)[,:]?\s+\(?([A-Z])\)?"
     r"(?:\s*(?:or|and|/|,)\s*\(?([A-Z])\)?)?[.!]?\s*$"
@@ -109,8 +114,8 @@ def _negated(text: str, start: int) -> bool:
 def _text_after_cue(final: str, options: dict[str, str]) -> list[str]:
     """Rule 1b: a cue directly followed by an option's text ("The answer is yes")."""
     found = []
-    for m in _CUE_THEN_TEXT.finditer(final):
-        after = _norm(m.group(1))
+    for m in _CUE_ONLY.finditer(final):  # every cue, not only the first: two answers are two answers
+        after = _norm(final[m.end() :])
         hits = [k for k, v in options.items() if _norm(v) and re.match(rf"{re.escape(_norm(v))}\b", after)]
         if hits:  # the longest option text that matches is the one meant ("pulmonary hypertension" over "pulmonary")
             found.append(max(hits, key=lambda k: len(_norm(options[k]))))
@@ -128,6 +133,25 @@ def _option_named_by(text: str, options: dict[str, str]) -> str | None:
     return max(hits, key=lambda k: len(_norm(options[k]))) if hits else None
 
 
+def _restated_option(rest: str, options: dict[str, str]) -> str | None:
+    """The option a letter's own restatement names: "(D) Aortic dissection", "C - pulmonary embolism", or a
+    sentence that is only an option's text ("C. Aortic dissection."); never the start of a new sentence
+    ("C. Pneumothorax is excluded by the x-ray." discusses another option, it does not answer it).
+
+    >>> _restated_option(". Tension pneumothorax is excluded.", {"C": "Pulmonary embolism", "D": "Tension pneumothorax"})
+    >>> _restated_option(". Tension pneumothorax.", {"C": "Pulmonary embolism", "D": "Tension pneumothorax"})
+    'D'
+    """
+    tail = rest[_RESTATED.match(rest).end() :]
+    if tail.startswith("\n"):
+        return None
+    if tail.startswith("."):
+        sentence = _norm(re.split(r"[.!?;\n]", tail[1:].lstrip(), maxsplit=1)[0])
+        hits = [k for k, v in options.items() if len(_norm(v)) > 5 and _norm(v) == sentence]
+        return hits[0] if hits else None
+    return _option_named_by(tail, options)
+
+
 def _rule_statements(final: str, options: dict[str, str]) -> Extraction | None:
     letters = []
     for m in _LETTER_AFTER_CUE.finditer(final):
@@ -137,7 +161,7 @@ def _rule_statements(final: str, options: dict[str, str]) -> Extraction | None:
             hedge = _HEDGE.match(final[m.end() :])  # "Answer: A or C" names two answers
             if hedge:
                 letters.append(hedge.group(1))
-            named = _option_named_by(final[m.end() :], options)  # "(D) Aortic dissection" where A is aortic dissection
+            named = _restated_option(final[m.end() :], options)  # "(D) Aortic dissection" where A is aortic dissection
             if named and named != letter:
                 letters.append(named)
     letters += [m.group(1) for m in _BOXED.finditer(final) if m.group(1) in options]
@@ -195,12 +219,27 @@ def extract_answer(text: str, options: dict[str, str], fmt: str | None = None) -
     """
     if not options:
         raise ValueError("extract_answer needs the item's options (letter -> text)")
-    _, final = split_reasoning(text or "", fmt)
-    final = _clean(final)
-    if not final:
-        return Extraction(None, "unparseable", None)
-    for rule in (_rule_statements, _rule_bare, _rule_mentions, _rule_option_text):
-        found = rule(final, options)
-        if found is not None:
-            return found
+    parts = [p for p in map(_clean, _final_parts(text or "", fmt)) if p]
+    for rules in ((_rule_statements, _rule_bare), (_rule_mentions, _rule_option_text)):
+        for part in parts:
+            for rule in rules:
+                found = rule(part, options)
+                if found is not None:
+                    return found
     return Extraction(None, "unparseable", None)
+
+
+def _final_parts(text: str, fmt: str | None) -> list[str]:
+    """Where the answer is read, in order: the final part; for ``plain`` output, its paragraphs from the last.
+
+    Plain output has no marker between reasoning and answer, and the answer paragraph is not always
+    the last one ("The answer is (C) ...\\n\\nPericarditis would show a rub."): an answer statement in
+    any paragraph outranks a mere mention, and the later of two paragraphs that answer wins.
+
+    >>> _final_parts("Some reasoning.\\n\\nThe answer is C.\\n\\nWhy: ...", "plain")
+    ['Why: ...', 'The answer is C.', 'Some reasoning.']
+    """
+    reasoning, final = split_reasoning(text, fmt)
+    if fmt == "plain" and reasoning and not has_reasoning_markers(text):
+        return [p for p in reversed(text.strip().split("\n\n")) if p.strip()]
+    return [final]

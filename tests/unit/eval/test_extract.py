@@ -81,8 +81,34 @@ CASES = [
     ("<think>The answer is (A).</think>\nThe answer is (C).", DX, "think", "C", "ok"),
     ("## Thinking\nI think the answer is A.\n## Final Response\nB", DX, "sections", "B", "ok"),
     ("<think>\nlong reasoning about A, B and C\n</think>\n\n", DX, "think", None, "unparseable"),
-    ("<think>\nThe answer is C.", DX, "think", "C", "ok"),  # no </think>: the whole text is the final part
+    # reasoning that never closes was cut off (max_new_tokens): a letter weighed in it is not an answer
+    ("<think>\nThe answer is C.", DX, "think", None, "unparseable"),
+    ("<think>\n... so the answer is (A). Hmm, but let me reconsider the", DX, "think", None, "unparseable"),
+    ("## Thinking\n\nThe answer would be A at first glance, but wait", DX, "sections", None, "unparseable"),
+    ("<think>\nThe answer is C.", DX, None, None, "unparseable"),
     ("Some reasoning.\n\nThe answer is (B) Acute pericarditis.", DX, "plain", "B", "ok"),
+    # plain output: an answer statement in any paragraph outranks mentions in later ones; the later answer wins
+    ("The answer is (C) Pulmonary embolism.\n\nPericarditis would present with a friction rub.", DX, "plain", "C", "ok"),
+    ("The answer is C.\n\nExplanation: option A (aortic dissection) is unlikely with equal pulses.", DX, "plain", "C", "ok"),
+    ("The answer is (C) Pulmonary embolism.\n\nThis patient has pleuritic pain after a long flight.", DX, "plain", "C", "ok"),
+    ("C\n\nAortic dissection would show unequal pulses.", DX, "plain", "C", "ok"),
+    ("I first thought the answer is A.\n\nOn reflection, the answer is (C).", DX, "plain", "C", "ok"),
+    ("Aortic dissection is unlikely.\n\nThe most likely diagnosis is pulmonary embolism.", DX, "plain", "C", "ok"),
+    ("Equal pulses and a clear film.\n\nI am not sure.", DX, "plain", None, "unparseable"),
+    # every answer cue is read, not only the first
+    ("Whether the answer is yes depends on the subgroup; overall, the answer is no.", YNM, None, None, "conflicting"),
+    ("The answer is not straightforward from the abstract alone. Final answer: no", YNM, None, "B", "ok"),
+    ("The answer is based on the trial results. Answer: yes.", YNM, None, "A", "ok"),
+    # a letter's restatement is its own sentence part, not the next sentence about another option
+    ("The answer is (C). Tension pneumothorax is excluded by the normal x-ray.", DX, None, "C", "ok"),
+    ("The answer is C.\nAortic dissection would present with tearing pain.", DX, None, "C", "ok"),
+    ("Answer: C. Acute pericarditis is less likely.", DX, None, "C", "ok"),
+    ("The answer is C. Aortic dissection.", DX, None, None, "conflicting"),
+    ("The answer is C - aortic dissection.", DX, None, None, "conflicting"),
+    # "answer is:" is a cue
+    ("The answer is: C", DX, None, "C", "ok"),
+    ("The correct answer is: (C).", DX, None, "C", "ok"),
+    ("The answer would be: D", DX, None, "D", "ok"),
     # --- traps: other letters mentioned ---
     ("A is wrong because pulses are equal. B doesn't fit. The answer is C.", DX, None, "C", "ok"),
     ("Option A is ruled out by the normal mediastinum; the answer is D.", DX, None, "D", "ok"),
