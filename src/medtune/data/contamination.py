@@ -236,8 +236,24 @@ def filter_contaminated(records: Iterable[Record], index: BenchmarkIndex, report
             yield record
 
 
-def _readable(name: str, data_root: str | Path | None) -> tuple[Any, str | None]:
-    """(the benchmark's spec, None) when it can be read here, else (spec or None, why not)."""
+def _data_root(data_root: str | Path | None) -> Path | None:
+    """The data root a check reads: ``data_root``, else ``utils.paths.benchmark_data_root()`` (``$MEDTUNE_DATA_ROOT``,
+    else ../shared/data beside a checkout), as ``eval.benchmarks.resolve_files`` and ``iter_benchmark_records`` do.
+    Resolved once per check, so that the files found, the option files checked and the records read agree."""
+    from ..utils.paths import benchmark_data_root
+
+    return Path(data_root) if data_root is not None else benchmark_data_root()
+
+
+def _option_files(spec: Any, root: Path | None) -> dict[str, Path]:
+    """The files named by the benchmark's importer options (``*_file``, data-root relative; e.g. PubMedQA's test ids)."""
+    return {key: Path(root or ".") / value for key, value in spec.importer_options.items()
+            if key.endswith("_file") and isinstance(value, str)}
+
+
+def _readable(name: str, root: Path | None) -> tuple[Any, str | None]:
+    """(the benchmark's spec, None) when it can be read under ``root`` (already resolved: :func:`_data_root`),
+    else (spec or None, why not)."""
     from ..eval.benchmarks import BenchmarkError, get_benchmark, resolve_files
 
     try:
@@ -245,12 +261,12 @@ def _readable(name: str, data_root: str | Path | None) -> tuple[Any, str | None]
     except BenchmarkError as e:
         return None, str(e)
     try:
-        resolve_files(spec, data_root)
+        resolve_files(spec, root)
     except BenchmarkError as e:
         return spec, str(e)
-    for key, value in spec.importer_options.items():  # e.g. PubMedQA's list of test ids
-        if key.endswith("_file") and isinstance(value, str) and not (Path(data_root or ".") / value).is_file():
-            return spec, f"benchmark {spec.name!r}: its {key} {Path(data_root or '.') / value} is missing"
+    for key, path in _option_files(spec, root).items():
+        if not path.is_file():
+            return spec, f"benchmark {spec.name!r}: its {key} {path} is missing"
     return spec, None
 
 
@@ -266,24 +282,27 @@ def default_index(data_root: str | Path | None = None, names: Iterable[str] = DE
     """
     from ..eval.benchmarks import iter_benchmark_records
 
+    root = _data_root(data_root)
     index = BenchmarkIndex(**index_options)
     counts: dict[str, int] = {}
     for name in dict.fromkeys(names):
-        spec, why = _readable(name, data_root)
+        spec, why = _readable(name, root)
         if why:
             index.skipped[spec.name if spec else name] = why
         elif spec.name not in counts:
-            counts[spec.name] = index.add_all(iter_benchmark_records(spec, data_root), prefix=f"{spec.name}:")
+            counts[spec.name] = index.add_all(iter_benchmark_records(spec, root), prefix=f"{spec.name}:")
     return index, counts
 
 
 def benchmark_files(data_root: str | Path | None = None, names: Iterable[str] = DEFAULT_BENCHMARKS) -> dict[str, list[Path | str]]:
-    """The files ``default_index`` reads for ``names`` (the same rule): what a check depends on."""
+    """The files ``default_index`` reads for ``names`` (the same rule and data root): what a check depends on,
+    the files named by importer options (PubMedQA's test ids) included."""
     from ..eval.benchmarks import resolve_files
 
+    root = _data_root(data_root)
     out: dict[str, list[Path | str]] = {}
     for name in dict.fromkeys(names):
-        spec, why = _readable(name, data_root)
-        if not why:
-            out[spec.name] = resolve_files(spec, data_root)
+        spec, why = _readable(name, root)
+        if not why and spec.name not in out:
+            out[spec.name] = [*resolve_files(spec, root), *_option_files(spec, root).values()]
     return out

@@ -55,7 +55,7 @@ class RecordsSource:
 
     spec: str
     kind: Kind
-    files: tuple[str, ...]
+    files: tuple[str, ...]  # the records to train on (a split folder: its train part only)
     format: str = "auto"
     val_files: tuple[str, ...] = ()  # a split folder's val.jsonl: the trainer's validation set
 
@@ -182,12 +182,17 @@ def resolve_records(spec: str | Path, fmt: str = "auto", *, role: Role = "train"
                          formats.pop() if len(formats) == 1 else fmt, tuple(val))
 
 
-def source_files(specs: list[str | Path], fmt: str = "auto") -> list[str]:
-    """The files behind several specs, for commands that take sources (data import, split, mix, stats)."""
+def source_files(specs: list[str | Path], fmt: str = "auto", *, val: bool = False) -> list[str]:
+    """The training files behind several specs, for commands that take sources (data import, split, stats, contamination).
+
+    A split folder gives its train part, as the data stage reads it (``RecordsSource.files``): its val part
+    is held out and stays out of training records. ``val=True`` adds the val files, for commands that only
+    check files and write no records (data validate).
+    """
     out: list[str] = []
     for spec in specs:
         src = resolve_records(spec, fmt)
-        out.extend(src.files + src.val_files)
+        out.extend(src.files + src.val_files if val else src.files)
     return out
 
 

@@ -76,9 +76,10 @@ def import_files(sources: list[str | Path], out_dir: str | Path, fmt: str = "aut
 
 def validate_files(sources: list[str | Path], fmt: str = "auto", quarantine_path: str | Path | None = None,
                    **options: Any) -> tuple[dict[str, Any], Quarantine]:
-    """Check files without writing records; returns per-file counts and the quarantine (first entries kept)."""
+    """Check files without writing records (a split folder's val part too); returns per-file counts and the
+    quarantine (first entries kept)."""
     with Quarantine(quarantine_path) as quarantine:
-        streams = [iter_records(src, fmt, quarantine=quarantine, **options) for src in source_files(sources, fmt)]
+        streams = [iter_records(src, fmt, quarantine=quarantine, **options) for src in source_files(sources, fmt, val=True)]
         for stream in streams:
             for _ in stream:
                 pass

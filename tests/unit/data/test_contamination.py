@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from medtune.cli.main import app
-from medtune.data.contamination import BenchmarkIndex, ContaminationReport, filter_contaminated
+from medtune.data.contamination import (
+    BenchmarkIndex,
+    ContaminationReport,
+    benchmark_files,
+    filter_contaminated,
+)
 from medtune.data.importers import iter_records
-from medtune.data.io import read_records
+from medtune.data.io import read_records, write_records
+from medtune.data.pipeline import check_contamination
 from medtune.data.records import Answer, Record
 
 
@@ -127,3 +134,31 @@ def test_without_against_the_declared_benchmarks_are_checked(shared_data, tmp_pa
     assert report["benchmarks"]["medqa"] == 1273 and report["not_checked"] == {}
     assert sorted(h["record_id"] for h in report["hits"]) == sorted([rows[0].id, rows[1].id])
     assert [r.id for r in read_records(tmp_path / "clean.jsonl")] == [rows[2].id]
+
+
+def _pubmedqa_root(root: Path, n: int = 4, test: int = 2) -> Path:
+    """A data root holding a small PubMedQA: ``n`` items in ori_pqal.json, the first ``test`` of them the test ids."""
+    items = {str(1000 + i): {"QUESTION": f"Does drug {i} lower the risk of outcome {i} in adults with condition {i}?",
+                             "CONTEXTS": [f"We studied {100 + i} patients with condition {i} given drug {i} for a year."],
+                             "final_decision": "yes", "LONG_ANSWER": f"Drug {i} lowered the risk."} for i in range(n)}
+    (root / "pubmedqa").mkdir(parents=True)
+    (root / "pubmedqa" / "ori_pqal.json").write_text(json.dumps(items))
+    (root / "pubmedqa" / "test_ground_truth.json").write_text(json.dumps({k: "yes" for k in list(items)[:test]}))
+    return root
+
+
+def test_pubmedqa_is_checked_under_the_default_data_root(tmp_path, monkeypatch):
+    """No data_root given: $MEDTUNE_DATA_ROOT (else ../shared/data) is where the benchmark files *and* PubMedQA's
+    test ids are looked for, not the current folder; the ids file is one of the files a check depends on."""
+    root = _pubmedqa_root(tmp_path / "bench")
+    monkeypatch.setenv("MEDTUNE_DATA_ROOT", str(root))
+    monkeypatch.chdir(tmp_path)  # a current folder without pubmedqa/
+    copied = next(iter_records(root / "pubmedqa" / "ori_pqal.json", "pubmedqa"))
+    train = tmp_path / "train.jsonl"
+    write_records(train, [copied, _mk("Which vitamin deficiency causes scurvy in sailors on long voyages?")])
+    rep = check_contamination([train], benchmarks=["pubmedqa"], fmt="medtune")
+    assert rep.not_checked == {} and rep.benchmarks == {"pubmedqa": 2}
+    assert (rep.checked, rep.flagged) == (2, 1) and rep.hits[0].benchmark_ids[0] == f"pubmedqa:{copied.id}"
+    files = [root / "pubmedqa" / "ori_pqal.json", root / "pubmedqa" / "test_ground_truth.json"]
+    assert benchmark_files(None, ["pubmedqa"]) == {"pubmedqa": files}
+    assert benchmark_files(root, ["pubmedqa"]) == {"pubmedqa": files}  # the ids file decides which items are checked

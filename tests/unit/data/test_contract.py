@@ -67,6 +67,29 @@ def test_import_split_and_mix_folders_name_their_records(tmp_path, synth_dir):
     assert len(list(read_records(resolve_records(mixed).files[0]))) == 6 + 3
 
 
+def test_data_import_of_a_split_folder_takes_its_train_part_as_the_data_stage_does(tmp_path, synth_dir):
+    """One rule for a source's training files: `data import SPLIT` (and split, stats, contamination) read train.jsonl
+    only, like the data stage; the val part is held out. `data validate` still checks every file."""
+    from medtune.config.sections.data import DataSection, DataSource
+    from medtune.data.pipeline import validate_files
+    from medtune.pipeline.stages.data import import_sources
+
+    split = tmp_path / "split"
+    split_file([synth_dir], split, val=0.3, test=0.2, seed=1)
+    train, val = ([r.id for r in read_records(split / f"{name}.jsonl")] for name in ("train", "val"))
+    assert train and val
+    summary = import_files([split], tmp_path / "imp")
+    imported = [r.id for r in read_records(tmp_path / "imp" / "records.jsonl")]
+    assert summary["written"] == len(train) and imported == train and not set(val) & set(imported)
+    assert source_files([split]) == [str(split / "train.jsonl")]
+    stage = import_sources([DataSource(path=str(split))], DataSection(), tmp_path / "stage", echo=lambda *_: None)
+    assert [r.id for r in read_records(stage.records)] == imported
+    resplit = split_file([split], tmp_path / "resplit", val=0.3, seed=2)  # a held-out item never lands in a train part
+    assert sum(resplit["counts"].values()) == len(train)
+    checked, _ = validate_files([split])
+    assert sorted(Path(f).name for f in checked) == ["train.jsonl", "val.jsonl"]
+
+
 def test_a_folder_of_record_files_reads_each_and_refuses_one_it_cannot_read(tmp_path, synth_dir):
     folder = tmp_path / "sources"
     folder.mkdir()

@@ -167,3 +167,47 @@ def test_a_data_stage_setting_that_leaves_the_records_as_they_were_does_not_trai
     third = run_pipeline(load_config(None, [*base, "data.max_length=256"]), echo=lambda _: None, progress=False)
     assert {o.stage: o.action for o in third.outcomes} == {"data": "ran", "train": "ran"}  # the trainer's own field
     assert "data.max_length 512 -> 256" in third.outcomes[1].reason
+
+
+def _pubmedqa(path: Path, n: int) -> dict[str, dict]:
+    items = {str(1000 + i): {"QUESTION": f"Does drug {i} lower the risk of outcome {i} in adults with condition {i}?",
+                             "CONTEXTS": [f"We studied {100 + i} patients with condition {i} given drug {i} for a year."],
+                             "final_decision": "yes", "LONG_ANSWER": f"Drug {i} lowered the risk."} for i in range(n)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(items))
+    return items
+
+
+def test_importer_option_files_and_benchmark_id_files_are_data_stage_inputs(tmp_path, monkeypatch):
+    """What an importer option file (exclude_ids_file) or PubMedQA's test ids hold decides the records: a changed
+    file re-runs the data stage, with the default data root ($MEDTUNE_DATA_ROOT) as with eval.data_root."""
+    from medtune.pipeline import DataOutput, run_pipeline
+
+    root = tmp_path / "bench"
+    ids = list(_pubmedqa(root / "pubmedqa" / "ori_pqal.json", 6))
+    test_ids = root / "pubmedqa" / "test_ground_truth.json"
+    test_ids.write_text(json.dumps({k: "yes" for k in ids[:2]}))
+    monkeypatch.setenv("MEDTUNE_DATA_ROOT", str(root))
+    exclude = tmp_path / "exclude.json"
+    exclude.write_text(json.dumps(ids[:1]))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"name: t\nrun_dir: {tmp_path / 'run'}\nstages: [data]\ndata:\n  sources:\n"
+                   f"    - {{path: {root / 'pubmedqa' / 'ori_pqal.json'}, format: pubmedqa, "
+                   f"options: {{exclude_ids_file: {exclude}}}}}\n")
+
+    def run():
+        result = run_pipeline(load_config(cfg), echo=lambda _: None, progress=False)
+        records = [r.id for r in read_records(result.get(DataOutput).records)]
+        return result.outcomes[0], records
+
+    first, records = run()
+    assert records == ids[2:]  # 1000 excluded by the option, 1001 dropped as a PubMedQA test item
+    exclude.write_text(json.dumps(ids[:3]))
+    again, records = run()
+    assert again.action == "ran" and "source 0 option exclude_ids_file" in again.reason
+    assert records == ids[3:]
+    test_ids.write_text(json.dumps({k: "yes" for k in [*ids[:2], ids[3]]}))
+    third, records = run()
+    assert third.action == "ran" and "contamination benchmark pubmedqa file 1" in third.reason
+    assert records == ids[4:]
+    assert run()[0].action == "skipped"

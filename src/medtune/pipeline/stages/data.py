@@ -50,6 +50,17 @@ def resolve_source(source: DataSource) -> RecordsSource:
     return found if source.format in ("auto", found.format) else resolve_records(source.path, source.format)
 
 
+def option_files(source: DataSource) -> dict[str, Path]:
+    """The source's importer options whose values name existing files (PubMedQA's ``ids_file`` /
+    ``exclude_ids_file``): inputs of the data stage as much as the source files, since they decide which rows are kept."""
+    out: dict[str, Path] = {}
+    for key, value in source.options.items():
+        path = Path(value) if isinstance(value, str) and value and not is_hf_spec(value) else None
+        if path is not None and path.is_file():
+            out[key] = path
+    return out
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(text).stem if not text.startswith("hf:") else text[3:]).strip("-")[:40]
 
@@ -155,6 +166,8 @@ def _inputs(ctx: Context) -> dict[str, Path | str]:
     for i, src in enumerate(stage_sources(ctx.cfg, ctx.get(SynthOutput))):
         for j, path in enumerate(resolve_source(src).files):
             out[f"source {i}.{j} ({src.path})"] = path if is_hf_spec(path) else Path(path)
+        for key, path in option_files(src).items():  # e.g. PubMedQA's exclude_ids_file: what it holds decides the records
+            out[f"source {i} option {key} ({src.options[key]})"] = path
     if ctx.cfg.data.contamination != "off":  # a benchmark that appears (data root, eval.benchmarks) checks again
         for name, files in benchmark_files(ctx.cfg.eval.data_root, contamination_benchmarks(ctx.cfg)).items():
             out.update({f"contamination benchmark {name} file {j}": f if is_hf_spec(f) else Path(f) for j, f in enumerate(files)})
