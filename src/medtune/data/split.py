@@ -8,6 +8,11 @@ train. Consequences worth knowing:
   a model never trains on last month's validation items;
 * exact duplicates (same normalized question/context/options, even from two sources)
   land in the same split, so they cannot leak across it;
+* the records of one synthetic case (``metadata.group_id`` / ``case_id``: its diagnosis and
+  MCQ records and its demographic twins share a vignette under different questions) are
+  drawn as one item, so a case is never on both sides (a validation loss measured on its
+  twin's vignette would be a training loss). Such records are keyed by their case, not their
+  content: two cases that happen to read the same are drawn apart (``data.dedupe`` removes them);
 * the draw is independent per item, so every stratum (source, subject) gets the target
   shares in expectation; ``SplitReport.by_stratum`` shows the realized shares. Forcing
   exact per-stratum counts would need a re-shuffle whenever a stratum grows, which is
@@ -34,10 +39,24 @@ from .records import Record, content_id
 SPLITS = ("train", "val", "test")
 
 
+def split_key(record: Record) -> str:
+    """What decides a record's side: its case when it has one (``group_id``, else ``case_id``), else its content.
+
+    >>> from medtune.data.records import Answer, Record
+    >>> a = Record.create(source="t", task="mcq", question="Most likely diagnosis?", options={"A": "x", "B": "y"},
+    ...                   answer=Answer(letter="A"), metadata={"case_id": "syn-0-000001"})
+    >>> b = Record.create(source="t", task="open", question="What is the diagnosis?", answer=Answer(text="x"),
+    ...                   metadata={"case_id": "syn-0-000001"})
+    >>> split_key(a) == split_key(b) == "case:syn-0-000001"
+    True
+    """
+    case = record.metadata.get("group_id") or record.metadata.get("case_id")
+    return f"case:{case}" if case else content_id(record.question, record.context, record.options)
+
+
 def split_position(record: Record, seed: int = 0) -> float:
-    """The item's uniform position in [0, 1): depends only on its content and the seed."""
-    key = content_id(record.question, record.context, record.options)
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    """The item's uniform position in [0, 1): depends only on its ``split_key`` and the seed."""
+    digest = hashlib.sha256(f"{seed}:{split_key(record)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

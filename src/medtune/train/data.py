@@ -103,7 +103,7 @@ def load_training_records(data: DataSection, train_paths: list[str] | None = Non
                                          f"{q.count} rejected (top reasons: {reasons}){where}",
                                          "check data.format (auto detects it) and the source fields")], "data")
     if not val_sources:
-        # The one split of `medtune data split` (content hash + seed): duplicates share a side.
+        # The one split of `medtune data split` (case or content hash + seed): duplicates and a case's records share a side.
         sides = [assign_split(r, data.val_fraction, seed=data.split_seed) for r in records]
         val_records = [r for r, side in zip(records, sides) if side == "val"]
         records = [r for r, side in zip(records, sides) if side == "train"]

@@ -85,3 +85,18 @@ def test_dedupe_on_real_medmcqa(shared_data):
     stricter = DedupeReport()
     list(dedupe_records(iter_records(shared_data / "medmcqa" / "dev.jsonl"), stricter, threshold=0.95))
     assert stricter.near_removed < report.near_removed  # the threshold is a real knob
+
+
+def test_a_synthetic_case_and_its_twins_stay_on_one_side(tmp_path):
+    """A case's diagnosis and MCQ records (and its demographic twins) share a vignette: one side for all of them."""
+    from medtune.synth.run import run_synth
+
+    run_synth(tmp_path / "syn", n=150, seed=0, tasks=["diagnosis", "mcq"], bias_variants=True)
+    split_file([tmp_path / "syn" / "records.jsonl"], tmp_path / "out", val=0.2, test=0.1, seed=0)
+    sides: dict[str, set[str]] = {}
+    for name in ("train", "val", "test"):
+        for r in read_records(tmp_path / "out" / f"{name}.jsonl"):
+            sides.setdefault(r.metadata["case_id"], set()).add(name)
+    assert len(sides) == 150
+    assert all(len(s) == 1 for s in sides.values()), {k: s for k, s in sides.items() if len(s) > 1}
+    assert {"train", "val", "test"} == set().union(*sides.values())
