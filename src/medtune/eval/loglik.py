@@ -50,6 +50,9 @@ def _encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[
         context = context[:-n_spaces]
     whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    if len(whole) <= len(ctx):  # the choice merged into the context's last token: it would score 0.0 and always win
+        raise ValueError(f"choice {continuation!r} adds no token after the context (...{context[-40:]!r}) with this "
+                         "tokenizer: loglik cannot score it; use the cot protocol or another prompt style")
     return whole[: len(ctx)], whole[len(ctx) :]
 
 

@@ -78,3 +78,17 @@ def test_preflight_names_a_protocols_key_that_is_no_benchmark_of_the_run(benches
     problems = {p.path: p.message for p in exc.value.problems}
     assert list(problems) == ["eval.protocols.dev_vignettes"]
     assert "names no benchmark evaluated here (heldout, other)" in problems["eval.protocols.dev_vignettes"]
+
+
+def test_a_choice_that_adds_no_token_is_refused_not_scored_zero():
+    """A tokenizer that merges the choice into the context's last token would leave an empty continuation,
+    whose log-probability 0.0 beats every real choice: refused with the choice named."""
+    from medtune.eval.loglik import _encode_pair
+
+    class Merging:  # one token per whitespace-separated word: "Answer:" + "A" is still one word
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [hash(w) % 1000 for w in text.split()]}
+
+    assert _encode_pair(Merging(), "Answer:", " A")[1]  # a real continuation token
+    with pytest.raises(ValueError, match="adds no token"):
+        _encode_pair(Merging(), "Answer:", "A")
