@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -120,3 +121,54 @@ def test_the_train_stage_names_the_adapter_rank_only_for_an_adapter():
     assert describe(lora) == "smollm2-135m: sft, lora r=16, 630 steps, checkpoints every 90 steps"
     full = load_config(None, overrides=["train.method=full", "train.epochs=2", "train.save_steps=0"])
     assert describe(full) == "smollm2-135m: sft, full, 2 epochs, checkpoints every - steps"
+
+
+def _train_key(tmp_path: Path, *overrides: str, records: Path | None = None) -> str:
+    """The train stage's key as `medtune run` computes it (inputs by content), with the data stage's records or not."""
+    from medtune.pipeline.registry import Context, RunLayout
+    from medtune.pipeline.results import DataOutput
+
+    cfg, stage = load_config(None, list(overrides)), STAGES["train"]
+    ctx = Context(cfg, RunLayout(tmp_path / "run"), echo=lambda _: None)
+    if records is not None:
+        ctx.results["data"] = DataOutput(folder=records.parent, records=records, count=1, quarantined=0, sources=[])
+    cache = HashCache(tmp_path / "fp.json")
+    inputs = {label: cache.of(target) for label, target in stage.inputs(ctx).items()}
+    return stage_key("train", section_values(cfg, stage.reads, stage.ignores), inputs)
+
+
+def test_an_rl_stage_that_screens_its_own_files_keys_on_what_the_screen_reads(tmp_path):
+    """train.rl._screen reads data.contamination, eval.benchmarks and their files under eval.data_root: an RL stage on
+    data.train_files re-runs when they change. SFT, and RL on the data stage's (already screened) records, do not."""
+    def mcq(path: Path, question: str) -> Path:  # one MedQA-format item
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"question": question, "options": {"A": "Croup", "B": "Asthma"}, "answer_idx": "A",
+                                    "answer": "Croup"}) + "\n")
+        return path
+
+    records, bench = tmp_path / "records.jsonl", mcq(tmp_path / "bench.jsonl", "A child with a barking cough?")
+    records.write_text('{"id": "r1"}\n')
+    empty, root = tmp_path / "empty", tmp_path / "root"
+    empty.mkdir()
+    medqa = mcq(root / "medqa" / "us_4options_test.jsonl", "Stridor?")
+    dpo = [f"data.train_files=[{records}]", "train.stage=dpo"]
+    drop = _train_key(tmp_path, *dpo, "data.contamination=drop", "eval.benchmarks=[]", f"eval.data_root={empty}")
+    assert _train_key(tmp_path, *dpo, "data.contamination=off", "eval.benchmarks=[]", f"eval.data_root={empty}") != drop
+    with_file = _train_key(tmp_path, *dpo, "data.contamination=drop", f"eval.benchmarks=[{bench}]", f"eval.data_root={empty}")
+    assert with_file != drop  # a benchmark the screen checks besides the default list
+    mcq(bench, "A child with a barking cough and fever?")  # and its file edited: screened again
+    assert _train_key(tmp_path, *dpo, "data.contamination=drop", f"eval.benchmarks=[{bench}]", f"eval.data_root={empty}") != with_file
+    rooted = _train_key(tmp_path, *dpo, "data.contamination=drop", "eval.benchmarks=[]", f"eval.data_root={root}")
+    assert rooted != drop  # a data root where medqa (a default benchmark) can be read
+    mcq(medqa, "Inspiratory stridor?")
+    assert _train_key(tmp_path, *dpo, "data.contamination=drop", "eval.benchmarks=[]", f"eval.data_root={root}") != rooted
+    off = _train_key(tmp_path, *dpo, "data.contamination=off", "eval.benchmarks=[]", f"eval.data_root={empty}")
+    assert _train_key(tmp_path, *dpo, "data.contamination=off", f"eval.benchmarks=[{bench}]", f"eval.data_root={root}") == off
+    # No screen of the stage's own: the eval section and the data stage's contamination mode stay out of the key.
+    sft = [f"data.train_files=[{records}]"]
+    plain = _train_key(tmp_path, *sft, "data.contamination=drop", "eval.benchmarks=[]", f"eval.data_root={empty}")
+    assert _train_key(tmp_path, *sft, "data.contamination=off", f"eval.benchmarks=[{bench}]", f"eval.data_root={root}",
+                      "eval.max_new_tokens=12") == plain
+    staged = _train_key(tmp_path, "train.stage=dpo", "eval.benchmarks=[]", f"eval.data_root={empty}", records=records)
+    assert _train_key(tmp_path, "train.stage=dpo", f"eval.benchmarks=[{bench}]", f"eval.data_root={root}",
+                      "data.contamination=off", records=records) == staged

@@ -161,6 +161,40 @@ def test_medtune_run_chains_the_sft_recipe_then_dpo(tmp_path, tiny_model_dir, sf
     assert [o.action for o in again.outcomes] == ["skipped"], lines
 
 
+def test_a_retrained_sft_run_trains_the_stage_again(tmp_path, tiny_model_dir, sft_run):
+    """The stage's key holds the SFT model the recipe leaves, not the recipe file: SFT data edited (the recipe as it
+    was) -> the SFT run trains again, and so does DPO, from the new SFT adapter."""
+    from medtune.pipeline import run_pipeline
+
+    _, data = sft_run
+    sft_data = tmp_path / "sft-records.jsonl"
+    sft_data.write_text(data.read_text())
+    sft_recipe = tmp_path / "sft.yaml"
+    sft_recipe.write_text(yaml.safe_dump({"name": "sft", "run_dir": str(tmp_path / "sft-run"), "stages": ["train"],
+                                          "model": {"base": str(tiny_model_dir)},
+                                          "data": {"max_length": 192, "train_files": [str(sft_data)]},
+                                          "train": {"batch_size": 2, "lora": {"r": 4, "alpha": 8}, "max_steps": 2}}))
+    cfg = load_config(None, values={"name": "rl", "run_dir": str(tmp_path / "rl-run"), "stages": ["train"],
+                                    "model": {"base": str(tiny_model_dir)},
+                                    "data": {"max_length": 192, "train_files": [str(data)], "contamination": "off"},
+                                    "train": {"batch_size": 2, "lora": {"r": 4, "alpha": 8}, "max_steps": 1, "stage": "dpo",
+                                              "init_from": str(sft_recipe)}})
+    run_pipeline(cfg, echo=lambda _: None, progress=False)
+    adapter = tmp_path / "sft-run/train/adapter/adapter_model.safetensors"
+    first_sft, first_init = adapter.read_bytes(), (tmp_path / "rl-run/train/init/0/adapter_model.safetensors").read_bytes()
+    assert first_init == first_sft
+    sft_data.write_text(sft_data.read_text().replace("Case 0:", "Case zero:"))  # the SFT recipe's data, not the recipe
+    lines: list[str] = []
+    again = run_pipeline(cfg, echo=lines.append, progress=False)
+    assert [o.action for o in again.outcomes] == ["ran"], lines
+    assert any("train: changed:" in line and "init run changed" in line for line in lines), lines
+    assert any("train: changed:" in line and f"data file {sft_data} changed" in line for line in lines), lines  # SFT's
+    assert adapter.read_bytes() != first_sft
+    assert (tmp_path / "rl-run/train/init/0/adapter_model.safetensors").read_bytes() == adapter.read_bytes()
+    lines.clear()
+    assert [o.action for o in run_pipeline(cfg, echo=lines.append, progress=False).outcomes] == ["skipped"], lines
+
+
 def test_export_merges_the_sft_adapter_under_the_stage_adapter(tmp_path, tiny_model_dir, sft_run):
     """Export's merge and load_trained read a second-stage run the same way: base + SFT adapter + the new one."""
     from medtune.export.merge import merge_adapter

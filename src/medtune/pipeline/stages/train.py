@@ -31,8 +31,9 @@ def _run(ctx: Context, resume: bool) -> TrainOutput:
 
     folder = ctx.layout.folder("train")
     cfg = ctx.cfg
-    if init_recipe(cfg.train.init_from):
-        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"init_from": str(_run_recipe(ctx))})})
+    recipe = init_recipe(cfg.train.init_from)
+    if recipe:  # brought up to date by _inputs, before the key: train from the run it left
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"init_from": str(recipe_run(recipe))})})
     latest = ckpt.latest_valid(folder / "checkpoints") if resume else None
     if resume:
         ctx.echo(f"resuming from {latest}" if latest else "no complete checkpoint yet: training from step 0")
@@ -61,8 +62,19 @@ def init_recipe(spec: str | None) -> Path | None:
     return path if path.suffix in (".yaml", ".yml") else None
 
 
-def _run_recipe(ctx: Context) -> Path:
-    """`medtune run` of the recipe named by train.init_from, up to its train stage (skipped where up to date): SFT -> RL."""
+def recipe_run(recipe: Path) -> Path:
+    """The run folder the recipe's train stage writes (RUN/train of `medtune run RECIPE`)."""
+    from ...config.load import load_config
+    from ..registry import RunLayout
+
+    return RunLayout.of(load_config(recipe)).folder("train")
+
+
+def _run_recipe(ctx: Context) -> TrainOutput:
+    """`medtune run` of the recipe named by train.init_from, up to its train stage (skipped where up to date): SFT -> RL.
+
+    Called by ``_inputs``, so the stage's key holds the SFT model as it is after this run: a retrained one trains again.
+    """
     from ...config.load import ConfigError, load_config
     from ...config.schema import STAGE_NAMES
     from ..runner import run_pipeline
@@ -81,7 +93,7 @@ def _run_recipe(ctx: Context) -> Path:
         done = run_pipeline(sub, only=upto, echo=lambda line: ctx.echo(f"  {line}"), progress=ctx.progress, source=str(recipe))
     finally:
         _RUNNING.discard(recipe.resolve())
-    return done.get(TrainOutput).run_dir
+    return done.get(TrainOutput)
 
 
 _RUNNING: set[Path] = set()  # recipes whose pipelines are running in this process (init_from chains)
@@ -101,12 +113,29 @@ def _inputs(ctx: Context) -> dict[str, Path | str]:
     out: dict[str, Path | str] = ({"records": Path(files[0])} if records else
                                   {f"data file {f}": f if is_hf_spec(f) else Path(f) for f in files})
     init = ctx.cfg.train.init_from
-    if init:  # the run it starts from (its trained output), or the recipe that trains it first
-        recipe = init_recipe(init)
-        out["init recipe" if recipe else "init run"] = recipe or _init_output(init)
+    if init:  # the trained output it starts from: a recipe's SFT run is brought up to date first (run, or skipped)
+        out["init run"] = _run_recipe(ctx).output_dir if init_recipe(init) else _init_output(init)
+    if ctx.cfg.train.stage != "sft" and not records:  # no data stage screened these files: the stage's own screen does
+        out.update(_screen_inputs(ctx.cfg))
     base = Path(ctx.cfg.model.base).expanduser()
     if base.exists():  # a folder or .gguf on disk: recognised by names, sizes and mtimes, not by re-reading GBs
         out["base model"] = f"files:{stat_fingerprint(base) if base.is_dir() else [base.stat().st_size, base.stat().st_mtime_ns]}"
+    return out
+
+
+def _screen_inputs(cfg: RunConfig) -> dict[str, Path | str]:
+    """What the RL stage's contamination screen (``train.rl._screen``) reads: data.contamination and, unless off, the
+    benchmarks it checks (eval.benchmarks) and their files under eval.data_root, as the data stage's own check."""
+    from ...data.contamination import benchmark_files
+    from .data import contamination_benchmarks
+
+    mode = cfg.data.contamination
+    if mode == "off":
+        return {"contamination": mode}
+    names = contamination_benchmarks(cfg)
+    out: dict[str, Path | str] = {"contamination": f"{mode} against {', '.join(names)}"}
+    for name, files in benchmark_files(cfg.eval.data_root, names).items():
+        out.update({f"contamination benchmark {name} file {j}": f if is_hf_spec(f) else Path(f) for j, f in enumerate(files)})
     return out
 
 
@@ -136,7 +165,8 @@ def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
 
 
 # The data stage's own fields reach training through its records (an input): a changed contamination mode or
-# dedupe threshold that leaves the records as they were does not train again.
+# dedupe threshold that leaves the records as they were does not train again. An RL stage that reads
+# data.train_files screens them itself: then data.contamination and the benchmarks are inputs (_screen_inputs).
 DATA_STAGE_ONLY = ("data.sources", "data.mix_total", "data.dedupe", "data.dedupe_threshold", "data.contamination")
 
 register(Stage("train", TrainOutput, reads=("model", "data", "train"), run=_run, inputs=_inputs, preflight=_preflight,
