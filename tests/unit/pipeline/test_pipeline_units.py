@@ -172,3 +172,30 @@ def test_an_rl_stage_that_screens_its_own_files_keys_on_what_the_screen_reads(tm
     staged = _train_key(tmp_path, "train.stage=dpo", "eval.benchmarks=[]", f"eval.data_root={empty}", records=records)
     assert _train_key(tmp_path, "train.stage=dpo", f"eval.benchmarks=[{bench}]", f"eval.data_root={root}",
                       "data.contamination=off", records=records) == staged
+
+
+def test_eval_compares_the_tuned_model_with_the_base_it_was_trained_from(tmp_path, monkeypatch):
+    """`--stages eval` after editing model.base must not compare the tuned model with a base it never saw."""
+    import medtune.eval.evaluate as evaluate
+    from medtune.pipeline.registry import Context, RunLayout
+    from medtune.pipeline.results import TrainOutput
+    from medtune.pipeline.stages import eval as eval_stage
+
+    run = tmp_path / "train"
+    (run / "adapter").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"base_model": "trained-from-base", "stage": "sft"}))
+    seen = []
+
+    def fake_compare(base, tuned, records, folder, **_):
+        seen.append(base)
+        acc = {"n": 1, "accuracy": 1.0, "ci95": [0.2, 1.0]}
+        return {"tuned": acc, "base": {"accuracy": 0.0}, "difference_b_minus_a": {"gain": 1.0, "ci95": [0, 1]},
+                "mcnemar": {"p_value": 1.0}}
+
+    monkeypatch.setattr(evaluate, "compare_models", fake_compare)
+    monkeypatch.setattr("medtune.eval.benchmarks.load_benchmark_records", lambda spec, root, limit=None: [object()])
+    cfg = load_config(None, ["model.base=phi-2", "eval.benchmarks=[medqa]", "eval.compare_base=true"])
+    ctx = Context(cfg, RunLayout(tmp_path), echo=lambda _: None)
+    train = TrainOutput(run_dir=run, output_dir=run / "adapter", steps=1)
+    eval_stage._compare(ctx, train, ["medqa"], tmp_path / "eval")
+    assert seen == ["trained-from-base"]

@@ -41,7 +41,10 @@ def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> l
     from ...train.load import read_manifest
 
     e, scores = ctx.cfg.eval, []
-    start = read_manifest(train.run_dir).get("init_from") or ctx.cfg.model.base  # a second stage is compared with its SFT run
+    trained = read_manifest(train.run_dir)
+    # The model it was trained from: a second stage's SFT run, else the base in its manifest (not model.base, which
+    # may have changed since, e.g. `--stages eval` after editing it: that would compare with another model's base).
+    start = trained.get("init_from") or trained.get("base_model") or ctx.cfg.model.base
     for name in names:
         spec = get_benchmark(name)
         records = load_benchmark_records(spec, e.data_root, limit=e.limit)
