@@ -68,7 +68,7 @@ def test_interrupted_eval_resumes_from_its_prediction_store(quick, tmp_path):
     lines: list[str] = []
     again = run_pipeline(load_config(QUICKSTART, quick), echo=lines.append, progress=False)
     assert _actions(again)["eval"] == "resumed" and _actions(again)["train"] == "skipped"
-    assert sum("resuming" in line and "1 items already in" in line for line in lines) == 2
+    assert sum("resuming" in line and "1 of the 2 items already in" in line for line in lines) == 2
     assert again.get(EvalOutput).scores[0] == score  # the same numbers as the uninterrupted run
 
 

@@ -164,6 +164,14 @@ def iter_benchmark_records(
     spec: BenchmarkSpec, data_root: str | Path | None = None, *, limit: int | None = None, quarantine: str | Path | None = None
 ) -> Iterator[Record]:
     """The benchmark's records through the data importers (ids as the importers assign them)."""
+    for _, record in _records_with_files(spec, data_root, limit=limit, quarantine=quarantine):
+        yield record
+
+
+def _records_with_files(
+    spec: BenchmarkSpec, data_root: str | Path | None, *, limit: int | None = None, quarantine: str | Path | None = None
+) -> Iterator[tuple[Path | str, Record]]:
+    """(file, record) for each of the benchmark's records, so a problem found later can name its file."""
     from ..data.importers import iter_records
 
     data_root = data_root if data_root is not None else benchmark_data_root()
@@ -177,16 +185,34 @@ def iter_benchmark_records(
             if limit is not None and n >= limit:
                 return
             n += 1
-            yield record
+            yield path, record
 
 
 def load_benchmark_records(spec: BenchmarkSpec, data_root: str | Path | None = None, *, limit: int | None = None) -> list[Record]:
-    records = list(iter_benchmark_records(spec, data_root, limit=limit))
+    """The benchmark's records, checked: at least one, the declared count, and every id once.
+
+    Evaluation resumes, pairs (compare) and scores items by id, so two items sharing an id
+    would silently become one there; whatever importer made the ids, that is refused here.
+    """
+    records: list[Record] = []
+    first_file: dict[str, Path | str] = {}
+    for path, record in _records_with_files(spec, data_root, limit=limit):
+        if record.id in first_file:
+            raise BenchmarkError(_duplicate_id_message(spec, record.id, first_file[record.id], path))
+        first_file[record.id] = path
+        records.append(record)
     if not records:
         raise BenchmarkError(f"benchmark {spec.name!r}: the importer produced no records from {spec.files}")
     if limit is None and spec.expected_items and len(records) != spec.expected_items:
         raise BenchmarkError(f"benchmark {spec.name!r}: expected {spec.expected_items} items, the file gave {len(records)}; is it the right split?")
     return records
+
+
+def _duplicate_id_message(spec: BenchmarkSpec, item_id: str, first: Path | str, again: Path | str) -> str:
+    where = f"twice in {first}" if first == again else f"in {first} and again in {again}"
+    return (f"benchmark {spec.name!r}: item id {item_id!r} occurs {where}; every item needs its own id (results are "
+            f"resumed, paired and scored by id, so the two items would silently count as one). Fix the ids the "
+            f"importer ({spec.importer}) gives, or the file.")
 
 
 @lru_cache(maxsize=1)

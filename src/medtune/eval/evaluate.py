@@ -103,11 +103,14 @@ def evaluate(
     store = PredictionStore(out_dir / "predictions.jsonl")
     resumed = store.claim(fingerprint, overwrite=overwrite)
     items = list(records) + permuted_records(records, permutations)
+    require_unique_ids(items)
     done = {r["id"] for r in store.load()}
     todo = [r for r in items if r.id not in done]
     if resumed:
-        log(f"resuming the same evaluation ({store.fingerprint_path.name} matches): {len(done)} items already in "
-            f"{store.path}, {len(todo)} to go")
+        others = len(done - {r.id for r in items})
+        log(f"resuming the same evaluation ({store.fingerprint_path.name} matches): {len(items) - len(todo)} of the "
+            f"{len(items)} items already in {store.path}, {len(todo)} to go"
+            + (f" ({others} rows of other items stay there, outside this summary)" if others else ""))
     t0 = time.perf_counter()
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start : start + chunk_size]
@@ -123,7 +126,7 @@ def evaluate(
         store.append(rows)
         log(f"{spec.name}: {min(start + chunk_size, len(todo))}/{len(todo)} items")
     seconds = time.perf_counter() - t0
-    summary = summarize(store.load(), spec, protocol, model=getattr(backend, "label", "model"))
+    summary = summarize(rows_of(store.load(), items), spec, protocol, model=getattr(backend, "label", "model"))
     summary["settings"] = {"max_new_tokens": max_new_tokens, "temperature": temperature, "num_samples": num_samples,
                            "seed": seed, "permutations": permutations, "backend": getattr(backend, "name", "?"),
                            "dtype": getattr(backend, "dtype", None)}
@@ -137,6 +140,28 @@ def evaluate(
 
         _write(out_dir)
     return summary
+
+
+def require_unique_ids(items: Sequence[Record]) -> None:
+    """Refuse two items with one id: rows are resumed and summarised by id, so one of them would silently go missing."""
+    seen: set[str] = set()
+    for r in items:
+        if r.id in seen:
+            raise ValueError(f"item id {r.id!r} occurs twice among the records to evaluate; every item needs its own id")
+        seen.add(r.id)
+
+
+def rows_of(rows: Sequence[dict[str, Any]], items: Sequence[Record]) -> list[dict[str, Any]]:
+    """The stored row of each of ``items`` that has one, in the items' order.
+
+    A folder may also hold rows of other items of the same evaluation (an earlier call with a
+    larger --limit, say): they stay there for a later resume, but a summary covers only the
+    items its call asked for.
+    """
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        by_id.setdefault(str(row["id"]), row)
+    return [by_id[r.id] for r in items if r.id in by_id]
 
 
 def summarize(rows: list[dict[str, Any]], spec: BenchmarkSpec, protocol: str, model: str = "model") -> dict[str, Any]:
@@ -220,7 +245,7 @@ def compare_models(
         summaries[label] = evaluate(backend, spec, records, out_dir / label, protocol=protocol, max_new_tokens=max_new_tokens,
                                     log=log, model=model, benchmark_sha256=source_sha, overwrite=overwrite)
         del backend
-    result = compare_runs(out_dir / "base", out_dir / "tuned", out_dir)
+    result = compare_runs(out_dir / "base", out_dir / "tuned", out_dir, ids=[r.id for r in records])
     result.update(base=summaries["base"]["accuracy"], tuned=summaries["tuned"]["accuracy"], protocol=protocol,
                   prompt=summaries["tuned"]["prompt"])
     atomic_write_json(out_dir / "compare.json", result)

@@ -44,11 +44,20 @@ def accuracy_summary(correct: Sequence[bool], unparseable: int | None = None) ->
 
 
 def accuracy_by_group(rows: Iterable[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
-    """Per subject/specialty accuracy (``key`` is read from each row's ``group`` dict or the row)."""
+    """Per subject/specialty accuracy (``key`` is read from each row's ``group`` dict or the row).
+
+    Open-ended rows (status "open") are left out: they have a ROUGE-L score, not a right or
+    wrong answer, as in the summary's overall accuracy.
+
+    >>> rows = [{"group": {"specialty": "cardiology"}, "correct": True},
+    ...         {"group": {"specialty": "cardiology"}, "status": "open", "rougeL": 0.4}]
+    >>> accuracy_by_group(rows, "specialty")["cardiology"]["n"]
+    1
+    """
     groups: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
         g = (r.get("group") or {}).get(key, r.get(key))
-        if g is not None:
+        if g is not None and r.get("status") != "open":
             groups[str(g)].append(bool(r["correct"]))
     return {g: accuracy_summary(v) for g, v in sorted(groups.items())}
 

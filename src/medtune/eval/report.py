@@ -9,6 +9,7 @@ to its numbers and carries medtune.DISCLAIMER.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,32 @@ def write_report(out_dir: str | Path) -> tuple[Path, Path]:
     return out_dir / "report.md", write_run_report(out_dir, out_dir / "report.html")
 
 
-def _correct_by_id(folder: str | Path) -> dict[str, bool]:
-    """Item id -> correct, main items only (option-permutation copies are not paired)."""
-    rows = PredictionStore(Path(folder) / "predictions.jsonl").load()
-    return {str(r["id"]): bool(r["correct"]) for r in rows if not (r.get("group") or {}).get("perm_of")}
+def _correct_by_id(folder: str | Path, ids: Collection[str] | None = None) -> dict[str, bool]:
+    """Item id -> correct, for the multiple-choice items (of ``ids``, when given).
+
+    Option-permutation copies are not paired, and open-ended items (status "open") are not
+    either: they have a ROUGE-L score, not a right or wrong answer (as in the summary's accuracy).
+    """
+    path = Path(folder) / "predictions.jsonl"
+    rows = [r for r in PredictionStore(path).load() if ids is None or str(r["id"]) in ids]
+    mcq = [r for r in rows if not (r.get("group") or {}).get("perm_of") and r.get("status") != "open"]
+    if rows and not mcq:
+        raise ValueError(f"{path}: no multiple-choice predictions to pair, only open-ended ones (scored by ROUGE-L, "
+                         "not right or wrong); a paired comparison needs multiple-choice items")
+    return {str(r["id"]): bool(r["correct"]) for r in mcq}
 
 
-def compare_runs(dir_a: str | Path, dir_b: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
+def compare_runs(dir_a: str | Path, dir_b: str | Path, out_dir: str | Path | None = None, *,
+                 ids: Collection[str] | None = None) -> dict[str, Any]:
     """Paired comparison of two evaluation folders on their common items (McNemar, gain interval, flipped items).
 
-    With ``out_dir``: compare.json, compare.md and compare.html (the report of both
-    evaluations with the comparison and its flipped items in the item browser).
+    ``ids`` restricts it to those items (the records an evaluation was asked for: a folder
+    may also hold rows of other items kept for resuming). With ``out_dir``: compare.json,
+    compare.md and compare.html (the report of both evaluations with the comparison and its
+    flipped items in the item browser).
     """
-    by_a, by_b = _correct_by_id(dir_a), _correct_by_id(dir_b)
+    ids = set(ids) if ids is not None else None
+    by_a, by_b = _correct_by_id(dir_a, ids), _correct_by_id(dir_b, ids)
     common = sorted(set(by_a) & set(by_b))
     if not common:
         raise ValueError(f"{dir_a} and {dir_b} share no item ids: a paired comparison needs the same items")

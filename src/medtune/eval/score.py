@@ -28,10 +28,15 @@ class ScoreError(ValueError):
 
 
 def _load_items(items_path: Path, fmt: str) -> dict[str, Record]:
+    """Item id -> record; two items with one id are refused, since outputs name their item by id
+    (keeping one would drop the other's output as a duplicate, and score it against the wrong item)."""
     from ..data.importers import iter_records
 
     items: dict[str, Record] = {}
     for r in iter_records(items_path, fmt):
+        if r.id in items:
+            raise ScoreError(f"{items_path}: item id {r.id!r} occurs twice; every item needs its own id for its "
+                             "output to be matched to it")
         items[r.id] = r
     if not items:
         raise ScoreError(f"{items_path}: the importer ({fmt}) produced no items")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from medtune.data.importers import IMPORTERS, Quarantine, detect_format, iter_records
+from medtune.data.records import content_id
 
 MMLU_COUNTS = {"anatomy": 135, "clinical_knowledge": 265, "college_biology": 144,
                "college_medicine": 173, "medical_genetics": 100, "professional_medicine": 272}
@@ -88,6 +89,21 @@ def test_mmlu_medical(shared_data):
     assert anatomy[1].answer.letter == "B" and anatomy[1].answer.text.startswith("a recessive maxilla")
     pro, _, _ = _load(shared_data / "mmlu_medical" / "professional_medicine_test.csv")
     assert pro[0].answer.letter == "C" and pro[0].answer.text == "Compression of the lateral femoral cutaneous nerve"
+
+
+def test_mmlu_question_in_two_subjects_is_two_items_with_stable_ids(shared_data):
+    """MMLU asks 78 clinical_knowledge questions again in college_medicine: two items (two subject
+    lines in the prompt, as the harness scores them), so two ids; and the same ids on every load."""
+    def load(subject):
+        return _load(shared_data / "mmlu_medical" / f"{subject}_test.csv")[0]
+
+    ck, cm = load("clinical_knowledge"), load("college_medicine")
+    shared = {content_id(r.question, r.context, r.options) for r in ck} & {content_id(r.question, r.context, r.options) for r in cm}
+    assert len(shared) == 78  # same question and options
+    ids = [r.id for r in ck + cm]
+    assert len(set(ids)) == len(ids) == 265 + 173
+    assert all(r.id.startswith("clinical_knowledge/") for r in ck) and all(r.id.startswith("college_medicine/") for r in cm)
+    assert [r.id for r in load("clinical_knowledge")] == [r.id for r in ck]
 
 
 def test_registry_names():

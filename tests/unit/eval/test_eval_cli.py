@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from evalkit import make_mcq
 from typer.testing import CliRunner
 
@@ -67,6 +68,20 @@ def test_score_with_no_usable_rows_fails_clearly(shared_data, tmp_path):
     result = CliRunner().invoke(app, ["eval", "score", str(bad), "--items", str(shared_data / "medqa" / "us_4options_test.jsonl")])
     assert result.exit_code == 2
     assert "no usable output rows" in result.output and "line 1 field output" in result.output
+
+
+def test_score_refuses_items_with_a_duplicate_id(tmp_path):
+    """Outputs name their item by id: with two items behind one id, one item's output would be dropped."""
+    from medtune.eval.score import ScoreError, score_outputs
+
+    records = make_mcq(2)
+    records[1] = records[1].model_copy(update={"id": records[0].id})
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_text(json.dumps({"id": records[0].id, "output": "The answer is (A)."}) + "\n")
+    with pytest.raises(ScoreError, match=f"items.jsonl: item id '{records[0].id}' occurs twice"):
+        score_outputs(outputs, items, log=lambda m: None)
 
 
 def test_list_shows_every_declared_benchmark_and_where_its_files_are():

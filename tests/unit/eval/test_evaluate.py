@@ -79,6 +79,58 @@ def test_evaluate_resumes_after_interruption(backend, tmp_path):
     assert resumed["accuracy"] == full["accuracy"]
 
 
+def test_summary_covers_the_items_asked_for_not_every_row_in_the_folder(backend, tmp_path):
+    """A second call with fewer items (--limit 4 after 12) reuses their rows; its summary is of those items only."""
+    records, source = make_mcq(12), "benchmark-file-sha"  # as `eval run`: the file's hash, whatever the limit
+    evaluate(backend, SPEC, records, tmp_path, write_report=False, benchmark_sha256=source)
+    rows = {r["id"]: r for r in PredictionStore(tmp_path / "predictions.jsonl").load()}
+    seen = []
+    real = backend.score_choices
+    backend.score_choices = lambda reqs: seen.append(len(reqs)) or real(reqs)
+    few = records[:4]
+    summary = evaluate(backend, SPEC, few, tmp_path, benchmark_sha256=source)
+    assert seen == []  # all four were resumed
+    assert summary["accuracy"]["n"] == 4 and summary["accuracy"]["correct"] == sum(rows[r.id]["correct"] for r in few)
+    assert sum(s["n"] for s in summary["by_subject"].values()) == 4
+    assert sum(b["count"] for b in summary["calibration"]["bins"]) == 4
+    assert "Items: 4;" in (tmp_path / "report.md").read_text()
+    assert len(PredictionStore(tmp_path / "predictions.jsonl").load()) == 12  # the other rows stay for a later resume
+
+
+def test_evaluate_refuses_two_items_with_one_id(backend, tmp_path):
+    records = make_mcq(3)
+    records[2] = records[2].model_copy(update={"id": records[0].id})
+    with pytest.raises(ValueError, match=f"item id '{records[0].id}' occurs twice"):
+        evaluate(backend, SPEC, records, tmp_path, write_report=False)
+
+
+def test_open_ended_items_stay_out_of_accuracy_tables_and_pairing(backend, tmp_path):
+    """Open-ended rows carry ROUGE-L, not `correct`: the report's by-specialty table and compare skip them."""
+    from medtune.data.records import Answer, Record
+    from medtune.eval.report import compare_runs
+
+    mcq = [r.model_copy(update={"metadata": {**r.metadata, "specialty": "cardiology"}}) for r in make_mcq(3)]
+    open_item = Record.create(source="t", task="open", question="How is a tension pneumothorax treated?",
+                              answer=Answer(text="Needle decompression"), metadata={"specialty": "cardiology"})
+    for name, records in (("a", [*mcq, open_item]), ("b", [*mcq, open_item]), ("open", [open_item])):
+        evaluate(backend, SPEC, records, tmp_path / name, protocol="cot", max_new_tokens=8)  # writes report.html
+    assert "cardiology" in (tmp_path / "a" / "report.html").read_text()
+    assert compare_runs(tmp_path / "a", tmp_path / "b")["items"] == 3
+    with pytest.raises(ValueError, match="no multiple-choice predictions to pair"):
+        compare_runs(tmp_path / "a", tmp_path / "open")
+
+
+def test_compare_runs_pairs_only_the_items_asked_for(tmp_path):
+    from medtune.eval.report import compare_runs
+
+    for name, right in (("a", [True, False, True]), ("b", [True, True, False])):
+        PredictionStore(tmp_path / name / "predictions.jsonl").append(
+            [{"id": f"q{i}", "correct": c, "status": "ok"} for i, c in enumerate(right)])
+    assert compare_runs(tmp_path / "a", tmp_path / "b")["items"] == 3
+    r = compare_runs(tmp_path / "a", tmp_path / "b", ids=["q0", "q1"])
+    assert r["items"] == 2 and r["flips"] == {"gained": ["q1"], "lost": []}
+
+
 def test_evaluate_refuses_to_mix_protocols(backend, tmp_path):
     records = make_mcq(2)
     evaluate(backend, SPEC, records, tmp_path, write_report=False)

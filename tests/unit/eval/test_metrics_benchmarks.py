@@ -125,3 +125,47 @@ def test_smollm2_harness_choices_are_single_tokens_and_fast_path_is_exact(embedd
     sums, ntok = {0: [0.0] * 4}, {0: [0] * 4}
     loglik._score_multi(m.model, rows, 4, sums, ntok)
     assert fast.logprobs == pytest.approx(sums[0], abs=1e-3)
+
+
+def test_every_shipped_benchmark_loads_with_its_declared_count(shared_data):
+    """The declared counts are the harness's: MedMCQA dev keeps its 21 duplicate-option items (flagged)."""
+    from medtune.eval.benchmarks import load_benchmark_records
+
+    for spec in load_benchmarks().values():
+        records = load_benchmark_records(spec, shared_data)  # raises on a count other than expected_items
+        assert len(records) == spec.expected_items, spec.name
+        assert len({r.id for r in records}) == len(records), spec.name
+    medmcqa = load_benchmark_records(load_benchmarks()["medmcqa"], shared_data)
+    assert len(medmcqa) == 4183 and sum(bool(r.metadata.get("quality_flags")) for r in medmcqa) == 21
+
+
+def test_mmlu_medical_ids_are_unique_and_stable(shared_data):
+    from medtune.eval.benchmarks import load_benchmark_records
+
+    spec = load_benchmarks()["mmlu_medical"]
+    ids = [r.id for r in load_benchmark_records(spec, shared_data)]
+    assert len(ids) == len(set(ids)) == 1089
+    assert [r.id for r in load_benchmark_records(spec, shared_data)] == ids
+
+
+def _records_file(path, ids):
+    from medtune.data.records import Answer, Record
+
+    path.write_text("".join(Record(id=i, source="t", task="mcq", question=f"Q{n}?", options={"A": "x", "B": "y"},
+                                   answer=Answer(letter="A")).model_dump_json() + "\n" for n, i in enumerate(ids)))
+    return path
+
+
+def test_duplicate_item_ids_are_refused_naming_the_files_and_the_id(tmp_path):
+    """Whatever importer made them, two items with one id would silently count as one (resume, compare, score)."""
+    from medtune.eval.benchmarks import BenchmarkSpec, load_benchmark_records
+
+    _records_file(tmp_path / "a.jsonl", ["q1", "q2"])
+    _records_file(tmp_path / "b.jsonl", ["q3", "q2"])
+    spec = BenchmarkSpec(name="dups", files=str(tmp_path / "*.jsonl"), importer="medtune")
+    with pytest.raises(BenchmarkError, match="'dups': item id 'q2' occurs in .*a.jsonl and again in .*b.jsonl"):
+        load_benchmark_records(spec)
+    one = BenchmarkSpec(name="dups", files=str(_records_file(tmp_path / "c.jsonl", ["q1", "q1"])), importer="medtune")
+    with pytest.raises(BenchmarkError, match="item id 'q1' occurs twice in .*c.jsonl"):
+        load_benchmark_records(one)
+    assert len(load_benchmark_records(one, limit=1)) == 1  # the items asked for are checked, not the whole file

@@ -1,11 +1,18 @@
-"""MMLU CSV: headerless rows ``question, A, B, C, D, answer``; the subject comes from the file name."""
+"""MMLU CSV: headerless rows ``question, A, B, C, D, answer``; the subject comes from the file name.
+
+MMLU has no item ids, so an item's id is its subject and the hash of its content
+(``clinical_knowledge/1f0c...``). The subject is part of the id because MMLU asks some
+questions in two subjects (78 of clinical_knowledge's are also in college_medicine): they are
+two items, asked with different subject lines, as lm-evaluation-harness scores them, and a
+content hash alone would give both the same id.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..quality import RecordError, check_text
-from ..records import Answer, Record
+from ..records import Answer, Record, content_id
 from ._fields import build_record
 from .base import ImportContext, Importer, RawRow
 
@@ -20,6 +27,17 @@ def subject_from_path(name: str) -> str:
     for suffix in ("_test", "_dev", "_val", "_train"):
         stem = stem.removesuffix(suffix)
     return stem
+
+
+def item_id(subject: str, question: str, options: dict[str, str]) -> str:
+    """``SUBJECT/CONTENT_HASH``: stable across machines, and distinct for one question asked in two subjects.
+
+    >>> item_id("anatomy", "Q?", {"A": "x", "B": "y"}) == item_id("anatomy", " q? ", {"A": "x", "B": "y"})
+    True
+    >>> item_id("anatomy", "Q?", {"A": "x", "B": "y"}) == item_id("college_medicine", "Q?", {"A": "x", "B": "y"})
+    False
+    """
+    return f"{subject}/{content_id(question, None, options)}"
 
 
 class MMLUImporter(Importer):
@@ -41,7 +59,8 @@ class MMLUImporter(Importer):
         letter = cells[-1].strip().upper()
         if letter not in options:
             raise RecordError("answer", f"answer {letter!r} is not among the options {sorted(options)}")
+        subject = subject_from_path(ctx.path.name)
         return build_record(
-            source=self.name, task="mcq", question=question, options=options,
-            answer=Answer(letter=letter, text=options[letter]), metadata={"subject": subject_from_path(ctx.path.name)},
+            id=item_id(subject, question, options), source=self.name, task="mcq", question=question, options=options,
+            answer=Answer(letter=letter, text=options[letter]), metadata={"subject": subject},
         )
