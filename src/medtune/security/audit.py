@@ -7,6 +7,14 @@ naming the log id and the signing key. Every ``checkpoint_every`` events (or
 key kept outside the log folder; the latest checkpoint is also copied to a head file beside that
 key, so a log cut back past it is detected (RFC 6962's signed tree heads play the same role).
 
+Sessions (format 2): each server session opens with a checkpoint marked ``"session": "open"`` and a
+clean close writes one marked ``"session": "close"``, so any line after a closing checkpoint other
+than a new opening one was not written by the server and fails verification. Events after the last
+checkpoint are unsigned. When a server finds such a tail left by a crash (the last checkpoint is not
+a closing one), it adopts it but its opening checkpoint records the range, ``"adopted": [first,
+last]``: the tail stays reported as unsigned, never vouched for by a later signature. Format-1 logs
+(no session marks) still verify and are continued in format 2.
+
 Events hold no text: request and response text enter as HMAC-SHA256 digests under a key kept
 outside the log folder (a plain hash of a short text could be brute-forced), PHI as type counts.
 ``record`` returns only after the line is written and fsynced; any failure raises
@@ -42,7 +50,7 @@ from .keyfiles import load_or_create_secret, load_or_create_signing_key, write_p
 from .phi.types import PhiType
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2  # 2: checkpoints mark session open/close and adopted crash tails; 1 still verifies
 GENESIS = "0" * 64
 LOG_NAME = "audit.jsonl"
 HEX64 = r"^[0-9a-f]{64}$"
@@ -145,7 +153,7 @@ class AuditLog:
                       "signer": key_fingerprint(self._signing_key.public_key()), "hmac_key_id": self._hmac_key_id()})
         if created:
             fsync_path(self.path.parent)
-        self._checkpoint()  # signs the header and points the head file at this log from the start
+        self._checkpoint("open")  # signs the header and points the head file at this log from the start
 
     def _resume(self) -> None:
         from .audit_verify import verify_log
@@ -159,8 +167,21 @@ class AuditLog:
                              "(keep it as evidence; move it aside to start a new log)")
         if report.hmac_key_id != self._hmac_key_id():
             raise AuditError(f"{self.path} was written with another HMAC key than the configured audit_hmac_key")
+        # verify_log has refused any line after a closing checkpoint: an unsigned tail here was left by
+        # a session that never closed (a crash, a kill). Nothing vouches for it, so it is adopted only
+        # as unsigned: this session's opening checkpoint records its range, and no later signature
+        # counts it as the server's own.
+        adopted = None
+        if report.unsigned_events:
+            adopted = [report.entries - report.unsigned_events, report.entries - 1]
+            log.warning("audit log %s was not closed by its last server (crash?): %d events at seq %d-%d after its "
+                        "last checkpoint are unsigned; they are kept and recorded as not vouched for",
+                        self.path, report.unsigned_events, *adopted)
+        elif report.closed is False:
+            log.warning("audit log %s was not closed by its last server (crash?); no event is unsigned", self.path)
         self.log_id, self._seq, self._prev = report.log_id, report.entries, report.last_hash
-        self._events, self._since_checkpoint, self._checkpoint_at = report.events, report.unsigned_events, time.monotonic()
+        self._events, self._since_checkpoint = report.events, report.unsigned_events
+        self._checkpoint("open", adopted)
 
     def _hmac_key_id(self) -> str:
         """Names the HMAC key without revealing it, so a log is never continued under another key."""
@@ -218,9 +239,16 @@ class AuditLog:
         """``record`` from async code: the write and fsync run in a worker thread."""
         return await asyncio.to_thread(self.record, event)
 
-    def _checkpoint(self) -> dict[str, Any]:
-        entry = self._append({"type": "checkpoint", "log_id": self.log_id, "events": self._events})
-        head = {k: entry[k] for k in ("log_id", "seq", "time", "events", "prev", "signature", "hash")}
+    def _checkpoint(self, session: Literal["open", "close"] | None = None, adopted: list[int] | None = None) -> dict[str, Any]:
+        """Sign the chain head; ``session`` marks a session's first or last checkpoint, ``adopted`` the
+        seq range of a crashed session's unsigned tail that an opening checkpoint takes over unsigned."""
+        fields: dict[str, Any] = {"type": "checkpoint", "log_id": self.log_id, "events": self._events}
+        if session:
+            fields["session"] = session
+        if adopted:
+            fields["adopted"] = adopted
+        entry = self._append(fields)
+        head = {k: v for k, v in entry.items() if k != "type"}  # every signed field, to check the signature
         write_private(self.head_path, (json.dumps({**head, "log": str(self.path)}, indent=2) + "\n").encode())
         self._since_checkpoint, self._checkpoint_at = 0, time.monotonic()
         return entry
@@ -230,13 +258,13 @@ class AuditLog:
             return self._checkpoint()
 
     def close(self) -> None:
-        """Sign what is unsigned, then release the file."""
+        """Sign what is unsigned with a closing checkpoint (nothing may follow it), then release the file."""
         with self._lock:
             if self._fd < 0:
                 return
             try:
-                if self._since_checkpoint and not self._broken:
-                    self._checkpoint()
+                if not self._broken:
+                    self._checkpoint("close")
             finally:
                 os.close(self._fd)
                 self._fd = -1

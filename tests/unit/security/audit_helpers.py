@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
-from medtune.security.audit import AuditEvent, AuditLog, head_path_for
+from medtune.security.audit import AuditEvent, AuditLog, canonical, entry_hash, head_path_for
 from medtune.security.keyfiles import load_or_create_secret, load_or_create_signing_key
 
 
@@ -26,3 +28,21 @@ def open_log(tmp: Path, every: int = 2, seconds: float = 3600) -> AuditLog:
 def paths(tmp: Path) -> dict[str, Path]:
     signing = tmp / "secrets" / "signing.pem"
     return {"log": tmp / "audit" / "audit.jsonl", "pub": Path(str(signing) + ".pub"), "head": head_path_for(signing)}
+
+
+def crash(log: AuditLog) -> None:
+    """Stop writing as a killed server does: the file is released with no closing checkpoint."""
+    os.close(log._fd)
+    log._fd = -1
+
+
+def forge_event(log_path: Path, key_id: str = "deadbeef0000") -> int:
+    """Append an event the server never wrote, chained to the last line with its hash recomputed (what
+    anyone who can write the log folder can do); returns its seq."""
+    last = json.loads(log_path.read_bytes().splitlines()[-1])
+    entry = {"type": "event", **event(999, key_id=key_id).model_dump(mode="json"), "seq": last["seq"] + 1,
+             "time": last["time"], "prev": last["hash"]}
+    entry["hash"] = entry_hash(entry)
+    with open(log_path, "ab") as f:
+        f.write(canonical(entry) + b"\n")
+    return entry["seq"]

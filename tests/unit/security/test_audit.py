@@ -133,8 +133,10 @@ def test_periodic_checkpoint_by_time(tmp_path):
     with open_log(tmp_path, every=1000, seconds=1e-9) as log:
         log.record(event(0))
         log.record(event(1))
-    kinds = [json.loads(x)["type"] for x in paths(tmp_path)["log"].read_text().splitlines()]
-    assert kinds == ["header", "checkpoint", "event", "checkpoint", "event", "checkpoint"]
+    lines = [json.loads(x) for x in paths(tmp_path)["log"].read_text().splitlines()]
+    assert [(e["type"], e.get("session")) for e in lines] == [  # close marks the end even with nothing unsigned
+        ("header", None), ("checkpoint", "open"), ("event", None), ("checkpoint", None), ("event", None),
+        ("checkpoint", None), ("checkpoint", "close")]
 
 
 def test_open_from_settings_keeps_keys_outside_and_private(tmp_path):
@@ -178,3 +180,55 @@ def test_cli_verify_and_show(tmp_path):
     bad = runner.invoke(app, ["audit", "verify", str(p["log"]), "--public-key", str(other_key) + ".pub", "--no-head"])
     assert bad.exit_code == 1 and "trusted key" in bad.output
     assert runner.invoke(app, ["audit", "verify", str(tmp_path / "nope.jsonl")]).exit_code == 2
+
+
+def test_cli_verify_finds_the_head_file_beside_the_key_it_is_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no head file under the default key path
+    with open_log(tmp_path) as log:
+        for i in range(3):
+            log.record(event(i))
+    p = paths(tmp_path)
+    cut = tmp_path / "cut.jsonl"  # back past the closing checkpoint: every line left is valid
+    cut.write_bytes(b"".join(p["log"].read_bytes().splitlines(keepends=True)[:-1]))
+    runner = CliRunner()
+    for key in (p["pub"], tmp_path / "secrets" / "signing.pem"):  # the .pub, or the private key it belongs to
+        r = runner.invoke(app, ["audit", "verify", str(cut), "--public-key", str(key)])
+        assert r.exit_code == 1 and "truncated" in r.output, r.output
+    whole = runner.invoke(app, ["audit", "verify", str(p["log"]), "--public-key", str(p["pub"])])
+    assert whole.exit_code == 0 and "head not checked" not in whole.output, whole.output
+    assert runner.invoke(app, ["audit", "verify", str(cut), "--public-key", str(p["pub"]), "--no-head"]).exit_code == 0
+
+
+def _damage(path, n: int, drop: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    entry = json.loads(lines[n])
+    del entry[drop]
+    lines[n] = json.dumps(entry) + "\n"
+    path.write_text("".join(lines))
+
+
+def test_a_damaged_event_line_is_reported_never_a_crash(tmp_path):
+    with open_log(tmp_path, every=100) as log:
+        for i in range(3):
+            log.record(event(i))
+    path = paths(tmp_path)["log"]  # header 0, checkpoint 1, events 2-4
+    _damage(path, 2, "time")
+    _damage(path, 3, "route")
+    with open(path, "a") as f:
+        f.write("{not json\n")
+    for since in (None, "2000-01-01"):
+        problems: list[str] = []
+        events = read_events(path, since=since, problems=problems)
+        assert [e["request_id"] for e in events] == ["req-2"]
+        assert [x.split(": ", 1)[1] for x in problems] == [
+            "line 2: damaged event, missing field 'time'", "line 3: damaged event, missing field 'route'",
+            "line 6: not a JSON line"], problems
+        assert all(x.startswith(f"{path}: ") for x in problems)
+    assert [e["request_id"] for e in read_events(path, since="2000-01-01")] == ["req-2"]  # the server's reader
+    runner = CliRunner()
+    for args in ([], ["--since", "2000-01-01"], ["--json"]):
+        r = runner.invoke(app, ["audit", "show", str(path), *args])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 0 and "req-2" in out and "missing field 'route'" in out and "line 2" in out, out
+    rep = verify_log(path, load_public_key(paths(tmp_path)["pub"]))
+    assert not rep.ok and rep.problems[0].startswith("line 2:")

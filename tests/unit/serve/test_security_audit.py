@@ -124,6 +124,18 @@ def test_auditors_read_events_over_http(tiny_model_dir, tmp_path):
         assert httpx.get(url + "/v1/audit/events", headers=auth(app, "admin")).status_code == 403
 
 
+def test_a_damaged_audit_line_is_skipped_over_http_never_a_500(tiny_model_dir, tmp_path):
+    app = make_app(tiny_model_dir, folder=tmp_path)
+    with live_server(app) as (url, _):
+        assert httpx.get(url + "/v1/models", headers=auth(app)).status_code == 200
+        with open(app.state.gate.audit.path, "a") as f:  # an event line with no time (damaged or tampered)
+            f.write(json.dumps({"type": "event", "route": "/v1/models", "status": 200}) + "\n")
+        for params in ({"since": "2000-01-01"}, {}):
+            r = httpx.get(url + "/v1/audit/events", params=params, headers=auth(app, "auditor"))
+            assert r.status_code == 200, r.text
+            assert r.json()["total"] >= 1 and all(e["time"] and e["request_id"] for e in r.json()["data"])
+
+
 def test_admins_create_list_and_revoke_keys_over_http(tiny_model_dir, tmp_path):
     app = make_app(tiny_model_dir, folder=tmp_path)
     with live_server(app) as (url, _):
