@@ -25,7 +25,7 @@ from ..security.gate import SecurityGate
 from . import secure
 from .backends import Backend, build_backend
 from .context import ContextMiddleware, RequestContext
-from .errors import install_error_handlers
+from .errors import ErrorBoundary, install_error_handlers
 from .gateway import Gateway
 from .guards import default_guards
 from .identity import ModelIdentity
@@ -66,6 +66,7 @@ def create_app(settings: ServeSettings, *, backend: Backend | None = None, ident
     app.state.response_headers = {"X-Content-Type-Options": "nosniff"}
     install_error_handlers(app)
     secure.install(app, gate)
+    app.add_middleware(ErrorBoundary)  # inside the context: a 500 is audited and carries the response headers
     app.add_middleware(ContextMiddleware, end_hooks=app.state.end_hooks, response_headers=app.state.response_headers)
     from . import routes_admin, routes_case, routes_openai, routes_ops
 

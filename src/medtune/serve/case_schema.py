@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import DISCLAIMER
+from .protocol import SEED_MAX
 
 SCHEMA_ID = "https://medtune.dev/schemas/case_analysis/v1.json"
 _LETTER = re.compile(r"^[A-Z]$")
@@ -27,7 +28,8 @@ class AnalyzeCaseRequest(BaseModel):
     model: str | None = Field(None, description="The served model's name (optional: there is one).")
     max_tokens: int | None = Field(None, ge=16, description="Answer budget (default: the server's analyze_max_tokens).")
     samples: int | None = Field(None, ge=2, le=32, description="Open questions: samples whose agreement is the confidence.")
-    seed: int | None = Field(None, description="Seed of the sampled answers (reproducible confidence).")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX,
+                             description=f"Seed of the sampled answers (reproducible confidence), 0 to {SEED_MAX}.")
     stream: bool = Field(False, description="Server-sent events: text deltas of the answer, then the analysis.")
 
     @field_validator("case")

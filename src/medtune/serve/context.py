@@ -120,8 +120,8 @@ class ContextMiddleware:
                 ctx.status = ctx.status if held is None and ctx.status else 500
                 await self._finish_quietly(finish)
             raise
-        if not ended:  # the client went away before the response ended
-            ctx.status = CLIENT_CLOSED if ctx.status is None or held is None else ctx.status
+        if not ended:  # the client went away before the response ended: whether its start went out (a stream
+            ctx.status = CLIENT_CLOSED  # under way) or was still held (no first token yet), it got no answer
             await self._finish_quietly(finish)
 
     @staticmethod

@@ -1,14 +1,20 @@
 """Errors in OpenAI's format: ``{"error": {"message", "type", "param", "code"}}``, one path for all of them.
 
 Bad input is the client's: 400 (malformed JSON, wrong types, empty messages, a prompt longer than
-the context), 404 (unknown model or route), 405, 413; a full queue or a stopping server is 503
-with Retry-After; only a fault of the server itself is 500, and its message names no internals.
+the context), 404 (unknown model or route), 405, 413, 415 (a body that is not sent as JSON); a full
+queue or a stopping server is 503 with Retry-After; only a fault of the server itself is 500, and
+its message names no internals. No request body reaches a log: validation errors are answered, not
+logged, and an unexpected exception is logged as its type and where it was raised, never its
+message or traceback text (either can quote the request: a validation error holds its input).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import traceback
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +25,8 @@ log = logging.getLogger("medtune.serve")
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 405: "invalid_request_error", 408: "timeout_error", 413: "invalid_request_error",
-               422: "invalid_request_error", 429: "rate_limit_error", 503: "overloaded_error", 504: "timeout_error"}
+               415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+               503: "overloaded_error", 504: "timeout_error"}
 
 
 class APIError(Exception):
@@ -68,6 +75,12 @@ def error_response(err: APIError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
+def _not_json(exc: RequestValidationError) -> bool:
+    """The body arrived as raw bytes: FastAPI parses JSON only when the Content-Type says JSON (text/plain,
+    form-encoded or no Content-Type at all reach validation as ``bytes``)."""
+    return any(isinstance(e.get("input"), (bytes, bytearray)) for e in exc.errors())
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None, str]:
     """One readable line naming the first bad field (and how many more), plus the param and a code."""
     errors = exc.errors()
@@ -85,8 +98,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None, s
     param = ".".join(loc) or None
     where = f"{param}: " if param else ""
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    got = first.get("input")
-    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {json.dumps(got)[:60]})"
+    got = first.get("input")  # a JSON scalar from the body (echoed to its sender only; never logged)
+    shown = f" (got {json.dumps(got)[:60]})" if isinstance(got, (str, int, float, bool)) else ""
     return f"{where}{first['msg']}{shown}{more}", param, first.get("type", "invalid_value")
 
 
@@ -112,6 +125,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _not_json(exc):
+            return error_response(APIError(415, "the request body must be JSON: send it with Content-Type: "
+                                           "application/json", code="unsupported_media_type"))
         message, param, code = _validation_message(exc)
         return error_response(APIError(400, message, code=code, param=param))
 
@@ -124,5 +140,68 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s", request.url.path)
-        return error_response(APIError(500, "internal server error (logged on the server)", code="internal_error"))
+        # the last resort, for a fault of ContextMiddleware itself (ErrorBoundary catches the app's own)
+        if not isinstance(exc, ResponseAborted):  # (logged by ErrorBoundary already)
+            log_internal_error(exc, request.scope)
+        return internal_error_response()
+
+
+def internal_error_response() -> JSONResponse:
+    return error_response(APIError(500, "internal server error (logged on the server)", code="internal_error"))
+
+
+def log_internal_error(exc: BaseException, scope: dict) -> None:
+    """One line for an unexpected exception: the route, the exception's type and where it was raised.
+
+    Never its message, arguments or chained exceptions, nor the raw path: any of them can quote the
+    request (a validation error carries the body it refused), and the PHI log filter removes
+    identifiers, not clinical text.
+    """
+    ctx = (scope.get("state") or {}).get("ctx")
+    route = getattr(scope.get("route"), "path", None) or getattr(ctx, "route", None) or "an unmatched route"
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    where = " < ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in reversed(frames)) or "?"
+    log.error("internal error (request %s, %s %s): %s.%s at %s", getattr(ctx, "request_id", "-"),
+              _safe_method(scope.get("method")), route, type(exc).__module__, type(exc).__qualname__, where)
+
+
+def _safe_method(method: object) -> str:
+    return method if isinstance(method, str) and method.isalpha() and len(method) <= 7 else "OTHER"
+
+
+class ResponseAborted(Exception):
+    """A response that had started could not be completed (the cause was logged without its message)."""
+
+
+class ErrorBoundary:
+    """Pure ASGI, inside ContextMiddleware: an exception that escapes the app is logged by
+    :func:`log_internal_error` and answered 500, so nothing downstream (Starlette's error middleware,
+    uvicorn's "Exception in ASGI application") prints its traceback, which quotes its message.
+
+    When the response had already started (a stream), there is nothing to answer: a bare
+    :class:`ResponseAborted` is raised in its place, so the connection is cut, as before, and the
+    request context records the failure.
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            log_internal_error(exc, scope)
+            if started:
+                raise ResponseAborted("the response could not be completed (logged on the server)") from None
+            await internal_error_response()(scope, receive, send)

@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .backends.base import SamplingParams
 
+# Seeds every engine takes alike: llama.cpp's sampler (and llama-server behind `--backend openai`) keeps
+# a uint32, vLLM an int64, torch's generators a uint64 (the engines here seed sample k with seed + k).
+# A negative seed means "random" to llama-server and wraps around in torch: refused, like a larger one.
+SEED_MAX = 2**32 - 1
+SEED_HELP = f"Seed of the sampled answers (reproducible sampling), 0 to {SEED_MAX}."
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -43,7 +49,7 @@ class _Sampling(_Body):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=16)
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=SEED_MAX, description=SEED_HELP)
     stream: bool = False
     stream_options: StreamOptions | None = None
     presence_penalty: float = 0.0

@@ -19,6 +19,7 @@ from .context import CLIENT_CLOSED, RequestContext
 from .errors import APIError
 from .gateway import ClientGone, Gateway
 from .guards import guarded_router
+from .routes_openai import medtune_field
 
 
 def make_router() -> APIRouter:
@@ -53,11 +54,21 @@ def make_router() -> APIRouter:
 
 async def _events(analyzer: CaseAnalyzer, ctx: RequestContext, body: AnalyzeCaseRequest, planned: Any,
                   ticket: Any) -> AsyncIterator[str]:
-    """``{"type": "delta", "text"}`` events while the answer is generated, then ``{"type": "analysis", ...}``."""
+    """``{"type": "delta", "text"}`` events while the answer is generated, then ``{"type": "analysis", ...}``.
+
+    The first delta carries the ``medtune`` object (the research-use disclaimer, request id, model digest),
+    as the first chunk of a chat stream does: no generated text goes out without it, even when the
+    stream then ends in an error event instead of the analysis.
+    """
     queue: asyncio.Queue = asyncio.Queue()
+    first = True
 
     async def on_delta(text: str) -> None:
-        await queue.put({"type": "delta", "text": text})
+        nonlocal first
+        event: dict[str, Any] = {"type": "delta", "text": text}
+        if first:
+            event["medtune"], first = medtune_field(ctx), False
+        await queue.put(event)
 
     async def work() -> None:
         try:

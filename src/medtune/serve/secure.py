@@ -90,7 +90,7 @@ class AuthMiddleware:
             self.gate.check_body_size(_content_length(headers.get(b"content-length")))
             if not public:
                 authorization = headers.get(b"authorization", b"").decode("latin-1") or None
-                client = (scope.get("client") or ("unknown",))[0]
+                client = (scope.get("client") or ("unknown",))[0]  # the TCP peer: proxy headers are off (run.py)
                 # a first use of a key costs one scrypt (tens of ms): off the event loop
                 ctx.principal = await asyncio.to_thread(self.gate.authenticate, authorization, client)
         except SecurityError as e:

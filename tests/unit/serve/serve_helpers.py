@@ -94,3 +94,67 @@ def make_app(model_dir: Any, *, backend: Any = None, identity: Any = None, secur
 def auth(app: Any, role: str = "clinician") -> dict[str, str]:
     """The Authorization header of ``app``'s test key for ``role``."""
     return {"Authorization": f"Bearer {app.state.test_keys[role]}"}
+
+
+# A chat template that refuses what Mistral's and Gemma's refuse: a system turn, roles that do not alternate.
+ALTERNATING_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% else %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}")
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+async def answer_script(prepared: Any, params: Any) -> Any:
+    """The stub's default generation: every sample answers "The answer is (A)." in two pieces."""
+    from medtune.serve.backends import Finished, Piece
+
+    for i in range(params.n):
+        yield Piece(i, "The answer is ")
+        yield Piece(i, "(A).")
+        yield Finished(i, "stop", 2)
+
+
+def stub_backend(script: Any = answer_script, template: str = CHATML, served_name: str = "tiny") -> Any:
+    """A backend with no model: chat messages rendered by ``template`` in the llama.cpp backend's sandbox
+    (``render_chat_template``), one token per word, and ``script(prepared, params)`` (an async generator of
+    Piece/Finished events; it may raise) as the generation. No log-likelihoods (as behind an upstream)."""
+    from medtune.serve.backends.base import EngineBackend
+    from medtune.serve.backends.text import render_chat_template
+
+    class StubBackend(EngineBackend):
+        name = "stub"
+        supports_loglik = False
+
+        def __init__(self) -> None:
+            super().__init__(served_name=served_name, context_length=1024, parallel=4, reasoning_format="sections")
+
+        async def start(self) -> None:
+            pass
+
+        async def close(self) -> None:
+            pass
+
+        @property
+        def load(self) -> int:
+            return 0
+
+        def render(self, prompt: Any) -> str:
+            return render_chat_template(template, prompt.messages) if prompt.messages is not None else prompt.text or ""
+
+        def encode(self, text: str) -> list[int]:
+            return list(range(len(text.split())))
+
+        def detokenizer(self) -> Any:
+            raise NotImplementedError
+
+        def token_bytes(self, token: int) -> bytes:
+            return b""
+
+        async def stream(self, prepared: Any, params: Any) -> Any:
+            async for event in script(prepared, params):
+                yield event
+
+    return StubBackend()

@@ -35,6 +35,22 @@ class BackendError(RuntimeError):
         self.status, self.code, self.param = status, code, param
 
 
+def template_refusal(error: Exception) -> BackendError:
+    """A chat template's error as the client's: ``raise_exception(...)`` in a template refuses messages it
+    does not take (roles that do not alternate, a system turn the model has no place for) -> 400 with the
+    template's own message. A template that is itself broken (syntax, a sandbox violation) is the
+    server's fault -> 500, naming only the error's type."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SecurityError
+
+    if isinstance(error, (TemplateSyntaxError, SecurityError)):
+        return BackendError(f"the model's chat template cannot be rendered ({type(error).__name__}); use "
+                            "/v1/completions with a formatted prompt", 500, "chat_template_error")
+    reason = " ".join(str(error).split())[:300] or type(error).__name__
+    return BackendError(f"the model's chat template refused these messages: {reason}", 400, "chat_template_error",
+                        "messages")
+
+
 @dataclass
 class Prompt:
     """What the model is asked: chat ``messages`` (rendered by the chat template) or raw ``text``."""
@@ -146,7 +162,12 @@ class EngineBackend(Backend):
         return self.engine.load
 
     def prepare(self, prompt: Prompt) -> Prepared:
-        text = self.render(prompt)
+        from jinja2 import TemplateError
+
+        try:
+            text = self.render(prompt)
+        except TemplateError as e:  # the model's chat template (llama.cpp's sandbox or transformers') refused
+            raise template_refusal(e) from None
         tokens = self.encode(text)
         if not tokens:
             raise BackendError("the prompt is empty after templating", 400, "empty_prompt")
