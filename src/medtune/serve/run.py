@@ -75,17 +75,17 @@ def configure_logging(settings: ServeSettings) -> list[logging.Handler]:
 def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
     """uvicorn's arguments: bind, TLS files, graceful shutdown; its loggers go through the root handlers.
 
-    ``proxy_headers`` is off: uvicorn would otherwise take the client address from X-Forwarded-For
-    whenever the peer is in FORWARDED_ALLOW_IPS (127.0.0.1 by default), and any local client could
-    then pick the address the auth-failure limiter counts. The address is always the TCP peer (a TLS
-    proxy on the same host makes every client one address, which the limiter then throttles together).
+    ``proxy_headers`` is on only for ``security.trusted_proxies``: uvicorn would otherwise take the client
+    address from X-Forwarded-For whenever the peer is in FORWARDED_ALLOW_IPS (127.0.0.1 by default), and
+    any local client could pick the address the auth-failure limiter counts. Without trusted proxies
+    the address is the TCP peer (behind an undeclared proxy every client is one address, throttled together).
     """
     sec = settings.security
     tls = {"ssl_certfile": str(Path(sec.tls_cert).expanduser()), "ssl_keyfile": str(Path(sec.tls_key).expanduser())} \
         if sec.tls_cert and sec.tls_key else {}
     return {"host": settings.host, "port": settings.port, "log_level": settings.log_level, "log_config": None,
-            "timeout_graceful_shutdown": settings.shutdown_timeout_s, "access_log": False, "proxy_headers": False,
-            **tls}
+            "timeout_graceful_shutdown": settings.shutdown_timeout_s, "access_log": False,
+            "proxy_headers": bool(sec.trusted_proxies), "forwarded_allow_ips": ",".join(sec.trusted_proxies) or None, **tls}
 
 
 def run_server(settings: ServeSettings | ServeSection, **uvicorn_overrides: Any) -> None:

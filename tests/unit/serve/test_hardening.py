@@ -198,6 +198,23 @@ def test_forwarded_headers_do_not_reset_the_auth_failure_limit(tiny_model_dir, t
     assert statuses == [401, 401, 429, 429]
 
 
+def test_a_declared_reverse_proxy_names_the_client(tiny_model_dir, tmp_path):
+    """security.trusted_proxies: behind the deployment's own proxy the failed-key limit stays per client."""
+    from medtune.serve.run import uvicorn_options
+    from medtune.serve.settings import ServeSettings
+
+    options = uvicorn_options(ServeSettings(security=security_section(tmp_path, trusted_proxies=["127.0.0.1"])))
+    assert options["proxy_headers"] is True and options["forwarded_allow_ips"] == "127.0.0.1"
+    proxy = {k: v for k, v in options.items() if k in ("proxy_headers", "forwarded_allow_ips")}
+    app = make_app(tiny_model_dir, backend=stub_backend(), folder=tmp_path, security={"auth_failures_per_minute": 2})
+    guess = "Bearer mt_0123456789ab_" + "C" * 43
+    with live_server(app, **proxy) as (url, _):
+        one = [httpx.get(url + "/v1/models", headers={"Authorization": guess, "X-Forwarded-For": "10.0.0.1"}).status_code
+               for _ in range(3)]
+        other = httpx.get(url + "/v1/models", headers={"Authorization": guess, "X-Forwarded-For": "10.0.0.2"}).status_code
+    assert one == [401, 401, 429] and other == 401  # another client behind the proxy is not locked out
+
+
 # ---------------------------------------------------------------------------- streamed analysis
 def test_a_streamed_analysis_that_fails_after_its_first_text_carried_the_disclaimer(tmp_path):
     async def fail_after_text(prepared, params):

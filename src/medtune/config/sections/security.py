@@ -68,6 +68,7 @@ class SecuritySection(Section):
     tls_cert: str | None = Field(None, description="PEM certificate for HTTPS; required (with tls_key) to bind a non-loopback address.")
     tls_key: str | None = Field(None, description="PEM private key for HTTPS (keep it 0600).")
     allow_plaintext: bool = Field(False, description="Allow plain HTTP on a non-loopback address (only behind a TLS reverse proxy on the same host); logged loudly at startup.")
+    trusted_proxies: list[str] = Field(default_factory=list, description="Addresses of your reverse proxies (e.g. 127.0.0.1) whose X-Forwarded-For names the client, so per-client limits stay per client behind them; empty = the TCP peer is the client and forwarded headers are ignored (any local process could otherwise pick the address the auth-failure limit counts).")
     cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed to call the API (scheme://host[:port]); empty = same origin only.")
     cors_allow_credentials: bool = Field(False, description="Let allowed origins send credentials; never together with the origin `*`.")
 
