@@ -177,6 +177,9 @@ def summarize(rows: list[dict[str, Any]], spec: BenchmarkSpec, protocol: str, mo
         "chance": chance_level([len(r.get("options") or r.get("option_probs") or {}) for r in main], spec.chance),
         "accuracy": accuracy_summary(correct, unparseable),
         "by_subject": accuracy_by_group(main, "subject"),
+        # the items this summary covers: a folder may hold rows of others (an earlier, larger --limit), and
+        # everything shown beside these numbers (the report's tables and item browser) reads only these
+        "item_ids": [r["id"] for r in rows if not (r.get("group") or {}).get("perm_of")],
     }
     if protocol == "loglik" and main:
         out["accuracy_norm"] = accuracy_summary([bool(r["correct_norm"]) for r in main])

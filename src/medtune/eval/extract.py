@@ -219,7 +219,7 @@ def extract_answer(text: str, options: dict[str, str], fmt: str | None = None) -
     """
     if not options:
         raise ValueError("extract_answer needs the item's options (letter -> text)")
-    parts = [p for p in map(_clean, _final_parts(text or "", fmt)) if p]
+    parts = [p for p in map(_clean, answer_parts(text or "", fmt)) if p]
     for rules in ((_rule_statements, _rule_bare), (_rule_mentions, _rule_option_text)):
         for part in parts:
             for rule in rules:
@@ -229,14 +229,14 @@ def extract_answer(text: str, options: dict[str, str], fmt: str | None = None) -
     return Extraction(None, "unparseable", None)
 
 
-def _final_parts(text: str, fmt: str | None) -> list[str]:
+def answer_parts(text: str, fmt: str | None) -> list[str]:
     """Where the answer is read, in order: the final part; for ``plain`` output, its paragraphs from the last.
 
     Plain output has no marker between reasoning and answer, and the answer paragraph is not always
     the last one ("The answer is (C) ...\\n\\nPericarditis would show a rub."): an answer statement in
     any paragraph outranks a mere mention, and the later of two paragraphs that answer wins.
 
-    >>> _final_parts("Some reasoning.\\n\\nThe answer is C.\\n\\nWhy: ...", "plain")
+    >>> answer_parts("Some reasoning.\\n\\nThe answer is C.\\n\\nWhy: ...", "plain")
     ['Why: ...', 'The answer is C.', 'Some reasoning.']
     """
     reasoning, final = split_reasoning(text, fmt)

@@ -130,6 +130,9 @@ def load_evaluation(folder: Path, root: Path) -> Evaluation:
         if not isinstance(row, dict) or "id" not in row:
             raise ReportError(f"{folder / 'predictions.jsonl'}:{lineno}: field 'id' is missing")
     main = [r for r in rows if not (r.get("group") or {}).get("perm_of")]
+    if isinstance(summary.get("item_ids"), list):  # rows of other items (an earlier, larger --limit) are not its rows
+        covered = set(map(str, summary["item_ids"]))
+        main = [r for r in main if str(r["id"]) in covered]
     return Evaluation(folder, _label(folder, root), summary, main)
 
 

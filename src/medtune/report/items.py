@@ -5,7 +5,7 @@ and options are stored once per distinct item and referenced by index, so base a
 evaluations of the same 4,000 items do not carry the question twice.
 
 The extracted answer is highlighted with the evaluation's own extractor: the final-answer
-part of the output (``split_reasoning``, what the extractor reads) is cut into sentences,
+part of the output (``answer_parts``, what the extractor reads) is cut into sentences,
 and the first sentence from which ``extract_answer`` alone recovers the stored prediction
 is marked. When no single sentence does (a bare "C" needs the whole final part), the whole
 final part is marked. The highlight is a pointer for the reader; the score is the stored one.
@@ -21,8 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..data.render import split_reasoning
-from ..eval.extract import extract_answer
+from ..eval.extract import answer_parts, extract_answer
 from ..eval.metrics import paired_flips
 from .collect import Comparison, Evaluation
 
@@ -31,11 +30,27 @@ _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 
 def answer_highlight(output: str, options: dict[str, str] | None, pred: str | None,
                      fmt: str | None = None) -> tuple[int, list[int] | None]:
-    """(offset where the final-answer part starts, [start, end] of the extracted answer or None)."""
-    _, final = split_reasoning(output or "", fmt)
-    start = output.rfind(final) if final else len(output or "")
-    if not (pred and options and final):
-        return start, None
+    """(offset where the final-answer part starts, [start, end] of the extracted answer or None).
+
+    Plain output is read as the extractor reads it (``answer_parts``: paragraphs from the last), and the
+    paragraph holding the answer is the final part shown.
+    """
+    parts = [p.strip() for p in answer_parts(output or "", fmt) if p.strip()]
+    if not parts:
+        return len(output or ""), None
+    if not (pred and options):
+        return output.rfind(parts[0]), None
+    for part in parts:
+        found = _highlight_in(output, part, options, pred)
+        if found is not None:
+            return found
+    start = output.rfind(parts[0])
+    return start, [start, start + len(parts[0])]
+
+
+def _highlight_in(output: str, final: str, options: dict[str, str], pred: str) -> tuple[int, list[int]] | None:
+    """The first sentence of ``final`` (a part of ``output``) from which the extractor alone recovers ``pred``."""
+    start = output.rfind(final)
     pos = 0
     pieces = [(m.start(), m.end()) for m in _SENTENCE_BREAK.finditer(final)] + [(len(final), len(final))]
     for cut, resume in pieces:
@@ -44,7 +59,7 @@ def answer_highlight(output: str, options: dict[str, str] | None, pred: str | No
             lead = len(piece) - len(piece.lstrip())
             return start, [start + pos + lead, start + pos + len(piece.rstrip())]
         pos = resume
-    return start, [start, start + len(final)]
+    return None
 
 
 def outcome(row: dict[str, Any]) -> str:

@@ -71,7 +71,8 @@ def _reasoning_formats(contents: RunContents) -> dict[str, str | None]:
     out = {}
     for ev in contents.evaluations:
         model = Path(str(ev.summary.get("model", "")))
-        out[ev.key] = ev.summary.get("reasoning_format") or by_run.get(str(model.resolve()) if model.is_dir() else "")
+        prompt = ev.summary.get("prompt") if isinstance(ev.summary.get("prompt"), dict) else {}
+        out[ev.key] = prompt.get("reasoning_format") or by_run.get(str(model.resolve()) if model.is_dir() else "")
     return out
 
 

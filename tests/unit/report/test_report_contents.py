@@ -174,3 +174,40 @@ def test_answer_highlight_marks_what_the_extractor_read(output, pred, marked):
     final, span = answer_highlight(output, options, pred)
     assert output[final:].strip() == output.rsplit(">", 1)[-1].rsplit("Response", 1)[-1].strip()
     assert (output[span[0]:span[1]] if span else None) == marked
+
+
+def test_tables_and_items_cover_the_summary_items_not_every_row_in_the_folder(tmp_path):
+    """A folder keeps rows of other items (an earlier, larger --limit) for a later resume; the report shows only
+    the items its summary and comparison cover, so its tables agree with summary.json and compare.json."""
+    from runkit import ScriptedBackend, mcq_records
+
+    from medtune.eval.benchmarks import BenchmarkSpec
+    from medtune.eval.evaluate import evaluate
+    from medtune.eval.report import compare_runs
+    from medtune.report.collect import collect
+    from medtune.report.render import build_context
+
+    records, spec, out = mcq_records(12), BenchmarkSpec(name="b", files="-", description="d"), tmp_path / "eval"
+    for label, skill, seed in (("base", 0.2, 0), ("tuned", 0.7, 1)):
+        for subset in (records, records[:4]):  # 12 items first, then the 4 asked for now
+            evaluate(ScriptedBackend(label, skill, seed), spec, subset, out / label, protocol="cot",
+                     write_report=False, log=lambda *_: None, benchmark_sha256="one benchmark file")
+    cmp = compare_runs(out / "base", out / "tuned", out, ids=[r.id for r in records[:4]])
+    contents = collect(out)
+    for ev in contents.evaluations:
+        assert ev.summary["accuracy"]["n"] == len(ev.rows) == 4
+        assert sorted(r["id"] for r in ev.rows) == sorted(r.id for r in records[:4])
+    from medtune.report.render import _reasoning_formats
+
+    assert set(_reasoning_formats(contents).values()) == {"think"}  # the summary's prompt, as the scorer read it
+    data = build_context(contents)["items"]
+    assert len(data["items"]) == 8 and cmp["items"] == 4  # 4 items x 2 models, not 12 x 2
+    pair = data["comparisons"][0]
+    assert (len(pair["gained"]), len(pair["lost"])) == (cmp["mcnemar"]["c"], cmp["mcnemar"]["b"])
+
+
+def test_plain_output_highlights_the_paragraph_the_extractor_read():
+    options = {"A": "Asthma", "B": "Croup", "C": "Pulmonary embolism"}
+    out = "Sudden pleuritic pain after a flight.\n\nThe answer is (C) Pulmonary embolism.\n\nCroup would show stridor."
+    final, span = answer_highlight(out, options, "C", "plain")
+    assert out[span[0]:span[1]] == "The answer is (C) Pulmonary embolism." and out[final:].startswith("The answer is")
