@@ -110,6 +110,23 @@ def has_reasoning_markers(text: str) -> bool:
     return any(m in text for m in (THINK_OPEN, THINK_CLOSE, SECTION_THINK, SECTION_FINAL))
 
 
+def assistant_text(prompt: str, completion: str) -> str:
+    """The assistant turn as the model wrote it, from its prompt and its completion.
+
+    A template that opens the reasoning in the generation prompt (DeepSeek-R1-Distill's ends with
+    ``<think>\\n``) leaves the completion without its opener; it is put back, so the reasoning is
+    split, and reasoning cut off by the token budget recognised, as in any other think output.
+
+    >>> assistant_text("<|Assistant|><think>\\n", "so (A). But wait")
+    '<think>\\nso (A). But wait'
+    >>> assistant_text("<|im_start|>assistant\\n", "The answer is (A).")
+    'The answer is (A).'
+    """
+    if prompt.rstrip().endswith(THINK_OPEN) and THINK_OPEN not in completion:
+        return f"{THINK_OPEN}\n{completion}"
+    return completion
+
+
 def split_reasoning(text: str, fmt: str | None = None) -> tuple[str, str]:
     """Split generated text into (reasoning, final answer part).
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..data.records import Record
-from ..data.render import format_assistant, split_reasoning
+from ..data.render import assistant_text, format_assistant, split_reasoning
 from .benchmarks import BenchmarkSpec, loglik_request
 from .extract import extract_answer
 from .metrics import majority_vote
@@ -123,11 +123,13 @@ def run_cot(backend: Any, records: Sequence[Record], *, max_new_tokens: int = 25
                                num_samples=num_samples, seed=seed, system_prompt=system_prompt)
     rows = []
     for record, samples in zip(records, outputs):
+        prompt = backend.prompt(record, system_prompt)
+        samples = [assistant_text(prompt, t) for t in samples]  # a reasoning opener the template put in the prompt
         if record.options:
             row = score_output(record, samples, backend.reasoning_format)
         else:
             row = _score_open(record, samples[0], backend.reasoning_format)
-        row.update(protocol="cot", prompt=backend.prompt(record, system_prompt), group=item_group(record, subject_field),
+        row.update(protocol="cot", prompt=prompt, group=item_group(record, subject_field),
                    **item_text(record))
         rows.append(row)
     return rows

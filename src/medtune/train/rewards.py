@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config.sections.train import RewardWeights
-from ..data.render import SECTION_FINAL, SECTION_THINK, THINK_CLOSE, THINK_OPEN, split_reasoning
+from ..data.render import SECTION_FINAL, SECTION_THINK, THINK_CLOSE, THINK_OPEN, assistant_text, split_reasoning
 from ..eval.extract import extract_answer
 
 RewardFn = Callable[..., list[float | None]]
@@ -44,6 +44,12 @@ def _text(completion: Any) -> str:
     return str(completion)
 
 
+def _prompts(prompts: Sequence[Any] | None, completions: Sequence[Any]) -> list[str]:
+    """The rendered prompts as text (medtune passes rendered strings): where a template opened the reasoning
+    (``data.render.assistant_text``); a conversational prompt, rendered by TRL, reads as no prompt."""
+    return [p if isinstance(p, str) else "" for p in prompts] if prompts else [""] * len(completions)
+
+
 def _options(value: Any) -> dict[str, str]:
     return json.loads(value) if isinstance(value, str) else dict(value or {})
 
@@ -52,11 +58,11 @@ def correct_reward(prompts: Sequence[Any], completions: Sequence[Any], *, gold: 
                    options: Sequence[Any], reasoning_format: str | None = None, **_: Any) -> list[float | None]:
     """1.0 where the eval extractor reads the gold letter from the completion; None for items without a gold letter."""
     out: list[float | None] = []
-    for completion, letter, opts in zip(completions, gold, options):
+    for prompt, completion, letter, opts in zip(_prompts(prompts, completions), completions, gold, options):
         if not letter:
             out.append(None)
             continue
-        found = extract_answer(_text(completion), _options(opts), reasoning_format)
+        found = extract_answer(assistant_text(prompt, _text(completion)), _options(opts), reasoning_format)
         out.append(1.0 if found.status == "ok" and found.letter == letter else 0.0)
     return out
 
@@ -86,7 +92,8 @@ def format_ok(text: str, fmt: str | None, options: dict[str, str]) -> bool:
 def format_reward(prompts: Sequence[Any], completions: Sequence[Any], *, options: Sequence[Any],
                   reasoning_format: str | None = None, **_: Any) -> list[float | None]:
     """1.0 for a completion in the trained reasoning format with one stated answer (``format_ok``), else 0.0."""
-    return [1.0 if format_ok(_text(c), reasoning_format, _options(o)) else 0.0 for c, o in zip(completions, options)]
+    return [1.0 if format_ok(assistant_text(p, _text(c)), reasoning_format, _options(o)) else 0.0
+            for p, c, o in zip(_prompts(prompts, completions), completions, options)]
 
 
 def length_penalty(prompts: Sequence[Any], completions: Sequence[Any], *, completion_ids: Sequence[Sequence[int]] | None = None,

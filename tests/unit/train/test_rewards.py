@@ -124,3 +124,33 @@ def test_synth_pairs_of_walked_reasoning_are_coherent_and_the_reward_ranks_them(
         rewards = correct_reward(["", ""], [led.chosen, led.rejected], gold=[r.answer.letter] * 2,
                                  options=[r.options] * 2, reasoning_format="sections")
         assert rewards == [1.0, 0.0]
+
+
+R1_PROMPT = "<｜User｜>Which option?<｜Assistant｜><think>\n"  # DeepSeek-R1-Distill opens the reasoning in the prompt
+
+
+def test_a_template_that_opens_the_reasoning_in_the_prompt_is_read_as_think_output():
+    """TRL's completions for R1-Distill never contain <think>: the reasoning opener is put back from the prompt, so a
+    well-formed completion earns its format reward and one cut off mid-reasoning earns no correctness reward."""
+    opts = json.dumps({"A": "Aortic dissection", "B": "Acute pericarditis"})
+    done = "Pulses are unequal.\n</think>\n\nThe answer is (A) Aortic dissection."
+    cut = "Pulses are unequal, so the answer is (A). But wait, the rub"
+    assert format_reward([R1_PROMPT], [done], options=[opts], reasoning_format="think") == [1.0]
+    assert correct_reward([R1_PROMPT], [done], gold=["A"], options=[opts], reasoning_format="think") == [1.0]
+    assert correct_reward([R1_PROMPT], [cut], gold=["A"], options=[opts], reasoning_format="think") == [0.0]
+    # the eval runner reads the same turn: the cut-off output is unparseable there too
+    from medtune.eval.runners import run_cot
+
+    class R1Like:
+        reasoning_format = "think"
+
+        def prompt(self, record, system_prompt=None):
+            return R1_PROMPT
+
+        def generate(self, records, **_):
+            return [[cut], [done]]
+
+    records = [Record.create(source="t", task="mcq", question=f"Q{i}?", options=json.loads(opts), answer=Answer(letter="A"))
+               for i in range(2)]
+    rows = run_cot(R1Like(), records)
+    assert [(r["pred"], r["status"]) for r in rows] == [(None, "unparseable"), ("A", "ok")]
