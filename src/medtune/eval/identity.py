@@ -202,6 +202,19 @@ def records_sha(records: list[Record]) -> str:
     return h.hexdigest()
 
 
+# How sampled (temperature > 0) rows are drawn: since 2026-12-05 each sample has its own generator seeded by
+# (seed, prompt, k) (medtune.infer.sample_seed), no longer one global generator per batch, so rows drawn under the
+# same seed before are other draws: a store of them is not resumed with new ones. Greedy rows are unaffected.
+SAMPLER = "per-sample generator (seed, prompt, k)"
+
+
+def _decoding(decoding: Decoding) -> dict[str, Any]:
+    out = asdict(decoding)
+    if decoding.temperature > 0:
+        out["sampler"] = SAMPLER
+    return out
+
+
 def build_fingerprint(model: EvalModel, *, protocol: str, spec: Any, benchmark_sha256: str,
                       decoding: Decoding | None = None) -> dict[str, Any]:
     """The fingerprint of one (model, benchmark, protocol, settings) evaluation; see the module docstring."""
@@ -215,7 +228,7 @@ def build_fingerprint(model: EvalModel, *, protocol: str, spec: Any, benchmark_s
         "model": {"identity": model.identity, "backend": model.backend, **({"dtype": model.dtype} if model.dtype else {})},
         "protocol": protocol,
         "prompt": prompt,
-        "decoding": asdict(decoding or Decoding()) if protocol == "cot" else None,
+        "decoding": _decoding(decoding or Decoding()) if protocol == "cot" else None,
         "benchmark": {"name": spec.name, "source_sha256": benchmark_sha256,
                       "declaration_sha256": sha256_text(spec.model_dump_json(exclude={"description", "provenance"}))},
         "info": {"model_spec": model.spec, "prompt_source": model.prompt_source, "medtune_version": __version__},

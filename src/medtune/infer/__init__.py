@@ -4,6 +4,17 @@
 decoder-only models with full attention in every layer, and fixed left-padded batches of
 ``model.generate`` (``static.generate_static``) for the others (sliding-window or
 recurrent layers, encoder-decoders).
+
+Seeding: with temperature > 0, sample ``k`` of a prompt draws from its own ``torch.Generator``
+seeded ``static.sample_seed(seed, prompt, k)`` (a hash of the three), and each token is chosen
+by ``live.sample_rows`` (the server's per-row sampling). A prompt's samples therefore depend only
+on the seed, the prompt's text and ``k``: not on the other prompts of the call, their order, the
+batch size, nor the chunk a caller splits its prompts into (eval resumes and chunks stay
+consistent), and sample ``k`` is the same whatever ``num_samples`` (up to floating-point
+differences of the logits between batch shapes, as for greedy decoding). Identical prompts in one call
+get identical samples (ask ``num_samples`` for distinct ones). Without a seed, the base seed is
+drawn once per call from torch's global generator. Greedy decoding (temperature 0) uses no
+random numbers and leaves the global generator alone.
 """
 
 from __future__ import annotations
@@ -12,8 +23,11 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from .continuous import ContinuousBatcher, supports_continuous, token_picker
-from .static import generate_static
+from .live import sample_rows
+from .static import generate_static, sample_generators
 
 __all__ = ["generate_texts"]
 
@@ -36,9 +50,10 @@ def generate_texts(
     are ``out[i * num_samples : (i + 1) * num_samples]`` (with one sample, ``out[i]``).
     ``batch_size`` counts rows decoded together (a prompt's samples are separate rows that
     share one prefill of the prompt). Decoding is exactly greedy, or temperature/top-p
-    sampling seeded by ``seed`` (nothing else from the model's generation config: no top-k,
-    no repetition penalty); it stops at the generation config's and the tokenizer's
-    end-of-sequence tokens.
+    sampling seeded per sample by ``(seed, prompt, k)`` (see the module docstring: a prompt's
+    samples do not depend on the rest of the batch), and nothing else from the model's
+    generation config (no top-k, no repetition penalty); it stops at the generation config's and
+    the tokenizer's end-of-sequence tokens.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -49,16 +64,46 @@ def generate_texts(
     if not supports_continuous(model) or not _keeps_last_logits(model):
         return generate_static(model, tokenizer, prompts, temperature=temperature, top_p=top_p, seed=seed,
                                eos_token_ids=stop, **kwargs)
-    import torch
-
-    if seed is not None:
-        torch.manual_seed(seed)
     # The chat template already contains any BOS token, so don't add special tokens twice.
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batcher = ContinuousBatcher(model, ids, pick=token_picker(temperature, top_p), eos_ids=stop,
-                                pad_id=pad, **kwargs)
+    if temperature > 0:
+        generators = sample_generators(prompts, num_samples, seed, next(model.parameters()).device)
+        batcher: ContinuousBatcher = _SeededBatcher(model, ids, temperature=temperature, top_p=top_p,
+                                                    generators=generators, eos_ids=stop, pad_id=pad, **kwargs)
+    else:
+        batcher = ContinuousBatcher(model, ids, pick=token_picker(temperature, top_p), eos_ids=stop, pad_id=pad,
+                                    **kwargs)
     return [tokenizer.decode(t, skip_special_tokens=True).strip() for t in batcher.run()]
+
+
+class _SeededBatcher(ContinuousBatcher):
+    """Continuous batching where every request (prompt ``i``'s sample ``k`` is request ``i * n + k``)
+    samples with its own generator, through ``live.sample_rows``.
+
+    ``ContinuousBatcher`` calls ``pick`` for one request's first token (in ``_start``, one row) and
+    for a decode step (one row per slot, free slots included); ``_pick`` maps the rows back to their
+    requests so that each row draws from its own generator, and free rows draw nothing.
+    """
+
+    def __init__(self, model: Any, prompts: Sequence[Sequence[int]], *, temperature: float, top_p: float,
+                 generators: list[torch.Generator], **kwargs: Any):
+        super().__init__(model, prompts, pick=self._pick, **kwargs)
+        self.settings = [(temperature, top_p, g) for g in generators]
+        self._starting: int | None = None
+
+    def _start(self, row: int, request: int) -> None:
+        self._starting = request
+        try:
+            super()._start(row, request)
+        finally:
+            self._starting = None
+
+    def _pick(self, logits: torch.Tensor) -> torch.Tensor:
+        requests = [self._starting] if self._starting is not None else [s.request for s in self.slots]
+        if len(requests) != logits.shape[0]:
+            raise RuntimeError(f"{logits.shape[0]} rows of logits for {len(requests)} requests")
+        return sample_rows(logits, [self.settings[r] if r >= 0 else (0.0, 1.0, None) for r in requests])
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -217,3 +217,17 @@ def test_endpoint_models_are_identified_by_url_and_served_name(heldout):
     assert diff == [("model.identity", a.identity, b.identity)]
     with pytest.raises(BackendError, match="needs --endpoint"):
         identity.describe_model("med-8b", backend="openai")
+
+
+def test_sampled_rows_name_how_they_were_drawn_and_greedy_rows_do_not():
+    """Sampled rows drawn by the old one-generator-per-batch rule are other draws under the same seed: a store of
+    them must not be resumed with per-sample draws; greedy stores stay valid."""
+    from medtune.eval.benchmarks import BenchmarkSpec
+    from medtune.eval.identity import SAMPLER, Decoding, EvalModel, build_fingerprint
+
+    model = EvalModel(spec="m", identity="m", backend="transformers", reasoning_format="plain", system_prompt=None,
+                      chat_template_sha256="t", prompt_source="test")
+    spec = BenchmarkSpec(name="b", files="-", description="d")
+    sampled = build_fingerprint(model, protocol="cot", spec=spec, benchmark_sha256="x", decoding=Decoding(temperature=0.7))
+    greedy = build_fingerprint(model, protocol="cot", spec=spec, benchmark_sha256="x", decoding=Decoding())
+    assert sampled["decoding"]["sampler"] == SAMPLER and "sampler" not in greedy["decoding"]
