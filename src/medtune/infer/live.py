@@ -82,7 +82,9 @@ def sample_rows(logits: torch.Tensor, settings: list[tuple[float, float, torch.G
         if top_p < 1.0:
             scores = TopPLogitsWarper(top_p)(None, scores)
         probs = torch.softmax(scores, dim=-1)
-        chosen[row] = torch.multinomial(probs, 1, generator=generator)[0, 0]
+        if generator is not None and generator.device != probs.device:  # torch samples only on the generator's device
+            probs = probs.to(generator.device)
+        chosen[row] = torch.multinomial(probs, 1, generator=generator)[0, 0].to(chosen.device)
     return chosen
 
 
