@@ -81,11 +81,17 @@ modes, teaching. Outputs must be read by a qualified person and never acted on d
 {{ disclaimer }} Not a medical device; not validated for clinical use.
 """
 
-VERIFY_PROTOCOL = (
-    "fixed prompts from medtune's export_verify.yaml rendered with the chat template; 32 greedy tokens "
-    "(no EOS stop); agreement = teacher-forced top-1 agreement with the merged HF model (fp32, transformers); "
-    "perplexity over a fixed 5-turn conversation. Pass: F16 all prompts exact, Q8_0 agreement >= 0.90, K-quants reported only."
-)
+def verify_protocol(verify_rows: list[dict[str, Any]]) -> str:
+    """The verification protocol and its pass rule as ``verify`` applies them (the rule is ``verify.pass_rule``)."""
+    from .verify import load_verify_set, pass_rule
+
+    vs = load_verify_set()
+    n = verify_rows[0]["n_tokens"] if verify_rows else 32
+    stored = verify_rows[0].get("reference_dtype", "float32") if verify_rows else "float32"
+    return (f"{len(vs['prompts'])} fixed prompts from medtune's export_verify.yaml rendered with the chat template; "
+            f"{n} greedy tokens (no EOS stop); agreement = teacher-forced top-1 agreement with the merged HF model "
+            f"(weights stored in {stored}, run in fp32 by transformers); perplexity over a fixed "
+            f"{len(vs['conversation'])}-turn conversation. Pass: {pass_rule()}.")
 
 
 def load_eval_results(eval_dirs: list[Path], identity: str, base_identity: str | None = None) -> list[dict[str, Any]]:
@@ -184,6 +190,6 @@ def write_model_card(out_dir: str | Path, prov: Provenance, name: str, evals: li
         front_matter=_front_matter(prov), name=name, prov=prov, disclaimer=DISCLAIMER, recipe=recipe or {},
         evals=evals or [], protocols={r["protocol"].split(" ")[0]: r["description"] for r in evals or []},
         files=_file_rows(verify_rows or [], gguf_files or []),
-        verify_protocol=VERIFY_PROTOCOL,
+        verify_protocol=verify_protocol(verify_rows or []),
     )
     return atomic_write_text(Path(out_dir) / "README.md", text)

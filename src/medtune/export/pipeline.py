@@ -4,7 +4,7 @@ Output layout (``out_dir``, default RUN/export)::
 
     merged/                  standalone HF folder (safetensors, tokenizer, chat template)
     <name>-f16.gguf ...      one file per requested type
-    Modelfile                Ollama, FROM the smallest verified-kind file
+    Modelfile                Ollama, FROM the first type of MODELFILE_PREFERENCE exported (not chosen by verification)
     README.md                model card
     export_summary.json      everything below, for quickstart / eval / serve
 """
@@ -32,12 +32,23 @@ from .common import (
     read_run_config,
 )
 from .gguf import convert_hf_to_gguf
-from .merge import merge_run
+from .merge import merge_run, stored_dtype
 from .ollama import write_modelfile
 from .quantize import NATIVE, needs_llama_cpp, normalize_quants, quantize_gguf
 
 log = logging.getLogger(__name__)
+# The Modelfile's (and the serve stage's) file: a fixed order, small first. It does not look at verification:
+# K-quants lead although verification only reports them, and a file that failed verification fails the export.
 MODELFILE_PREFERENCE = ("q4_k_m", "q5_k_m", "q8_0", "q6_k", "q4_k_s", "q5_k_s", "q4_0", "f16", "bf16", "f32")
+
+
+def modelfile_type(files: dict[str, Any]) -> str:
+    """The exported type the Modelfile points at: the first of MODELFILE_PREFERENCE, else the first file.
+
+    >>> modelfile_type({"f16": "a", "q8_0": "b", "q4_k_m": "c"}), modelfile_type({"f32": "a", "f16": "b"})
+    ('q4_k_m', 'f16')
+    """
+    return next(q for q in MODELFILE_PREFERENCE + tuple(files) if q in files)
 
 
 def llama_cpp_available() -> bool:
@@ -70,9 +81,13 @@ def model_name(prov: Provenance, merged: Path) -> str:
 
 
 def _reusable_merge(run: Path) -> Path | None:
-    """RUN/merged from an earlier `medtune merge`, if it was made from the current adapter."""
+    """RUN/merged from an earlier `medtune merge`, if it was made from the current adapter and saved in fp32
+    (earlier medtune versions saved a bf16 base's merge in bf16, rounding it: that one is merged again)."""
     merged, adapter = run / "merged", run / "adapter" / "adapter_model.safetensors"
     if not (is_hf_folder(merged) and (merged / PROVENANCE_FILE).is_file() and adapter.is_file()):
+        return None
+    if stored_dtype(merged) != "float32":
+        log.info("%s is stored in %s (a rounded merge): merging again in fp32", merged, stored_dtype(merged))
         return None
     return merged if read_provenance(merged).adapter_sha256 == sha256_file(adapter) else None
 
@@ -153,8 +168,7 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
         timings["verify_s"] = round(time.perf_counter() - t, 1)
     summary["verify"] = rows
     if modelfile:
-        best = next(q for q in MODELFILE_PREFERENCE + tuple(files) if q in files)
-        summary["modelfile"] = str(write_modelfile(out, files[best], merged, prov))
+        summary["modelfile"] = str(write_modelfile(out, files[modelfile_type(files)], merged, prov))
     if model_card:
         summary["model_card"] = str(write_model_card(out, prov, name, find_eval_results(run, merged), list(files.values()),
                                                      rows, _recipe(run)))

@@ -18,12 +18,15 @@ for ``n_tokens`` tokens without stopping at EOS.
 - tokenizer and chat-template round trip: the conversation rendered by the HF tokenizer vs
   rendered by the GGUF's embedded template (llama-cpp-python's Jinja2 formatter) and
   tokenized by llama.cpp must give identical ids.
-Pass criteria: both round trips, and no flip with a margin above the type's ``TIE_BANDS``
-entry (F32, F16, BF16, Q8_0); K-quants are reported, not judged (``passed`` None).
+Pass criteria (:func:`pass_rule` words them for the model card): both round trips, and no flip with
+a margin above the type's ``TIE_BANDS`` entry (F32, F16, BF16, Q8_0); K-quants are reported, not
+judged (``passed`` None). The reference is the merged folder as stored (``reference_dtype`` in each
+row); ``medtune export`` saves merges in fp32, so it is the trained model up to fp32 arithmetic.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -34,7 +37,17 @@ import numpy as np
 import yaml
 
 from ..utils.paths import resource_path
-from .common import AMX_SAFE_TYPES, ExportError, llama_cpp_amx_problem, require_llama_cpp
+from .common import (
+    AMX_SAFE_TYPES,
+    PROVENANCE_FILE,
+    ExportError,
+    llama_cpp_amx_problem,
+    read_provenance,
+    require_llama_cpp,
+)
+from .merge import stored_dtype
+
+log = logging.getLogger(__name__)
 
 # Largest relative rounding error of one stored value, per GGUF type. llama.cpp keeps its KV
 # cache in F16 and rounds matmul inputs to F16 (F16 weights) or Q8_0 (Q8_0 weights), so an F32
@@ -52,6 +65,20 @@ TIE_BANDS = {t: round(2 * ERROR_PER_ROUNDOFF[t] * u, 4) for t, u in UNIT_ROUNDOF
 TOP_K = 8  # logit_err is measured on HF's top-8 tokens of each step
 
 
+def pass_rule() -> str:
+    """What :func:`_passed` checks, in words, with the bands of ``TIE_BANDS`` (the model card states it).
+
+    >>> "F16 <= 0.0195" in pass_rule() and "K-quants" in pass_rule()
+    True
+    """
+    bands = ", ".join(f"{t} <= {b:g}" for t, b in TIE_BANDS.items())
+    return ("both round trips (the conversation rendered by the GGUF's chat template and by HF's, tokenized by "
+            "llama.cpp, gives HF's token ids) and no flip (a step where llama.cpp's argmax differs from HF's greedy "
+            "token) whose margin (z_h - z_g) / sigma of HF's logits exceeds the type's tie band "
+            f"({bands}); flips inside the band are near-ties the rounding may break either way, reported, not failed, "
+            "so a passing file need not reproduce every prompt exactly; K-quants are reported, not judged")
+
+
 def load_verify_set() -> dict[str, Any]:
     return yaml.safe_load(resource_path("prompts", "export_verify.yaml").read_text(encoding="utf-8"))
 
@@ -66,6 +93,7 @@ class Reference:
     conv_ids: list[int]
     nll_hf: float
     tokenizer: Any
+    dtype: str = "float32"  # what the reference folder's weights are stored in
 
 
 def _hf_greedy(model, ids: list[int], n: int) -> tuple[list[int], np.ndarray]:
@@ -99,6 +127,10 @@ def hf_reference(merged_dir: str | Path, n_tokens: int = 32) -> Reference:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     merged_dir = Path(merged_dir)
+    dtype = stored_dtype(merged_dir)
+    if dtype != "float32" and (merged_dir / PROVENANCE_FILE).is_file() and read_provenance(merged_dir).adapter_sha256:
+        log.warning("%s: a merge stored in %s, so already rounded: the GGUFs are verified against the rounded "
+                    "weights, not the trained model (`medtune export` of the run merges again in fp32)", merged_dir, dtype)
     tok = AutoTokenizer.from_pretrained(merged_dir)
     model = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()
     vs = load_verify_set()
@@ -112,7 +144,8 @@ def hf_reference(merged_dir: str | Path, n_tokens: int = 32) -> Reference:
     conv_ids = tok(conv_text, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         logits = model(torch.tensor([conv_ids])).logits[0].numpy()
-    return Reference(prompt_ids, [r[0] for r in runs], [r[1] for r in runs], conv_ids, _mean_nll(logits, conv_ids), tok)
+    return Reference(prompt_ids, [r[0] for r in runs], [r[1] for r in runs], conv_ids, _mean_nll(logits, conv_ids), tok,
+                     dtype)
 
 
 def _open_llama(path: Path, n_ctx: int):
@@ -231,7 +264,8 @@ def compare_gguf(path: str | Path, ref: Reference) -> dict[str, Any]:
                "agreement": round(sum(r.agree for r in results) / steps, 4),
                "flips": steps - sum(r.agree for r in results), "max_flip_margin": round(max(margins, default=0.0), 4),
                "tie_band": TIE_BANDS.get(qtype), "logit_err": round(max(r.logit_err for r in results), 4),
-               "ppl_hf": round(math.exp(ref.nll_hf), 4), "ppl_gguf": round(math.exp(nll), 4)}
+               "ppl_hf": round(math.exp(ref.nll_hf), 4), "ppl_gguf": round(math.exp(nll), 4),
+               "reference_dtype": ref.dtype}
         row["ppl_delta"] = round(row["ppl_gguf"] - row["ppl_hf"], 4)
         row.update(_template_roundtrip(llm, ref))
     finally:
@@ -251,7 +285,7 @@ def _file_type_name(llm) -> str:
 
 
 def _passed(row: dict[str, Any]) -> bool | None:
-    """True/False against the criteria above; None (reported only) for K-quants."""
+    """True/False against the criteria above (:func:`pass_rule`); None (reported only) for K-quants."""
     if not (row.get("chat_template_roundtrip") and row.get("tokenizer_roundtrip")):
         return False
     band = row.get("tie_band")

@@ -72,3 +72,34 @@ def test_card_without_eval_says_so(tmp_path):
     assert "No evaluation of this model was found" in card
     meta = _front_matter(card)  # a preset base is named by its Hub id, with the preset's licence
     assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and meta["license"] == "apache-2.0"
+
+
+def test_card_states_the_pass_rule_verify_applies(tmp_path, monkeypatch):
+    """The card said "Pass: F16 all prompts exact, Q8_0 agreement >= 0.90" beside an F16 file verify passed with
+    1/4 prompts exact: verify judges round trips and flip margins against the tie bands, and the card now says so,
+    quoting the bands from verify itself."""
+    from medtune.export import verify
+
+    gguf = tmp_path / "m-f16.gguf"
+    gguf.write_bytes(b"GGUF")
+    row = {"gguf": str(gguf), "type": "F16", "prompts": 4, "n_tokens": 32, "exact_prompts": 1, "agreement": 0.97,
+           "max_flip_margin": verify.TIE_BANDS["F16"] / 2, "tie_band": verify.TIE_BANDS["F16"],
+           "chat_template_roundtrip": True, "tokenizer_roundtrip": True, "ppl_hf": 3.0, "ppl_gguf": 3.01,
+           "reference_dtype": "float32"}
+    row["passed"] = verify._passed(row)
+    assert row["passed"] is True  # near-ties only: a pass, although 3 of 4 prompts diverged
+
+    def card() -> tuple[str, str]:
+        lines = write_model_card(tmp_path / "card", Provenance(base_model="smollm2-135m"), "m", gguf_files=[gguf],
+                                 verify_rows=[row]).read_text().splitlines()
+        return next(x for x in lines if x.startswith("| `m-f16.gguf`")), next(x for x in lines if x.startswith("Verification"))
+
+    line, protocol = card()
+    assert "| 1/4 |" in line and line.endswith("| pass |")
+    assert "all prompts exact" not in protocol and "agreement >=" not in protocol
+    assert verify.pass_rule() in protocol and "round trips" in protocol and "K-quants are reported, not judged" in protocol
+    for t, band in verify.TIE_BANDS.items():
+        assert f"{t} <= {band:g}" in protocol
+    assert "32 greedy tokens" in protocol and "stored in float32" in protocol
+    monkeypatch.setitem(verify.TIE_BANDS, "F16", 0.0123)  # one source of truth: the card follows verify's bands
+    assert "F16 <= 0.0123" in card()[1]

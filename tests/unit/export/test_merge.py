@@ -1,13 +1,16 @@
-"""merge: merged logits == base + adapter (<= 1e-4 fp32); folder complete; bad runs named clearly."""
+"""merge: merged logits == base + adapter (<= 1e-4 fp32), saved unrounded for a bf16 base too; folder complete;
+bad runs named clearly."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from medtune.export import ExportError, merge_run
+from medtune.export.common import base_spec
 
 IDS = torch.tensor([[5, 17, 42, 99, 120, 7, 33, 250, 3, 64]])
 
@@ -66,3 +69,55 @@ def test_broken_manifest_names_file_and_line(tiny_run, tmp_path):
     (run / "manifest.json").write_text('{\n  "run_id": "x",\n  oops\n}')
     with pytest.raises(ExportError, match=r"manifest.json:3: invalid JSON"):
         merge_run(run)
+
+
+def _stored(folder: Path) -> str:
+    return json.loads((folder / "config.json").read_text())["dtype"]
+
+
+def _trained_logits(run):
+    """The trained model as training and eval see it: the base (fp32) with the adapter on top, unmerged."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_spec(run), dtype=torch.float32)
+    with torch.no_grad():
+        base_logits = base(IDS).logits
+        return PeftModel.from_pretrained(base, run / "adapter").eval()(IDS).logits, base_logits
+
+
+def test_a_bf16_base_is_merged_and_saved_without_rounding(bf16_run, tmp_path):
+    """The merge of a bf16 base was saved in bf16: 0.016 sigma from the trained model here (0.027 on a 4-layer
+    Llama), so verification, which takes the merged folder as the trained model, never saw that rounding."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from medtune.export.verify import TIE_BANDS
+
+    merged = merge_run(bf16_run, tmp_path / "merged")
+    want, base_logits = _trained_logits(bf16_run)
+    with torch.no_grad():
+        got = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()(IDS).logits
+    err = ((got - want).abs() / want.std(dim=-1, keepdim=True)).max().item()
+    assert err < TIE_BANDS["F16"] / 100, err  # fp32 arithmetic only (~1e-6 sigma); the bf16 save: ~0.016
+    assert (want - base_logits).abs().max().item() > 0.1  # the adapter matters
+    assert _stored(Path(base_spec(bf16_run))) == "bfloat16" and _stored(merged) == "float32"
+    assert {t.dtype for t in load_file(next(merged.glob("*.safetensors"))).values()} == {torch.float32}
+
+
+def test_export_merges_again_over_a_rounded_merge(bf16_run, tmp_path):
+    """RUN/merged made by an earlier version (a bf16 base's merge saved in bf16) is not reused as the reference."""
+    import shutil
+
+    from medtune.export.merge import merge_adapter
+    from medtune.export.pipeline import resolve_merged
+
+    run = tmp_path / "run"
+    shutil.copytree(bf16_run, run)
+    merge_adapter(run, run / "merged", keep_fp32=False)  # what the old default wrote
+    assert _stored(run / "merged") == "bfloat16"
+    merged, _ = resolve_merged(run, tmp_path / "export")
+    assert merged == tmp_path / "export" / "merged" and _stored(merged) == "float32"
+    shutil.rmtree(run / "merged")
+    shutil.copytree(merged, run / "merged")
+    assert resolve_merged(run, tmp_path / "export2")[0] == run / "merged"  # an fp32 merge of this adapter is reused

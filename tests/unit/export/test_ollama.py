@@ -78,3 +78,14 @@ def _with_template(tok, template: str):
     tok = copy.deepcopy(tok)
     tok.chat_template = template
     return tok
+
+
+def test_modelfile_type_is_the_preference_not_verification():
+    """pipeline's docstring said the Modelfile used "the smallest verified-kind file"; it uses a fixed preference
+    (K-quants first, which verification reports without judging), and now says so."""
+    from medtune.export import pipeline
+
+    assert pipeline.modelfile_type({"f16": 1, "q8_0": 2, "q4_k_m": 3}) == "q4_k_m"  # not the judged q8_0
+    assert pipeline.modelfile_type({"q8_0": 1, "q6_k": 2}) == "q8_0"  # the order, not size
+    assert pipeline.modelfile_type({"f32": 1}) == "f32"
+    assert "verified-kind" not in pipeline.__doc__ and "not chosen by verification" in pipeline.__doc__

@@ -120,3 +120,35 @@ def test_amx_build_refuses_to_verify_quantized_files_instead_of_crashing(tiny_me
     with pytest.raises(ExportError, match="cannot verify a Q8_0 file here") as err:
         verify.verify_ggufs([q8], tiny_merged, n_tokens=4)
     assert "-mno-amx-int8" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_reference_is_the_trained_model_for_a_bf16_base(bf16_run, tmp_path, caplog):
+    """Verification takes the merged folder as the trained model. For a bf16 base that folder was the merge rounded
+    to bf16 (0.016 sigma from the trained model here, most of the F16 tie band), so that rounding was never measured.
+    Now the merge is stored in fp32 and the reference is the trained model (base + adapter, unmerged) to fp32
+    arithmetic; verifying against a rounded merge says so."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from medtune.export import export_run
+    from medtune.export.common import base_spec
+    from medtune.export.merge import merge_adapter
+    from medtune.export.verify import TIE_BANDS, hf_reference, verify_ggufs
+
+    summary = export_run(bf16_run, tmp_path / "export", ["f16"], modelfile=False, model_card=False)
+    ref = hf_reference(summary["merged"], n_tokens=8)
+    base = AutoModelForCausalLM.from_pretrained(base_spec(bf16_run), dtype=torch.float32)
+    trained = PeftModel.from_pretrained(base, bf16_run / "adapter").eval()
+    for ids, greedy, rows in zip(ref.prompt_ids, ref.greedy, ref.greedy_logits):
+        with torch.no_grad():
+            want = trained(torch.tensor([ids + greedy[:-1]])).logits[0, len(ids) - 1 :].numpy()
+        err = (abs(rows - want) / want.std(axis=1, keepdims=True)).max()
+        assert err < TIE_BANDS["F16"] / 100, err  # the bf16-rounded merge: ~0.016 sigma
+    (row,) = summary["verify"]
+    assert row["reference_dtype"] == "float32" and row["passed"] is True, row
+
+    rounded = merge_adapter(bf16_run, tmp_path / "rounded", keep_fp32=False)
+    (row,) = verify_ggufs([summary["files"]["f16"]["path"]], rounded, n_tokens=8)
+    assert row["reference_dtype"] == "bfloat16"
+    assert any("already rounded" in r.getMessage() for r in caplog.records)
