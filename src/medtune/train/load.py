@@ -9,6 +9,8 @@ from typing import Any
 from ..models.load import LoadedModel, load_model
 from ..models.source import ModelLoadError
 
+INIT_MODEL = "init/model"  # a PEFT run started from a full fine-tune: that model, its adapter's base (manifest init_model)
+
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "manifest.json"
@@ -20,7 +22,8 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
 def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "auto", merge: bool = False) -> LoadedModel:
     """The tuned model of a run folder as a :class:`LoadedModel` (``path`` = the run's output).
 
-    For PEFT runs the base named in the manifest is loaded, the adapters a second-stage run started
+    For PEFT runs the base named in the manifest is loaded (a second stage started from a full fine-tune:
+    that model, copied to ``RUN/init/model``, manifest ``init_model``), the adapters a second-stage run started
     from (``RUN/init/*``, manifest ``init_adapters``) merged into it in order, and ``RUN/adapter`` applied
     (``merge=True`` folds the adapter into the weights, e.g. before export); for full
     fine-tuning ``RUN/model`` is loaded directly. The tokenizer is the one saved with the run.
@@ -37,8 +40,13 @@ def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "aut
     adapter = run / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise ModelLoadError(f"{run}: neither model/ nor adapter/adapter_config.json found")
-    base_path = manifest.get("base_path") or manifest["base_model"]
-    base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
+    if manifest.get("init_model"):  # never the original base: the adapter was trained on the fine-tuned model
+        base_spec = str(run / manifest["init_model"])
+        if not (run / manifest["init_model"] / "config.json").is_file():
+            raise ModelLoadError(f"{base_spec}: the model this run started from is missing; the run folder is incomplete")
+    else:
+        base_path = manifest.get("base_path") or manifest["base_model"]
+        base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
     loaded = load_model(base_spec, device=device, dtype=dtype)
     loaded.model = merge_init_adapters(loaded.model, run, manifest)
     # A half-precision base (bf16 inference on this machine) gets its adapter in the same dtype, so no

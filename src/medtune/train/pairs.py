@@ -61,6 +61,31 @@ def grpo_rows(records: Sequence[Record], tokenizer: Any, fmt: str, system_prompt
              "options": json.dumps(r.options, ensure_ascii=False), "id": r.id} for r in verifiable(records)]
 
 
+def trl_prompt(tokenizer: Any, prompt: str) -> str:
+    """A rendered prompt as TRL's trainers should get it, so they tokenize it to the ids eval and serve use.
+
+    medtune tokenizes a rendered prompt with ``add_special_tokens=False`` (the chat template carries any BOS);
+    GRPO and DPO tokenize a string prompt with special tokens on, so a tokenizer that adds a BOS (Llama 3,
+    DeepSeek-R1-Distill) would give [BOS, BOS, ...]. The template's BOS is then left to the tokenizer: dropped
+    from the text only where that gives exactly the template's ids (the completion side is unchanged).
+
+    >>> class Tok:  # adds a BOS "<s>" (id 0) like Llama 3's; one id per other character
+    ...     bos_token = "<s>"
+    ...     def __call__(self, text, add_special_tokens=True):
+    ...         ids = [0] if text.startswith("<s>") else []
+    ...         ids += [ord(c) for c in text.removeprefix("<s>")]
+    ...         return {"input_ids": ([0] if add_special_tokens else []) + ids}
+    >>> trl_prompt(Tok(), "<s>user: hi"), trl_prompt(Tok(), "user: hi")
+    ('user: hi', 'user: hi')
+    """
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and prompt.startswith(bos):
+        rest = prompt[len(bos):]
+        if tokenizer(rest)["input_ids"] == tokenizer(prompt, add_special_tokens=False)["input_ids"]:
+            return rest
+    return prompt
+
+
 def _pick(record: Record, salt: str) -> str:
     """A distractor letter, a stable function of the record (so pair sets are reproducible)."""
     others = sorted(k for k in record.options if k != record.answer.letter)

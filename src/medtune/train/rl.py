@@ -7,7 +7,8 @@
   the base (in memory) and a new LoRA adapter is trained on top, so DPO's and GRPO's reference
   model (the adapter switched off) is the SFT policy itself. The run copies the adapters it
   started from into ``RUN/init/`` and lists them in its manifest; ``load_trained`` re-applies
-  them in order, so eval, export and serve read an RL run like any other;
+  them in order, so eval, export and serve read an RL run like any other. From a full
+  fine-tune the new adapter's base is that run's ``model/``, copied to ``RUN/init/model``;
 * **the data** (``pairs``): prompts rendered exactly as eval asks them, the contamination check
   against every declared benchmark before training (overlap stops the stage), bad rows in
   ``RUN/quarantine.jsonl``;
@@ -37,6 +38,7 @@ from .pairs import (
     on_policy_pairs,
     read_pairs,
     synth_pairs,
+    trl_prompt,
     verifiable,
 )
 
@@ -56,29 +58,57 @@ def init_run(spec: str) -> Path:
                                      "adapter/ or model/)", hint)], "train")
 
 
-def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> tuple[Any, list[str]]:
-    """(the loaded starting model, its init adapters copied under RUN/init/) -- base, or an earlier run merged."""
+def _link_tree(src: Path, dst: Path) -> None:
+    """Copy a model folder, hard-linking its files where the filesystem allows: medtune replaces a run's
+    folders whole (``atomic_dir``), never a file in place, so a link keeps the old weights like a copy would."""
+    import os
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> tuple[Any, list[str], str | None, str]:
+    """(the loaded starting model, its init adapters copied under RUN/init/, the full model it started from copied
+    there, the base_path of the run's manifest) -- the base, or an earlier run merged.
+
+    A PEFT run's adapter applies to its manifest's ``base_path`` with the ``init_adapters`` merged in order. From an
+    adapter run that is the earlier run's base plus its adapters; from a full fine-tune (``model/``, which holds every
+    weight, its own init adapters merged) it is that model, copied to ``RUN/init/model`` (hard links where possible)
+    so the run still reads the model it trained on when the earlier run is retrained or removed.
+    """
     from ..models.load import load_model
-    from .load import load_trained, read_manifest
+    from .load import INIT_MODEL, load_trained, read_manifest
+    from .sft import loads_in_4bit
 
     if not cfg.train.init_from:
-        return load_model(cfg.model.base, device=device, dtype=precision.weights, revision=cfg.model.revision,
-                          trust_remote_code=cfg.model.trust_remote_code), []
-    if cfg.train.method == "qlora":
-        raise ConfigError([ConfigProblem("train.method", "qlora cannot start from a trained run (its adapter would be "
+        loaded = load_model(cfg.model.base, device=device, dtype=precision.weights, load_in_4bit=loads_in_4bit(cfg),
+                            revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
+        return loaded, [], None, str(loaded.path)
+    if loads_in_4bit(cfg):
+        field = "train.method" if cfg.train.method == "qlora" else "model.load_in_4bit"
+        raise ConfigError([ConfigProblem(field, "4-bit loading cannot start from a trained run (its adapter would be "
                                          "merged into 4-bit weights)", "use method lora on a 16-bit base")], "train")
     start = init_run(cfg.train.init_from)
     manifest = read_manifest(start)
     loaded = load_trained(start, device=device, dtype=precision.weights, merge=True)
-    chain = [start / a for a in manifest.get("init_adapters", [])] + ([start / "adapter"] if (start / "adapter").is_dir() else [])
+    shutil.rmtree(run_dir / "init", ignore_errors=True)  # what an earlier run into this folder started from
+    if (start / "model").is_dir():
+        if cfg.train.method == "full":  # RUN/model will hold every weight: nothing to apply it to
+            return loaded, [], None, manifest["base_path"]
+        _link_tree(start / "model", run_dir / INIT_MODEL)
+        return loaded, [], INIT_MODEL, str((run_dir / INIT_MODEL).resolve())
+    chain = [start / a for a in manifest.get("init_adapters", [])] + [start / "adapter"]
     copied = []
     for i, src in enumerate(chain):
         dst = run_dir / "init" / str(i)
-        if dst.exists():
-            shutil.rmtree(dst)
         shutil.copytree(src, dst)
         copied.append(str(dst.relative_to(run_dir)))
-    return loaded, copied
+    return loaded, copied, None, manifest["base_path"]
 
 
 def _screen(records: list[Record], cfg: RunConfig, run_dir: Path) -> None:
@@ -147,6 +177,8 @@ def stage_data(cfg: RunConfig, paths: list[str] | None, run_dir: Path, loaded: A
         rows = [{k: v for k, v in p.row().items() if k in ("prompt", "chosen", "rejected")} for p in pairs]
         kinds = {k: sum(p.kind == k for p in pairs) for k in dict.fromkeys(p.kind for p in pairs)}
         counts = {"quarantined_pairs": q.count}
+    for row in rows:  # TRL tokenizes string prompts with special tokens: no second BOS
+        row["prompt"] = trl_prompt(loaded.tokenizer, row["prompt"])
     if not rows:
         what = "lettered MCQ records (options and a gold letter)" if t.stage == "grpo" else "preference pairs or lettered MCQ records"
         raise ConfigError([ConfigProblem("data.train_files", f"the {t.stage} stage found no {what} in {', '.join(files)}",
@@ -236,7 +268,6 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     """Run ``train.stage`` (grpo / dpo / orpo) into ``run_dir``; returns a ``sft.TrainResult`` like SFT does."""
     from ..models.load import pick_device
     from ..utils.io import atomic_dir
-    from .load import read_manifest
     from .manifest import MetricsLog, hardware, peak_memory_mb, plot_loss_curve, write_manifest
     from .setup import count_parameters
     from .sft import TrainResult, resolve_precision
@@ -249,7 +280,7 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     device = pick_device("auto")
     precision = resolve_precision(cfg, device)
     latest = ckpt.latest_valid(run_dir / "checkpoints") if resume else None
-    loaded, init_adapters = _start_model(cfg, run_dir, device, precision)
+    loaded, init_adapters, init_model, base_path = _start_model(cfg, run_dir, device, precision)
     fmt = cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
     dataset, counts, files = stage_data(cfg, paths, run_dir, loaded, fmt)
     start = int(latest.name[len(ckpt.PREFIX):]) if latest else 0
@@ -272,11 +303,10 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     wall = time.perf_counter() - t0
     runtime = float(result.metrics.get("train_runtime", wall))
     tokens = max((r.get("num_tokens", 0) for r in rows), default=0)  # TRL's count of tokens seen (GRPO, DPO)
-    base_path = read_manifest(init_run(t.init_from))["base_path"] if t.init_from else str(loaded.path)
     fields = {
         "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "stage": t.stage, "base_model": cfg.model.base,
         "base_path": base_path, "init_from": str(init_run(t.init_from)) if t.init_from else None,
-        "init_adapters": init_adapters, "reasoning_format": fmt, "system_prompt": cfg.data.system_prompt, "method": t.method,
+        "init_adapters": init_adapters, "init_model": init_model, "reasoning_format": fmt, "system_prompt": cfg.data.system_prompt, "method": t.method,
         "output": out.name, "data_files": files, "data_manifest_sha256": files, "examples": counts,
         "rl": t.rl.model_dump(), "steps": trainer.state.global_step, "total_steps": trainer.state.max_steps,
         "hardware": hardware(device, 1), "precision": precision.to_dict(), "wall_time_s": round(wall, 2),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -79,6 +80,11 @@ def resolve_precision(cfg: RunConfig, device: str) -> Any:
     return train_precision(device, cfg.train.precision, cfg.model.dtype, cfg.train.method)
 
 
+def loads_in_4bit(cfg: RunConfig) -> bool:
+    """Whether the base loads in 4-bit: ``train.method=qlora`` or ``model.load_in_4bit`` (every stage asks this)."""
+    return cfg.train.method == "qlora" or cfg.model.load_in_4bit
+
+
 def make_accelerator(mixed_precision: str, cpu: bool) -> Any:
     """accelerate's Accelerator; a second run in one process (tests, notebooks) may use another precision.
 
@@ -107,8 +113,7 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     set_seed(t.seed)
     # Data first: a wrong source or unreadable records fail in seconds, not after the base model loads.
     records = load_training_records(cfg.data, data_paths, run_dir if accelerator.is_main_process else None)
-    four_bit = t.method == "qlora" or cfg.model.load_in_4bit
-    loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=precision.weights, load_in_4bit=four_bit,
+    loaded = load_model(cfg.model.base, device=str(accelerator.device), dtype=precision.weights, load_in_4bit=loads_in_4bit(cfg),
                         revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
                         attn_implementation=training_attention(device))
     fmt = cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
@@ -197,6 +202,23 @@ def _new_state() -> dict[str, Any]:
             "tokens": 0, "rank_tokens": 0, "elapsed_s": 0.0, "stopped_early": False, "window": []}
 
 
+BEST_STEP = "BEST_STEP"  # RUN/best/BEST_STEP: the step whose weights RUN/best holds, written after them
+
+
+def _save_best(s: Setup, cfg: RunConfig, run_dir: Path, step: int) -> None:
+    """RUN/best <- this step's adapter (or model), then its step marker: a best/ is trusted only with a matching marker."""
+    save_output(s, cfg.train.method, run_dir / "best")
+    if s.accelerator.is_main_process:
+        (run_dir / "best" / BEST_STEP).write_text(f"{step}\n", encoding="utf-8")
+    s.accelerator.wait_for_everyone()
+
+
+def _best_holds(best: Path, step: int | None) -> bool:
+    """Whether RUN/best holds the weights of ``step`` (as this run's bookkeeping names it)."""
+    marker = best / BEST_STEP
+    return step is not None and marker.is_file() and marker.read_text(encoding="utf-8").strip() == str(step)
+
+
 def _eval_and_track(s: Setup, cfg: RunConfig, run_dir: Path, step: int, state: dict[str, Any], metrics: Any) -> None:
     """Eval loss, early-stopping bookkeeping, and the best adapter by eval loss (RUN/best)."""
     loss = evaluate(s, cfg)
@@ -207,8 +229,8 @@ def _eval_and_track(s: Setup, cfg: RunConfig, run_dir: Path, step: int, state: d
     metrics.log(step, eval_loss=loss)
     if state["best_eval"] is None or loss < state["best_eval"] - 1e-6:
         state.update(best_eval=loss, best_step=step, bad_evals=0)
-        if cfg.train.keep_best and step > 0:
-            save_output(s, cfg.train.method, run_dir / "best")
+        if cfg.train.keep_best and step > 0:  # step 0 is the untrained model: nothing to keep
+            _save_best(s, cfg, run_dir, step)
     else:
         state["bad_evals"] += 1
         patience = cfg.train.early_stopping_patience
@@ -260,6 +282,9 @@ def fit(s: Setup, cfg: RunConfig, run_dir: Path, resume: bool = False, progress:
             state.update(ckpt.load_checkpoint(found, acc.unwrap_model(s.model), s.optimizer, s.scheduler))
             start = state.pop("step")
             log.info("resumed from %s (step %d)", found, start)
+    if start == 0 and acc.is_main_process:  # a fresh run: a best/ left by an earlier run in this folder is not ours
+        shutil.rmtree(run_dir / "best", ignore_errors=True)
+    acc.wait_for_everyone()
     metrics = MetricsLog(run_dir, start, enabled=acc.is_main_process)
     # from_pretrained returns a model in eval mode: without this, a run with no eval at step 0 (no
     # eval_steps, no validation split, or a resume) trained with dropout off and checkpointing inert.
@@ -299,17 +324,21 @@ def fit(s: Setup, cfg: RunConfig, run_dir: Path, resume: bool = False, progress:
 
 def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall: float) -> TrainResult:
     """Final adapter/model (the best by eval loss when kept), loss curve, manifest."""
-    import shutil
-
     from ..utils.io import atomic_dir, atomic_write_json
     from .manifest import hardware, peak_memory_mb, plot_loss_curve, write_manifest
 
     out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
     best = run_dir / "best"
-    use_best = cfg.train.keep_best and best.is_dir() and stats["best_step"] not in (None, stats["steps"])
+    best_step = stats["best_step"]
+    # Only a best/ this run wrote, at the step its bookkeeping names; step 0 (the untrained model) is never saved.
+    use_best = cfg.train.keep_best and best_step not in (None, 0, stats["steps"]) and _best_holds(best, best_step)
+    untrained_best = cfg.train.keep_best and best_step == 0 and stats["steps"] > 0
+    if untrained_best:
+        log.warning("no eval beat the untrained model's (step 0, eval loss %.4f): the output is the last step's weights "
+                    "(step %d), not a better checkpoint", stats["best_eval"], stats["steps"])
     if use_best and s.accelerator.is_main_process:
         with atomic_dir(out) as tmp:
-            shutil.copytree(best, tmp, dirs_exist_ok=True)
+            shutil.copytree(best, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(BEST_STEP))
     s.accelerator.wait_for_everyone()
     if not use_best:
         save_output(s, cfg.train.method, out)
@@ -322,7 +351,8 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
         "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "base_model": cfg.model.base,
         "base_path": str(s.loaded.path), "reasoning_format": s.fmt, "system_prompt": cfg.data.system_prompt,
         "method": cfg.train.method,
-        "output": out.name, "output_is_best_checkpoint": use_best, "data_files": s.data.files,
+        "output": out.name, "output_is_best_checkpoint": use_best, "untrained_was_best": untrained_best,
+        "data_files": s.data.files,
         "data_manifest_sha256": s.data.files, "quarantined_records": s.data.quarantined,
         "examples": {"train": len(s.data.train), "val": len(s.data.val)},
         "render_audit": {k: {kk: vv for kk, vv in r.to_dict().items() if kk != "problems"} for k, r in s.data.reports.items()},

@@ -240,3 +240,121 @@ def test_recipes_whose_init_from_loop_are_refused(tmp_path, tiny_model_dir, sft_
                                       "train": {"stage": "dpo", "init_from": str(other), "max_steps": 1}}))
     with pytest.raises(ConfigError, match="form a loop"):
         run_pipeline(load_config(a), progress=False, echo=lambda _: None)
+
+
+def test_a_lora_stage_on_a_full_finetune_keeps_its_weights(tmp_path, tiny_model_dir, monkeypatch):
+    """The stage's adapter applies to the full fine-tune it trained on (copied to RUN/init/model), never to the
+    original base: load_trained and export's merge give the model at the end of training, SFT folder gone or not."""
+    import shutil
+
+    import medtune.train.rl as rl
+    from medtune.export.merge import merge_adapter
+    from medtune.models.load import load_model
+
+    data = write_records(tmp_path / "records.jsonl", n=8)
+    sft = train(cfg_for(tiny_model_dir, "train.method=full", "train.max_steps=2", "train.precision=fp32"), data,
+                tmp_path / "sft", progress=False).run_dir
+    trainers = []
+    real = rl.make_trainer
+    monkeypatch.setattr(rl, "make_trainer", lambda *a, **kw: trainers.append(real(*a, **kw)) or trainers[-1])
+    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", f"train.init_from={sft}", "train.max_steps=1", "train.precision=fp32")
+    run = train(cfg, data, tmp_path / "dpo", progress=False).run_dir
+    base = load_model(str(tiny_model_dir), device="cpu", dtype="float32")
+    ids = torch.tensor([base.tokenizer("chest pain radiating", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        trained = trainers[0].model.eval()(input_ids=ids).logits.float()  # the model at the end of training
+        assert not torch.allclose(base.model(ids).logits, trained, atol=1e-3)  # the SFT weights are in it
+    assert torch.allclose(logits(run), trained, atol=1e-5)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["init_model"] == "init/model" and manifest["init_adapters"] == []
+    assert manifest["base_path"] == str((run / "init/model").resolve())
+    shutil.rmtree(sft / "model")  # the run reads its own copy, not the SFT folder
+    assert torch.allclose(logits(run), trained, atol=1e-5)
+    merged = load_model(str(merge_adapter(run, tmp_path / "merged", keep_fp32=True)), device="cpu", dtype="float32")
+    with torch.no_grad():
+        assert torch.allclose(merged.model(ids).logits, trained, atol=1e-4)
+    shutil.rmtree(run / "init/model")
+    with pytest.raises(Exception, match="started from is missing"):
+        load_trained(run)
+
+
+@pytest.mark.parametrize("method,load_in_4bit", [("qlora", False), ("lora", True)])
+def test_a_4bit_stage_from_the_base_loads_it_in_4bit(tmp_path, tiny_model_dir, monkeypatch, method, load_in_4bit):
+    """method qlora (or model.load_in_4bit) loads the base in 4-bit, as the SFT stage does (bitsandbytes needs CUDA:
+    the loader's arguments are what is checked); from a trained run it is refused."""
+    import medtune.models.load as models_load
+    from medtune.models.precision import train_precision
+    from medtune.train.rl import _start_model
+
+    seen = {}
+
+    def fake_load(spec, **kw):
+        seen.update(kw, spec=spec)
+        raise RuntimeError("stop after the loader's arguments")
+
+    monkeypatch.setattr(models_load, "load_model", fake_load)
+    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", f"train.method={method}", f"model.load_in_4bit={load_in_4bit}")
+    prec = train_precision("cpu", "fp32", "auto", "lora")
+    with pytest.raises(RuntimeError, match="loader's arguments"):
+        _start_model(cfg, tmp_path, "cpu", prec)
+    assert seen["spec"] == str(tiny_model_dir) and seen["load_in_4bit"] is True
+    with pytest.raises(ConfigError, match="4-bit loading cannot start from a trained run"):
+        _start_model(cfg.model_copy(update={"train": cfg.train.model_copy(update={"init_from": str(tmp_path)})}),
+                     tmp_path, "cpu", prec)
+
+
+@pytest.fixture(scope="module")
+def bos_model_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny model with a Llama-3-like tokenizer: it adds a BOS, and the chat template starts with it too."""
+    import shutil
+
+    from tiny import CHATML_TEMPLATE
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("bos") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    tok = AutoTokenizer.from_pretrained(out, add_bos_token=True, bos_token="<|endoftext|>")
+    tok.chat_template = "{{ bos_token }}" + CHATML_TEMPLATE
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("stage", ["grpo", "dpo", "orpo"])
+def test_trl_tokenizes_the_prompts_as_eval_does_when_the_tokenizer_adds_a_bos(tmp_path, bos_model_dir, stage):
+    """TRL tokenizes string prompts with special tokens on; the stage trains on the ids eval and serve use
+    (the template's BOS once), for the prompt and for the prompt + completion."""
+    from medtune.data.records import Record
+    from medtune.models.load import load_model
+    from medtune.models.precision import train_precision
+    from medtune.train import rl
+    from medtune.train.pairs import grpo_rows, synth_pairs
+
+    data = write_records(tmp_path / "records.jsonl", n=4)
+    records = [Record.model_validate_json(line) for line in data.read_text().splitlines()]
+    cfg = cfg_for(bos_model_dir, f"train.stage={stage}", "train.max_steps=1", "data.max_length=512", *GRPO)  # no truncation
+    loaded = load_model(str(bos_model_dir), device="cpu", dtype="float32")
+    tok = loaded.tokenizer
+    assert tok("x")["input_ids"][0] == tok.bos_token_id  # the case under test: the tokenizer adds a BOS
+    fmt = cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
+    dataset, _, _ = rl.stage_data(cfg, [str(data)], tmp_path, loaded, fmt)
+    args = rl.trl_args(cfg, tmp_path, "cpu", train_precision("cpu", "fp32", "auto", "lora"), False)
+    trainer = rl.make_trainer(cfg, args, loaded, dataset, fmt, [])
+
+    def ids(text: str) -> list[int]:  # eval's and serve's tokenization: the template carries the BOS
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    if stage == "grpo":
+        prompts = [r["prompt"] for r in grpo_rows(records, tok, fmt, None)]
+        got = trainer._tokenize_prompts(list(dataset["prompt"]))[0]
+        assert [list(g) for g in got] == [ids(p) for p in prompts]
+        assert got[0][:2] == [tok.bos_token_id, tok.convert_tokens_to_ids("<|im_start|>")]
+        return
+    pairs = synth_pairs(records, tok, fmt, None)
+    rows = trainer.train_dataset
+    if stage == "dpo":
+        assert [r["prompt_ids"] for r in rows] == [ids(p.prompt) for p in pairs]
+        assert [r["prompt_ids"] + r["chosen_ids"] for r in rows] == [ids(p.prompt + p.chosen + tok.eos_token) for p in pairs]
+        assert [r["prompt_ids"] + r["rejected_ids"] for r in rows] == [ids(p.prompt + p.rejected + tok.eos_token) for p in pairs]
+    else:  # ORPO tokenizes without special tokens and adds a missing BOS itself
+        assert [r["prompt_input_ids"] for r in rows] == [ids(p.prompt) for p in pairs]
+        assert [r["chosen_input_ids"] for r in rows] == [ids(p.prompt + p.chosen + tok.eos_token) for p in pairs]

@@ -94,3 +94,25 @@ def test_refuses_to_overwrite_a_run_and_to_train_on_nothing(tmp_path, tiny_model
     with pytest.raises(ConfigError, match="no trainable samples"):
         train(cfg_for(tiny_model_dir, "train.max_steps=1", "data.max_length=16", "data.truncation=drop"), data,
               tmp_path / "other", progress=False)
+
+
+def test_a_best_left_by_an_earlier_run_is_never_the_output(tmp_path, tiny_model_dir, caplog):
+    """Re-running into a folder (no checkpoints: allowed) whose step-0 eval is never beaten: the output is this
+    run's last step, not the earlier run's RUN/best, and the manifest and log say the untrained model was best."""
+    from safetensors.torch import load_file
+
+    data = write_records(tmp_path / "records.jsonl", n=24)
+    run = tmp_path / "run"
+    first = train(cfg_for(tiny_model_dir, "train.max_steps=6", "train.learning_rate=0.01", "train.eval_steps=2"),
+                  data, run, progress=False)
+    assert first.manifest["best_step"] > 0 and (run / "best/adapter_model.safetensors").is_file()
+    stale = load_file(run / "best/adapter_model.safetensors")
+    res = train(cfg_for(tiny_model_dir, "train.max_steps=4", "train.learning_rate=1e-12", "train.eval_steps=2",
+                        "train.scheduler=constant"), data, run, progress=False)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["best_step"] == 0 and manifest["output_is_best_checkpoint"] is False
+    assert manifest["untrained_was_best"] is True and "untrained model" in caplog.text
+    out = load_file(res.output_dir / "adapter_model.safetensors")
+    assert out.keys() == stale.keys() and not (run / "best").exists()
+    assert all(not torch.equal(out[k], stale[k]) for k in out if "lora_B" in k)
+    assert all(out[k].abs().max() < 1e-6 for k in out if "lora_B" in k)  # this run's (untrained) adapter
