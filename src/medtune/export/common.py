@@ -154,8 +154,15 @@ def read_provenance(folder: Path) -> Provenance:
 
 
 def base_spec(run: Path) -> str:
-    """The base model to load for a run: manifest base_path if it still exists, else config model.base."""
+    """The base model to load for a run: the model a second stage started from (``init_model``, as
+    ``train.load.load_trained`` reads it), else manifest base_path if it still exists, else config model.base."""
     manifest = _read_json(run / "manifest.json") if (run / "manifest.json").is_file() else {}
+    if manifest.get("init_model"):  # a LoRA stage on a full fine-tune: its adapter applies to that model
+        init = run / manifest["init_model"]
+        if not init.is_dir():
+            raise ExportError(f"{run}: the model this run started from is missing ({init}); its adapter cannot be "
+                              "merged onto anything else")
+        return str(init)
     base_path = manifest.get("base_path")
     if base_path and Path(base_path).exists():
         return str(base_path)

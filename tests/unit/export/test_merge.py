@@ -121,3 +121,21 @@ def test_export_merges_again_over_a_rounded_merge(bf16_run, tmp_path):
     shutil.rmtree(run / "merged")
     shutil.copytree(merged, run / "merged")
     assert resolve_merged(run, tmp_path / "export2")[0] == run / "merged"  # an fp32 merge of this adapter is reused
+
+
+def test_a_stage_started_from_a_full_finetune_merges_onto_that_model(tmp_path):
+    """manifest init_model (RUN/init/model): export merges onto it, never onto the original base, and says so when
+    it is gone (train.load.load_trained reads the same field)."""
+    import json
+
+    from medtune.export.common import ExportError
+
+    run = tmp_path / "rl"
+    (run / "init" / "model").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"base_model": "smollm2-135m", "base_path": str(tmp_path / "orig"),
+                                                   "init_model": "init/model"}))
+    (tmp_path / "orig").mkdir()
+    assert base_spec(run) == str(run / "init" / "model")
+    (run / "init" / "model").rmdir()
+    with pytest.raises(ExportError, match="started from is missing"):
+        base_spec(run)
