@@ -71,15 +71,13 @@ def _run_parts(run: Path) -> tuple[Path, Path, Any, str]:
 
     from ..models.load import load_tokenizer
     from ..models.source import ensure_local, resolve_source
-    from ..train.load import read_manifest
+    from ..train.load import adapter_base, read_manifest
 
     manifest = read_manifest(run)
     if (run / "model").is_dir():
         source = resolve_source(str(run / "model"))
         return run / "model", run / "model", load_tokenizer(source), source.reasoning_format
-    base_path = manifest.get("base_path") or manifest["base_model"]
-    base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
-    source = resolve_source(base_spec)
+    source = resolve_source(adapter_base(run, manifest))
     base = ensure_local(source)
     tok = AutoTokenizer.from_pretrained(str(run / "adapter"))
     if not getattr(tok, "chat_template", None):
@@ -142,9 +140,10 @@ def run_identities(run: Path) -> tuple[str, str | None]:
     """(identity of a training run's model, identity of its base or None when the base is not on this disk),
     as :func:`describe_model` computes them for the run folder and for its base: whoever collects
     evaluation summaries (the model card) matches them by these, never by a path or a folder name."""
-    from ..train.load import read_manifest
+    from ..train.load import adapter_base, read_manifest
 
-    base_path = read_manifest(run).get("base_path")
+    manifest = read_manifest(run)
+    base_path = manifest.get("base_path") if (run / "model").is_dir() else adapter_base(run, manifest)
     base = f"sha256:{_digest(Path(base_path))}" if base_path and Path(base_path).exists() else None
     return describe_model(str(run)).identity, base
 

@@ -19,6 +19,19 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def adapter_base(run: Path, manifest: dict) -> str:
+    """The model a PEFT run's adapter applies to: the model a second stage started from (``init_model``),
+    else the manifest's base_path while it exists, else its base_model spec. Loading, evaluation
+    identity and serving all resolve it here, so they never name different models for one run."""
+    if manifest.get("init_model"):  # never the original base: the adapter was trained on the fine-tuned model
+        init = run / manifest["init_model"]
+        if not (init / "config.json").is_file():
+            raise ModelLoadError(f"{init}: the model this run started from is missing; the run folder is incomplete")
+        return str(init)
+    base_path = manifest.get("base_path") or manifest["base_model"]
+    return base_path if Path(base_path).exists() else manifest["base_model"]
+
+
 def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "auto", merge: bool = False) -> LoadedModel:
     """The tuned model of a run folder as a :class:`LoadedModel` (``path`` = the run's output).
 
@@ -40,14 +53,7 @@ def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "aut
     adapter = run / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise ModelLoadError(f"{run}: neither model/ nor adapter/adapter_config.json found")
-    if manifest.get("init_model"):  # never the original base: the adapter was trained on the fine-tuned model
-        base_spec = str(run / manifest["init_model"])
-        if not (run / manifest["init_model"] / "config.json").is_file():
-            raise ModelLoadError(f"{base_spec}: the model this run started from is missing; the run folder is incomplete")
-    else:
-        base_path = manifest.get("base_path") or manifest["base_model"]
-        base_spec = base_path if Path(base_path).exists() else manifest["base_model"]
-    loaded = load_model(base_spec, device=device, dtype=dtype)
+    loaded = load_model(adapter_base(run, manifest), device=device, dtype=dtype)
     loaded.model = merge_init_adapters(loaded.model, run, manifest)
     # A half-precision base (bf16 inference on this machine) gets its adapter in the same dtype, so no
     # forward pays an fp32 detour through 200 LoRA modules; an fp32 base keeps fp32 adapters.

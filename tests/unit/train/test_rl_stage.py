@@ -273,9 +273,15 @@ def test_a_lora_stage_on_a_full_finetune_keeps_its_weights(tmp_path, tiny_model_
     merged = load_model(str(merge_adapter(run, tmp_path / "merged", keep_fp32=True)), device="cpu", dtype="float32")
     with torch.no_grad():
         assert torch.allclose(merged.model(ids).logits, trained, atol=1e-4)
-    shutil.rmtree(run / "init/model")
+    from medtune.eval.identity import _digest, run_identities
+
+    moved = tmp_path / "moved"  # a run folder moved elsewhere: every reader still resolves its own copy
+    shutil.move(str(run), moved)
+    assert run_identities(moved)[1] == f"sha256:{_digest(moved / 'init/model')}"
+    assert torch.allclose(logits(moved), trained, atol=1e-5)
+    shutil.rmtree(moved / "init/model")
     with pytest.raises(Exception, match="started from is missing"):
-        load_trained(run)
+        load_trained(moved)
 
 
 @pytest.mark.parametrize("method,load_in_4bit", [("qlora", False), ("lora", True)])

@@ -36,12 +36,12 @@ def load_hf(spec: str, device: str) -> tuple[Any, Any, str, list[Path], str | No
     """(model, tokenizer, reasoning format, weight files, run id) of a run folder or any model spec."""
     if (Path(spec) / "manifest.json").is_file():
         from ...train import load_trained
-        from ...train.load import read_manifest
+        from ...train.load import adapter_base, read_manifest
 
         loaded = load_trained(spec, device=device)
         manifest = read_manifest(spec)
         files = weight_files(Path(loaded.path))
-        base = manifest.get("base_path")
+        base = manifest.get("base_path") if (Path(spec) / "model").is_dir() else adapter_base(Path(spec), manifest)
         if base and Path(base).is_dir():
             files += weight_files(Path(base))
         fmt = manifest.get("reasoning_format") or loaded.source.reasoning_format
