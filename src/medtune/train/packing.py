@@ -148,6 +148,26 @@ def micro_batches_per_step(*, packing: bool, batch_size: int, grad_accum: int, p
     return grad_accum * processes * (batch_size if packing else 1)
 
 
+def refuse_deepspeed_accumulation(accelerator: Any, micro_batches: int, rows: int) -> None:
+    """Refuse DeepSpeed when a step takes more than one forward pass per process.
+
+    medtune accumulates gradients itself (several backward passes, then one optimizer step); under
+    DeepSpeed every ``accelerator.backward`` also steps the engine, whose accumulation count is 1 in
+    the shipped configs, so each pass would be an optimizer step of its own, silently. Until that
+    path is verified on GPUs it is refused, naming what to change.
+    """
+    from accelerate.utils import DistributedType
+
+    from ..config.load import ConfigError, ConfigProblem
+
+    passes = -(-micro_batches // max(rows, 1))
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and passes > 1:
+        raise ConfigError([ConfigProblem(
+            "train.grad_accum", f"DeepSpeed would take an optimizer step on each of this step's {passes} forward passes "
+            "(medtune accumulates gradients itself; DeepSpeed steps on every backward)",
+            "use train.grad_accum=1 with a batch that fits one pass per process, or DDP/FSDP (configs/accelerate)")], "train")
+
+
 def trainable_tokens(examples: Sequence[RenderedExample], batch: Sequence[int]) -> int:
     """Tokens that carry loss in one micro-batch (the first label of each sample never does)."""
     return sum(sum(1 for lab in examples[i].labels[1:] if lab != IGNORE_INDEX) for i in batch)

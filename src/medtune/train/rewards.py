@@ -29,7 +29,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config.sections.train import RewardWeights
-from ..data.render import SECTION_FINAL, SECTION_THINK, THINK_CLOSE, THINK_OPEN, assistant_text, split_reasoning
+from ..data.render import (
+    SECTION_FINAL,
+    SECTION_THINK,
+    THINK_CLOSE,
+    THINK_OPEN,
+    assistant_text,
+    split_reasoning,
+)
 from ..eval.extract import extract_answer
 
 RewardFn = Callable[..., list[float | None]]

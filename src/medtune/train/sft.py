@@ -35,7 +35,13 @@ from .forward import (
     loss_sum,
     training_attention,
 )
-from .packing import epoch_order, make_batches, micro_batches_per_step, trainable_tokens
+from .packing import (
+    epoch_order,
+    make_batches,
+    micro_batches_per_step,
+    refuse_deepspeed_accumulation,
+    trainable_tokens,
+)
 from .setup import apply_peft, build_optimizer, build_scheduler, count_parameters
 
 log = logging.getLogger(__name__)
@@ -136,6 +142,7 @@ def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
     scheduler = build_scheduler(optimizer, t, total)
     model, optimizer = accelerator.prepare(model, optimizer)
     plan = forward_plan(device, getattr(loaded.model.config, "_attn_implementation", None), t.batch_size, t.packing)
+    refuse_deepspeed_accumulation(accelerator, per_step // accelerator.num_processes, plan.rows)
     return Setup(accelerator, loaded, model, optimizer, scheduler, data, batches, total, fmt, precision, plan)
 
 

@@ -116,3 +116,19 @@ def test_a_best_left_by_an_earlier_run_is_never_the_output(tmp_path, tiny_model_
     assert out.keys() == stale.keys() and not (run / "best").exists()
     assert all(not torch.equal(out[k], stale[k]) for k in out if "lora_B" in k)
     assert all(out[k].abs().max() < 1e-6 for k in out if "lora_B" in k)  # this run's (untrained) adapter
+
+
+def test_deepspeed_with_medtunes_own_accumulation_is_refused():
+    """DeepSpeed steps its engine on every backward: several forward passes per step would be several optimizer steps."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from medtune.config import ConfigError
+    from medtune.train.packing import refuse_deepspeed_accumulation
+
+    ds = SimpleNamespace(distributed_type=DistributedType.DEEPSPEED)
+    refuse_deepspeed_accumulation(ds, micro_batches=4, rows=4)  # one pass per process: fine
+    refuse_deepspeed_accumulation(SimpleNamespace(distributed_type=DistributedType.MULTI_GPU), 8, 1)  # DDP accumulates
+    with pytest.raises(ConfigError, match="optimizer step on each of this step's 2 forward passes"):
+        refuse_deepspeed_accumulation(ds, micro_batches=2, rows=1)
