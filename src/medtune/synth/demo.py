@@ -124,9 +124,28 @@ def case_summary(case: dict, style: int, findings: Findings | None = None) -> st
     return " ".join(text)
 
 
+_INLINE_ASK = "Which condition is most likely:"
+# A question asked in the case's own paragraph (``one_paragraph``): the task's standard question or inline choices.
+_ASKED_INLINE = re.compile(r"\s+(?:" + "|".join(re.escape(q) for q in _QUESTIONS.values())
+                           + rf"|{re.escape(_INLINE_ASK)}[^\n]*)$")
+
+
 def _inline_question(options: dict[str, str]) -> str:
     names = [lc_first(v) for v in options.values()]
-    return f"Which condition is most likely: {', '.join(names[:-1])} or {names[-1]}?"
+    return f"{_INLINE_ASK} {', '.join(names[:-1])} or {names[-1]}?"
+
+
+def vignette_of(question: str) -> str:
+    """The case a synthetic question (demo or engine) describes, without its question line: two items with the
+    same vignette are the same patient, whatever they ask.
+
+    >>> vignette_of("A 60-year-old man presents with chest pain.\\n\\nWhich of the following is the most likely diagnosis?")
+    'A 60-year-old man presents with chest pain.'
+    >>> vignette_of("A 60-year-old man presents with chest pain. Which condition is most likely: angina or GERD?")
+    'A 60-year-old man presents with chest pain.'
+    """
+    head, sep, _ = question.strip().rpartition("\n\n")
+    return head.strip() if sep else _ASKED_INLINE.sub("", question.strip())
 
 
 def focused_record(record: Record, case: dict, style: int = 0, inline: bool = False, findings: Findings | None = None,

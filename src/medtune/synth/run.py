@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ def _age_band(age: float) -> str:
 
 
 class _Stats:
-    """Counters for the dataset card (nothing per record is kept)."""
+    """Counters for the dataset card (nothing per record is kept): cases as cases.jsonl holds them, records as
+    records.jsonl does (with a teacher, only the accepted ones)."""
 
     def __init__(self) -> None:
         self.by_specialty: dict[str, Counter] = defaultdict(Counter)
@@ -48,11 +50,13 @@ class _Stats:
         self.cases = self.records = self.atypical = self.variant_records = 0
         self.groups: set[str] = set()
 
-    def add(self, case: dict[str, Any], records: list) -> None:
+    def add_case(self, case: dict[str, Any]) -> None:
         self.cases += 1
         self.atypical += bool(case.get("atypical_presentation"))
         self.sex[case["patient_profile"]["sex"]] += 1
         self.age_bands[_age_band(case["patient_profile"]["age"])] += 1
+
+    def add_records(self, records: Iterable) -> None:
         for r in records:
             self.records += 1
             task = r.metadata.get("task_type", r.task)  # treatment and mechanism records have task management / mcq
@@ -91,7 +95,9 @@ def run_synth(out_dir: str | Path, n: int, seed: int, tasks: list[str] | None = 
 
     ``teacher`` is an optional :class:`medtune.synth.teacher.TeacherConfig`; when given, the
     records' reasoning is rewritten by the endpoint, verified against the KB label, and written
-    to records.jsonl, with rejected items in teacher_rejects.jsonl. ``compact`` writes the short
+    to records.jsonl, with rejected items in teacher_rejects.jsonl; the record counts (returned,
+    stats.json, the card, the manifest) are then those of records.jsonl, and ``teacher`` says how
+    many were accepted, rejected and failed. ``compact`` writes the short
     form of each case (engine.iter_cases_and_records). Returns the counts.
     """
     out = Path(out_dir)
@@ -103,16 +109,21 @@ def run_synth(out_dir: str | Path, n: int, seed: int, tasks: list[str] | None = 
     with atomic_open(records_path) as rf, atomic_open(out / CASES) as cf:
         for case, records in iter_cases_and_records(n, seed, specialties=specialties, tasks=task_list, kb_dirs=dirs,
                                                     bias_variants=bias_variants, compact=compact):
-            stats.add(case, records)
+            stats.add_case(case)
+            if teacher is None:  # with a teacher, records are counted as written: after verification (below)
+                stats.add_records(records)
             cf.write(json.dumps(case, ensure_ascii=False) + "\n")
             for r in records:
                 rf.write(r.model_dump_json(exclude_none=True) + "\n")
-    summary = stats.summary()
     teacher_info = None
     if teacher is not None:
+        from ..data.io import read_records
         from .teacher import run_teacher
 
         teacher_info = run_teacher(records_path, out / RECORDS, teacher)
+        stats.add_records(read_records(out / RECORDS))  # what training reads: the accepted records only
+    summary = stats.summary()
+    if teacher_info is not None:
         summary["teacher"] = teacher_info
     kb = load_kb(dirs)
     info = {"seed": seed, "tasks": task_list, "kb_version": kb.version, "n_conditions": len(kb.conditions),

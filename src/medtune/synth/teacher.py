@@ -30,6 +30,7 @@ from typing import Any
 
 from ..config.sections.synth import TeacherSection as TeacherConfig
 from ..data.records import Record
+from ..eval.extract import extract_answer
 from ..utils.extras import install_hint
 from ..utils.io import atomic_write_jsonl
 
@@ -106,12 +107,21 @@ def gold_of(record: Record) -> str:
 
 
 def names_gold(record: Record, final: str) -> bool:
-    """Does the final answer state the gold letter or label? (the local half of verification)"""
-    final = final.lower()
+    """Does the final answer state the gold letter or label? (the local half of verification)
+
+    A lettered item's answer is read by the extractor that scores evaluations and rewards
+    (``eval.extract.extract_answer``), so the article "a" is not the letter A, and an answer
+    naming two options is no answer:
+
+    >>> from medtune.data.records import Answer
+    >>> r = Record(id="x", source="s", task="mcq", question="Q?", answer=Answer(letter="A", text="Myocardial infarction"),
+    ...            options={"A": "Myocardial infarction", "B": "Pericarditis", "C": "Aortic dissection"})
+    >>> names_gold(r, "(A) Myocardial infarction"), names_gold(r, "This is a case of (C) Aortic dissection")
+    (True, False)
+    """
     if record.options and record.answer.letter:
-        letter = record.answer.letter.lower()
-        return bool(re.search(rf"(^|[^a-z]){letter}([^a-z]|$)", final[:40])) or record.options[record.answer.letter].lower() in final
-    return str(record.metadata.get("condition", record.answer.text)).lower() in final
+        return extract_answer(final, record.options).letter == record.answer.letter
+    return str(record.metadata.get("condition", record.answer.text)).lower() in final.lower()
 
 
 def _writer_messages(record: Record) -> list[dict[str, str]]:

@@ -120,3 +120,26 @@ def test_conclusion_first_reorders_the_reasoning_lines_and_changes_nothing_else(
     with pytest.raises(ValueError, match="reasoning_order orders the demo style"):
         SynthSection(style="cases", reasoning_order="conclusion_first")
     assert SynthSection(style="demo", reasoning_order="conclusion_first").reasoning_order == "conclusion_first"
+
+
+def test_heldout_patients_never_repeat_a_training_vignette(tmp_path):
+    """Quickstart settings, seed 0: held-out case syn-1-000013 has training case syn-0-000154's vignette word for word
+    (the short demo stems coincide across seeds). It is left out and the next seed + 1 case takes its place."""
+    from medtune.config import load_config
+    from medtune.data.io import read_records
+    from medtune.data.records import content_id
+    from medtune.pipeline.stages.synth import run_synth_stage
+    from medtune.synth.demo import vignette_of
+
+    section = load_config(None, ["synth.style=demo", "synth.n=155", "synth.seed=0", "synth.specialties=[cardiology]",
+                                 "synth.tasks=[diagnosis,mcq]", "synth.heldout_cases=14"]).synth
+    said: list[str] = []
+    result = run_synth_stage(section, tmp_path, echo=said.append)
+    training = {content_id(vignette_of(r.question)) for r in read_records(result.records)}
+    heldout = list(read_records(result.heldout))
+    assert result.heldout_count == len(heldout) == 14
+    assert not [r.id for r in heldout if content_id(vignette_of(r.question)) in training]
+    old = list(demo_records(15, seed=1, specialties=["cardiology"], tasks=("mcq",), inline_share=0.0))
+    assert [r.id for r in heldout] == [r.id for r in old if r.id != "syn-1-000013-mcq"]  # the same draws, one replaced
+    assert [r.question for r in heldout] == [r.question for r in old if r.id != "syn-1-000013-mcq"]
+    assert len(said) == 1 and "1 seed 1 case(s) left out" in said[0] and "took their place" in said[0]

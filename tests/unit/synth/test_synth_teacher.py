@@ -179,12 +179,52 @@ def test_run_synth_with_teacher_writes_card_and_records(server, tmp_path, monkey
     assert "teacher | fake" in (tmp_path / "run" / "dataset_card.md").read_text()
 
 
+def test_run_synth_counts_the_records_the_teacher_accepted(tmp_path, monkeypatch):
+    """Counts, stats, card and manifest describe records.jsonl as written, after the teacher's rejections."""
+    import medtune.synth.teacher as teacher_mod
+
+    def half(records_in, records_out, cfg):
+        rows = Path(records_in).read_text().splitlines()
+        Path(records_out).write_text("".join(x + "\n" for x in rows[::2]))
+        return {"url": cfg.url, "model": cfg.model, "requested": len(rows), "resumed": 0, "accepted": len(rows[::2]),
+                "rejected": len(rows[1::2]), "failed": 0, "failures": [], "rejects_path": str(Path(records_out).parent / REJECTS)}
+
+    monkeypatch.setattr(teacher_mod, "run_teacher", half)
+    result = run_synth(tmp_path / "run", 10, seed=7, tasks=["mcq"], teacher=_cfg("http://127.0.0.1:9/v1"))
+    written = [Record.model_validate_json(x) for x in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert len(written) == 5 and result["records"] == 5 and result["cases"] == 10
+    assert (result["teacher"]["accepted"], result["teacher"]["rejected"]) == (5, 5)
+    assert result["letters"] == dict(Counter(r.answer.letter for r in written))
+    assert sum(sum(row.values()) for row in result["by_specialty"].values()) == 5 and result["by_task"] == {"mcq": 5}
+    assert json.loads((tmp_path / "run" / "stats.json").read_text())["records"] == 5
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["summary"]["records"] == 5
+    assert next(o for o in manifest["outputs"] if o["path"].endswith("records.jsonl"))["records"] == 5
+    card = (tmp_path / "run" / "dataset_card.md").read_text()
+    assert "| records | 5 |" in card and "5 accepted, 5 rejected" in card
+
+
 def test_local_check_catches_a_lenient_verifier():
     rec = next(generate_records(1, 9, tasks=["mcq"]))
     letter = rec.answer.letter
     other = next(k for k in rec.options if k != letter)
     assert names_gold(rec, f"The answer is ({letter}).")
     assert not names_gold(rec, f"The answer is ({other}) {rec.options[other]}.")
+
+
+def test_local_check_does_not_read_the_article_a_as_letter_a():
+    """Gold letter A: "a" in a wrong answer's prose is not the letter; the answer is read as evaluations read it."""
+    from medtune.data.records import Answer
+
+    rec = Record(id="x-mcq", source="s", task="mcq", question="Q?", answer=Answer(letter="A", text="Acute myocardial infarction"),
+                 options={"A": "Acute myocardial infarction", "B": "Acute pericarditis", "C": "Aortic dissection",
+                          "D": "Pulmonary embolism"})
+    assert not names_gold(rec, "This is a case of (C) Aortic dissection")
+    assert not names_gold(rec, "(C) Aortic dissection, a tearing pain")
+    assert not names_gold(rec, "Answer: A or C")  # two answers are no answer
+    for final in ("(A) Acute myocardial infarction", "The answer is A.", "The answer is (A) Acute myocardial infarction.",
+                  "Acute myocardial infarction"):
+        assert names_gold(rec, final), final
 
 
 def test_backoff_grows_exponentially(server, tmp_path, monkeypatch):
