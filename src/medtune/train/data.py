@@ -22,7 +22,7 @@ from ..data.importers import DataError
 from ..data.quality import Quarantine
 from ..data.records import Record
 from ..data.render import RenderedExample, RenderReport, render_records
-from ..data.split import assign_split
+from ..data.split import assign_split, split_key, split_position
 from ..utils.io import sha256_file
 
 
@@ -105,6 +105,10 @@ def load_training_records(data: DataSection, train_paths: list[str] | None = Non
     if not val_sources:
         # The one split of `medtune data split` (case or content hash + seed): duplicates and a case's records share a side.
         sides = [assign_split(r, data.val_fraction, seed=data.split_seed) for r in records]
+        if data.val_fraction > 0 and "val" not in sides:  # a small set drew no validation: its lowest draw is held out,
+            keys = [split_key(r) for r in records]        # so eval loss is still measured (whole case, as the draw keys)
+            first = min(set(keys), key=lambda k: split_position(records[keys.index(k)], data.split_seed))
+            sides = ["val" if k == first and len(set(keys)) > 1 else side for k, side in zip(keys, sides)]
         val_records = [r for r, side in zip(records, sides) if side == "val"]
         records = [r for r, side in zip(records, sides) if side == "train"]
     return TrainingRecords(records, val_records, train_sources + val_sources, q.count)

@@ -94,3 +94,18 @@ def test_cli_exits_2_with_the_reason_and_no_traceback(tmp_path, tiny_model_dir, 
     err = capsys.readouterr().err
     assert e.value.code == 2 and "Traceback" not in err
     assert f"{tmp_path / 'empty'}: not a records folder (it is empty); expected a records file" in err
+
+
+def test_a_small_set_whose_draw_holds_nothing_out_still_gets_a_validation_case(tmp_path):
+    """val_fraction 0.01 over 20 cases usually draws none: the lowest draw (a whole case) is held out, so eval
+    loss is measured, and a case never straddles the sides."""
+    from medtune.data.split import split_position
+    from medtune.train.data import load_training_records
+
+    run_synth(tmp_path / "syn", n=20, seed=0, tasks=["diagnosis", "mcq"])
+    cfg = load_config(None, [f"data.train_files=[{tmp_path / 'syn'}]", "data.val_fraction=0.01"])
+    got = load_training_records(cfg.data)
+    assert got.val and {r.metadata["case_id"] for r in got.val} == {got.val[0].metadata["case_id"]}
+    assert len(got.val) == 2 and not {r.metadata["case_id"] for r in got.val} & {r.metadata["case_id"] for r in got.train}
+    lowest = min(got.train + got.val, key=lambda r: split_position(r, 0))
+    assert lowest.metadata["case_id"] == got.val[0].metadata["case_id"]
