@@ -126,3 +126,19 @@ def test_cancel_frees_the_slot(backend):
     assert engine.load == 0
     engine.stop()
     thread.join(10)
+
+
+def test_serving_leaves_the_torch_threads_of_the_process_alone(tiny_gguf):
+    """The engine thread decodes with one torch thread; the thread that built, started and closed the backend keeps
+    its own count (it was left at 1 for good, and every later model in the process trained on one thread)."""
+    import torch
+
+    from medtune.serve.backends.llamacpp import LlamaCppBackend
+
+    before = torch.get_num_threads()
+    b = LlamaCppBackend(tiny_gguf, served_name="tiny", slots=2, context_length=512, threads=1, reasoning_format="plain")
+    assert torch.get_num_threads() == before
+    (text, _), = asyncio.run(_generate(b, ["chest pain"], max_tokens=4))
+    asyncio.run(b.close())
+    b.engine.close()
+    assert torch.get_num_threads() == before

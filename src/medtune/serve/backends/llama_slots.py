@@ -89,12 +89,6 @@ class SlotEngine:
         self.waiting: deque[tuple[LiveRequest | ScoreJob, int]] = deque()
         self._inbox: Inbox[LiveRequest | ScoreJob] = Inbox()
         self._pieces: dict[int, bytes] = {}
-        # Token choice runs torch on one logits row per slot. torch parallelizes reductions over a
-        # 49k-entry row, and its OpenMP workers then spin, taking cores from llama.cpp's threads:
-        # decoding measured 1.7x slower on 2 cores. One torch thread is plenty for that work
-        # (restored by close()).
-        self._torch_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
 
     # ------------------------------------------------------------------ any thread
     def submit(self, work: LiveRequest | ScoreJob) -> None:
@@ -115,6 +109,20 @@ class SlotEngine:
 
     # ------------------------------------------------------------------ engine thread
     def serve_forever(self) -> None:
+        # Token choice runs torch on one logits row per slot. torch parallelizes reductions over a
+        # 49k-entry row, and its OpenMP workers then spin, taking cores from llama.cpp's threads:
+        # decoding measured 1.7x slower on 2 cores. One torch thread is plenty for that work. The
+        # setting is the calling thread's own (OpenMP), so it is made here, on the engine thread, and
+        # undone on the way out: set where the engine was built, it stayed on that thread for good
+        # (a test process then trained every later model on one thread).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._loop()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _loop(self) -> None:
         while True:
             arrived = self._inbox.take(busy=lambda: bool(self.waiting) or any(s.busy for s in self.slots))
             if arrived is None:
@@ -277,9 +285,6 @@ class SlotEngine:
         self.batch.close()
         self.ctx.close()
         self.model.close()
-        if self._torch_threads:
-            torch.set_num_threads(self._torch_threads)
-            self._torch_threads = 0
 
 
 def _usable_cores() -> int:
