@@ -42,6 +42,16 @@ def _correct_by_id(folder: str | Path, ids: Collection[str] | None = None) -> di
     return {str(r["id"]): bool(r["correct"]) for r in mcq}
 
 
+def _side(folder: str | Path) -> dict[str, str | None]:
+    """The benchmark and protocol an evaluation folder's summary names (None for a folder without one)."""
+    path = Path(folder) / "summary.json"
+    try:
+        summary = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        summary = {}
+    return {"benchmark": summary.get("benchmark"), "protocol": summary.get("protocol")}
+
+
 def compare_runs(dir_a: str | Path, dir_b: str | Path, out_dir: str | Path | None = None, *,
                  ids: Collection[str] | None = None) -> dict[str, Any]:
     """Paired comparison of two evaluation folders on their common items (McNemar, gain interval, flipped items).
@@ -52,6 +62,10 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, out_dir: str | Path | Non
     flipped items in the item browser).
     """
     ids = set(ids) if ids is not None else None
+    side_a, side_b = _side(dir_a), _side(dir_b)
+    if side_a["benchmark"] and side_b["benchmark"] and side_a["benchmark"] != side_b["benchmark"]:
+        raise ValueError(f"{dir_a} evaluated {side_a['benchmark']!r} and {dir_b} {side_b['benchmark']!r}: a paired "
+                         "comparison needs the same benchmark's items")
     by_a, by_b = _correct_by_id(dir_a, ids), _correct_by_id(dir_b, ids)
     common = sorted(set(by_a) & set(by_b))
     if not common:
@@ -59,6 +73,8 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, out_dir: str | Path | Non
     ca, cb = [by_a[i] for i in common], [by_b[i] for i in common]
     result = {
         "a": str(dir_a), "b": str(dir_b), "items": len(common),
+        "benchmark": side_a["benchmark"] or side_b["benchmark"], "protocol_a": side_a["protocol"],
+        "protocol_b": side_b["protocol"],
         "accuracy_a": accuracy_summary(ca), "accuracy_b": accuracy_summary(cb),
         "difference_b_minus_a": paired_difference(ca, cb), "mcnemar": mcnemar(ca, cb),
         "flips": paired_flips(by_a, by_b),

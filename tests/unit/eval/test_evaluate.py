@@ -131,6 +131,27 @@ def test_compare_runs_pairs_only_the_items_asked_for(tmp_path):
     assert r["items"] == 2 and r["flips"] == {"gained": ["q1"], "lost": []}
 
 
+def test_a_comparison_names_each_sides_protocol_and_refuses_two_benchmarks(tmp_path):
+    import json
+
+    from medtune.eval.report import compare_runs
+
+    from medtune.eval.evaluate import summarize
+
+    for name, bench, protocol in (("a", "dev", "tfidf"), ("b", "dev", "cot"), ("c", "medqa", "cot")):
+        rows = [{"id": f"q{i}", "correct": i % 2 == 0, "status": "ok", "options": {"A": "x", "B": "y"}, "gold": "A",
+                 "pred": "A" if i % 2 == 0 else "B", "reasoning_chars": 10} for i in range(3)]
+        PredictionStore(tmp_path / name / "predictions.jsonl").append(rows)
+        summary = summarize(rows, BenchmarkSpec(name=bench, files="-", description="d"), "cot") | {"protocol": protocol}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    r = compare_runs(tmp_path / "a", tmp_path / "b", tmp_path / "out")
+    assert (r["benchmark"], r["protocol_a"], r["protocol_b"]) == ("dev", "tfidf", "cot")
+    md = (tmp_path / "out" / "compare.md").read_text()
+    assert "| tfidf |" in md and "| cot |" in md and "different protocols (tfidf, cot)" in md
+    with pytest.raises(ValueError, match="'dev' and .* 'medqa'"):
+        compare_runs(tmp_path / "a", tmp_path / "c")
+
+
 def test_evaluate_refuses_to_mix_protocols(backend, tmp_path):
     records = make_mcq(2)
     evaluate(backend, SPEC, records, tmp_path, write_report=False)
