@@ -134,9 +134,8 @@ def test_compare_runs_pairs_only_the_items_asked_for(tmp_path):
 def test_a_comparison_names_each_sides_protocol_and_refuses_two_benchmarks(tmp_path):
     import json
 
-    from medtune.eval.report import compare_runs
-
     from medtune.eval.evaluate import summarize
+    from medtune.eval.report import compare_runs
 
     for name, bench, protocol in (("a", "dev", "tfidf"), ("b", "dev", "cot"), ("c", "medqa", "cot")):
         rows = [{"id": f"q{i}", "correct": i % 2 == 0, "status": "ok", "options": {"A": "x", "B": "y"}, "gold": "A",
