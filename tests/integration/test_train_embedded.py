@@ -28,6 +28,19 @@ def final_part(text: str) -> str:
     return text.split("## Final Response")[-1].lower()
 
 
+def _lists_a_choice(question: str, output: str) -> bool:
+    """Whether the output's Key findings line names one of the question's inline choices that its vignette does not."""
+    import re
+
+    asked = re.search(r":\s*([^:?]+)\?\s*$", question.strip())
+    if not asked or " or " not in asked.group(1):
+        return False
+    choices = [c.strip().lower() for c in re.split(r",\s*|\s+or\s+", asked.group(1)) if c.strip()]
+    stem = question[: asked.start()].lower()
+    findings = next((ln for ln in output.splitlines() if ln.startswith("Key findings:")), "").lower()
+    return any(c in findings and c not in stem for c in choices)
+
+
 @pytest.mark.slow
 def test_quickstart_recipe_on_the_embedded_model(tmp_path):
     from medtune.data.render import build_user_prompt
@@ -59,6 +72,13 @@ def test_quickstart_recipe_on_the_embedded_model(tmp_path):
     # lettered choices listed these inline ones as key findings and lost the answer).
     findings = next((line for line in after.splitlines() if line.startswith("Key findings:")), "")
     assert findings and "pneumothorax" not in findings.split("Conclusion:")[0].lower(), after
+    # ... and on new patients asked with inline choices: a habit, not one answer (0 of 60 listed a choice when measured)
+    inline = list(demo_records(40, seed=1, specialties=specialties, tasks=("mcq",), inline_share=1.0))
+    prompts = [tuned.tokenizer.apply_chat_template([{"role": "user", "content": build_user_prompt(r)}], tokenize=False,
+                                                   add_generation_prompt=True) for r in inline]
+    outs = generate_texts(tuned.model, tuned.tokenizer, prompts, max_new_tokens=128, batch_size=20)
+    listed = [o for r, o in zip(inline, outs) if _lists_a_choice(r.question, o)]
+    assert len(listed) <= 0.1 * len(inline), (len(listed), listed[:2])
 
     heldout = list(demo_records(40, seed=1, specialties=specialties, tasks=("diagnosis",)))
     prompts = [tuned.tokenizer.apply_chat_template([{"role": "user", "content": build_user_prompt(r)}], tokenize=False,
