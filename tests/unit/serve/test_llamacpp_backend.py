@@ -130,7 +130,7 @@ def test_cancel_frees_the_slot(backend):
 
 def test_serving_leaves_the_torch_threads_of_the_process_alone(tiny_gguf):
     """The engine thread decodes with one torch thread; the thread that built, started and closed the backend keeps
-    its own count (it was left at 1 for good, and every later model in the process trained on one thread)."""
+    its own count (it was left at 1 for good on the thread that built the backend)."""
     import torch
 
     from medtune.serve.backends.llamacpp import LlamaCppBackend

@@ -113,8 +113,7 @@ class SlotEngine:
         # 49k-entry row, and its OpenMP workers then spin, taking cores from llama.cpp's threads:
         # decoding measured 1.7x slower on 2 cores. One torch thread is plenty for that work. The
         # setting is the calling thread's own (OpenMP), so it is made here, on the engine thread, and
-        # undone on the way out: set where the engine was built, it stayed on that thread for good
-        # (a test process then trained every later model on one thread).
+        # undone on the way out: set where the engine was built, it stayed on that thread for good.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
