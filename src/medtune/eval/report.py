@@ -44,10 +44,12 @@ def _correct_by_id(folder: str | Path, ids: Collection[str] | None = None) -> di
 
 def _side(folder: str | Path) -> dict[str, str | None]:
     """The benchmark and protocol an evaluation folder's summary names (None for a folder without one)."""
+    from ..report.collect import ReportError, read_json
+
     path = Path(folder) / "summary.json"
     try:
-        summary = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
+        summary = read_json(path) if path.is_file() else {}
+    except ReportError:  # an unreadable summary names nothing: the pairing itself reads predictions.jsonl
         summary = {}
     return {"benchmark": summary.get("benchmark"), "protocol": summary.get("protocol")}
 

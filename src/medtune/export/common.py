@@ -154,18 +154,17 @@ def read_provenance(folder: Path) -> Provenance:
 
 
 def base_spec(run: Path) -> str:
-    """The base model to load for a run: the model a second stage started from (``init_model``, as
-    ``train.load.load_trained`` reads it), else manifest base_path if it still exists, else config model.base."""
+    """The base model to load for a run: what ``train.load.adapter_base`` resolves (a second stage's
+    ``init_model``, or the manifest's base_path while it exists), else config model.base."""
+    from ..models.source import ModelLoadError
+    from ..train.load import adapter_base
+
     manifest = _read_json(run / "manifest.json") if (run / "manifest.json").is_file() else {}
-    if manifest.get("init_model"):  # a LoRA stage on a full fine-tune: its adapter applies to that model
-        init = run / manifest["init_model"]
-        if not init.is_dir():
-            raise ExportError(f"{run}: the model this run started from is missing ({init}); its adapter cannot be "
-                              "merged onto anything else")
-        return str(init)
-    base_path = manifest.get("base_path")
-    if base_path and Path(base_path).exists():
-        return str(base_path)
+    if manifest.get("init_model") or (manifest.get("base_path") and Path(manifest["base_path"]).exists()):
+        try:
+            return adapter_base(run, manifest)
+        except ModelLoadError as e:  # its adapter cannot be merged onto anything else
+            raise ExportError(f"{run}: {e}") from None
     spec = (read_run_config(run).get("model") or {}).get("base") or manifest.get("base_model")
     if not spec:
         raise ExportError(

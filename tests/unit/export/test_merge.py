@@ -135,7 +135,8 @@ def test_a_stage_started_from_a_full_finetune_merges_onto_that_model(tmp_path):
     (run / "manifest.json").write_text(json.dumps({"base_model": "smollm2-135m", "base_path": str(tmp_path / "orig"),
                                                    "init_model": "init/model"}))
     (tmp_path / "orig").mkdir()
+    (run / "init" / "model" / "config.json").write_text("{}")
     assert base_spec(run) == str(run / "init" / "model")
-    (run / "init" / "model").rmdir()
+    (run / "init" / "model" / "config.json").unlink()
     with pytest.raises(ExportError, match="started from is missing"):
         base_spec(run)
