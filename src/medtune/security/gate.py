@@ -5,8 +5,9 @@ The app builds one gate at startup (``SecurityGate.from_settings``) and, per req
 
     gate.check_body_size(content_length)            # 413, before the body is read
     principal = gate.authenticate(authorization, client_host)   # 401 (429 after repeated failures)
-    gate.authorize(principal, route_class)          # 403
-    gate.admit(principal, body)                     # 422 bounds (n, stop, ...), then 429 rate limits
+    gate.authorize(principal, route_class)          # 403, before the body is read
+    gate.admit(principal)                           # 429 rate limits, before the body is read
+    gate.check_caps(body)                           # 422 bounds (n, samples, stop, ...) of the parsed body
     screened = gate.screen(messages or prompt)      # PHI policy: redacted input, or 422 naming types
     ... context check, max_tokens clamp (the gateway) -> queue -> backend ...
     gate.record(...)                                # audit event, fsynced
@@ -108,10 +109,16 @@ class SecurityGate:
         if not principal.may(route_class):
             raise AuthError(403, f"role {principal.role.value} may not use {route_class.value} routes")
 
-    def admit(self, principal: Principal, body: Mapping[str, Any]) -> None:
-        """422 for a parameter over its cap (before it costs the key anything), then 429 over a rate limit."""
-        apply_caps(body, self.caps)
+    def admit(self, principal: Principal) -> None:
+        """Count one request against the key: 429 over its request or generated-token rate.
+
+        Called before the body is read, so every request the key's role may make counts, one whose
+        body does not parse or is over a cap too (reading and refusing it cost the server all the same)."""
         self.limiter.admit(principal.key_id)
+
+    def check_caps(self, body: Mapping[str, Any]) -> None:
+        """422 for a parameter of the parsed body over its cap (``n``, ``samples``, ``stop``, ...)."""
+        apply_caps(body, self.caps)
 
     def screen(self, content: str | list[dict[str, Any]]) -> Screened:
         if isinstance(content, str):

@@ -124,7 +124,10 @@ def _check_stop(stop: Any, caps: Caps) -> None:
 
 
 def apply_caps(body: Mapping[str, Any], caps: Caps) -> None:
-    """Check ``n``, ``top_logprobs``/``logprobs``, ``stop`` and ``messages`` against the caps (422 naming the field).
+    """Check ``n``, ``samples``, ``top_logprobs``/``logprobs``, ``stop`` and ``messages`` against the caps (422
+    naming the field).
+
+    ``samples`` is ``/v1/analyze_case``'s ``n`` (the generations one request asks for), so ``max_n`` caps both.
 
     ``max_tokens`` is not a cap here: the gateway clamps it to ``serve.max_tokens_ceiling`` and to the
     room the prompt leaves in the context (one clamp, in one place).
@@ -136,6 +139,7 @@ def apply_caps(body: Mapping[str, Any], caps: Caps) -> None:
     medtune.security.limits.LimitError: `n` is 99; it must be between 1 and 4
     """
     _int_field(body, "n", 1, caps.max_n)
+    _int_field(body, "samples", 1, caps.max_n)  # only /v1/analyze_case has it (every other body refuses it)
     _int_field(body, "top_logprobs", 0, caps.max_top_logprobs)
     if not isinstance(body.get("logprobs"), bool):  # /v1/completions: logprobs is a count
         _int_field(body, "logprobs", 0, caps.max_top_logprobs)

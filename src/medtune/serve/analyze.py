@@ -13,6 +13,10 @@ record made from the case), so a medtune-tuned model sees its own format.
   common final answer (normalized text), the differential their answers by frequency, then any
   diagnoses the reasoning names under "Differential:".
 
+Each generated text is read as the assistant turn (``data.render.assistant_text``, as eval's runners
+and the GRPO rewards read theirs): an R1-style template opens ``<think>`` in the generation prompt,
+so the opener is put back, and reasoning cut off by ``max_tokens`` is never read as the answer.
+
 Text that does not parse still yields a valid document: ``raw_text`` and ``parse_error`` are set,
 the unparsed fields are empty, and ``needs_human_review`` is true.
 """
@@ -28,7 +32,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..data.records import Answer, Record
-from ..data.render import build_messages, split_reasoning
+from ..data.render import assistant_text, build_messages, split_reasoning
 from ..eval.extract import extract_answer
 from ..eval.runners import chat_loglik_request
 from .backends import Prompt, SamplingParams
@@ -132,19 +136,29 @@ class CaseAnalyzer:
             texts, finish = await self._generate(ctx, prepared, params, request, on_delta, ticket)
         finally:
             ticket.release()
+        rendered = self._rendered(prepared)
+        texts = [assistant_text(rendered, t) for t in texts]  # a reasoning opener the template put in the prompt
         doc = self._document(ctx, record, texts, finish, option_probs)
         return CaseAnalysis.model_validate(doc)
 
     async def _option_probs(self, record: Record, prepared: Any) -> dict[str, float]:
         # The scored context is the prepared prompt (what the gateway let through, e.g. after a PHI
         # policy), rendered again: never a second copy built from the raw request.
-        backend_like = SimpleNamespace(prompt=lambda _record, _system=None: self.backend.render(prepared.prompt),
+        backend_like = SimpleNamespace(prompt=lambda _record, _system=None: self._rendered(prepared),
                                        reasoning_format=self.backend.reasoning_format)
         context, letters = chat_loglik_request(backend_like, record)
         logprobs = await self.backend.score_options(context, letters)
         top = max(logprobs)
         exps = [math.exp(x - top) for x in logprobs]  # ChoiceScores.probs: softmax over summed log-probabilities
         return {k: e / sum(exps) for k, e in zip(letters, exps)}
+
+    def _rendered(self, prepared: Any) -> str:
+        """The prompt text the model continues (chat template applied); "" behind an upstream, which applies its own.
+
+        An R1-style template ends it with ``<think>``, so the generated text starts inside the reasoning: the
+        answer is read from ``assistant_text(rendered, text)``, as eval and the GRPO rewards read theirs."""
+        render = getattr(self.backend, "render", None)
+        return render(prepared.prompt) if render is not None else ""
 
     async def _generate(self, ctx: RequestContext, prepared: Any, params: SamplingParams, request: Any,
                         on_delta: OnDelta | None, ticket: Any) -> tuple[list[str], list[str | None]]:

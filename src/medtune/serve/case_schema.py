@@ -27,7 +27,8 @@ class AnalyzeCaseRequest(BaseModel):
     options: dict[str, str] | None = Field(None, description="Lettered options, e.g. {\"A\": \"Pneumonia\", ...}; 2-26.")
     model: str | None = Field(None, description="The served model's name (optional: there is one).")
     max_tokens: int | None = Field(None, ge=16, description="Answer budget (default: the server's analyze_max_tokens).")
-    samples: int | None = Field(None, ge=2, le=32, description="Open questions: samples whose agreement is the confidence.")
+    samples: int | None = Field(None, ge=2, le=32, description="Open questions: samples whose agreement is the "
+                                "confidence (at most the server's max_n, as for n: 422 above it).")
     seed: int | None = Field(None, ge=0, le=SEED_MAX,
                              description=f"Seed of the sampled answers (reproducible confidence), 0 to {SEED_MAX}.")
     stream: bool = Field(False, description="Server-sent events: text deltas of the answer, then the analysis.")

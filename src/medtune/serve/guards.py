@@ -1,17 +1,18 @@
 """Every route is registered on a router made here, so none can skip the request path's checks.
 
 The request path (docs/design.md, serving): TLS -> auth -> limits -> PHI policy -> queue ->
-backend -> audit -> response. The API key is checked before any route runs, by
-``medtune.serve.secure.AuthMiddleware`` (so no body is read for a client without a key); the
-checks that need the matched route are *guards*: ``async def guard(request, ctx)`` functions in
+backend -> audit -> response. The API key, the key's role and its request rate are checked
+before any route runs, by ``medtune.serve.secure.AuthMiddleware`` (so no body is read for a client
+without a key, or for a request its role may not make); the checks that need the parsed body or
+the app's state are *guards*: ``async def guard(request, ctx)`` functions in
 ``app.state.guards``, run in order by :func:`run_guards`, which :func:`guarded_router` attaches to
 every route as a dependency. A guard raises :class:`medtune.serve.errors.APIError` to refuse.
 
 Every route carries its access class (:class:`medtune.security.keys.RouteClass`) in its OpenAPI
 extension ``x-medtune-route-class``: a guarded router stamps its class on each route it holds,
 the role check reads it, and a route without one refuses every role. Routes outside the guards
-are only those in :data:`PUBLIC_PATHS` (the one allowlist: liveness and the static page), and
-:func:`public_router` refuses to register any other path. ``tests/unit/serve`` walks
+are only those in :data:`PUBLIC_PATHS` (the one allowlist: liveness and the static page, GET and
+HEAD), and :func:`public_router` refuses to register any other path. ``tests/unit/serve`` walks
 ``app.routes`` to prove these rules, so a new route fails closed.
 """
 
@@ -63,10 +64,16 @@ def guarded_router(route_class: RouteClass, **kwargs: Any) -> APIRouter:
 
 
 class _PublicRouter(_ClassedRouter):
+    """Public routes; a GET is served for HEAD too, as Starlette's ``Route`` does and FastAPI's does not: load
+    balancers and uptime monitors probe with HEAD, and without its own route a HEAD would be a keyed request
+    (a 401, then a 405). The HEAD route is left out of the OpenAPI document (one operation per path)."""
+
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if self.prefix + path not in PUBLIC_PATHS:
             raise ValueError(f"{path} is not in PUBLIC_PATHS: register it on guarded_router()")
         super().add_api_route(path, endpoint, **kwargs)
+        if "GET" in (kwargs.get("methods") or ["GET"]):  # the server sends HEAD's headers without the body
+            super().add_api_route(path, endpoint, **{**kwargs, "methods": ["HEAD"], "include_in_schema": False})
 
 
 def public_router() -> APIRouter:

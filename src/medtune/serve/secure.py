@@ -3,12 +3,15 @@
 Per request, in this order (docs/security.md, "The request path"):
 
 1. :class:`AuthMiddleware`, before any route runs or any body is read: a declared body over the
-   cap is 413; a public path (the allowlist) passes; any other request needs a valid API key
-   (401 with ``WWW-Authenticate``; 429 after repeated failures from one address), which becomes
-   ``ctx.principal``. The body is then read through Starlette's ``RequestBodyLimitMiddleware``,
+   cap is 413; a public route (the allowlist, GET and HEAD) passes; any other request needs a valid
+   API key (401 with ``WWW-Authenticate``; 429 after repeated failures from one address), which
+   becomes ``ctx.principal``; then the route's class against the key's role (403, for a route
+   that serves the request: an unknown path or method is the router's 404/405), and the key's
+   rate limits (429 with ``Retry-After``: every request the role may make counts, one whose body
+   will not parse too). The body is then read through Starlette's ``RequestBodyLimitMiddleware``,
    so a chunked body over the cap is a 413 too.
-2. :func:`authorize_and_admit`, the first guard: the route's class against the key's role (403),
-   then the request's bounds (422) and the key's rate limits (429 with ``Retry-After``).
+2. :func:`authorize_and_bound`, the first guard, on the parsed body: the role again (never trust
+   one layer), then the request's bounds (422: ``n``, analyze_case's ``samples``, stop sequences...).
 3. :func:`screen_prompt`, called by ``Gateway.prepare`` (the one place prompts become model
    input): the PHI policy; on ``block`` a 422 naming the identifier types, on ``redact`` the model
    sees placeholders. The types and counts go to the audit event in every mode.
@@ -32,7 +35,7 @@ from starlette.routing import BaseRoute, Match
 
 from ..security import SecurityError
 from ..security.gate import SecurityGate
-from ..security.keys import RouteClass
+from ..security.keys import Principal, RouteClass
 from ..security.phi.policy import PhiBlocked
 from .backends import Prompt
 from .context import CLIENT_CLOSED, EndHook, RequestContext
@@ -46,7 +49,7 @@ _METHOD = re.compile(r"^[A-Z]{3,7}$")
 def install(app: FastAPI, gate: SecurityGate) -> None:
     """Put ``gate`` in every step of ``app``'s request path (call before the context middleware is added)."""
     app.state.gate = gate
-    app.state.guards.insert(0, authorize_and_admit)
+    app.state.guards.insert(0, authorize_and_bound)
     app.state.end_hooks.insert(0, audit_hook(gate))
     app.state.response_headers.update(gate.headers)
     app.add_middleware(AuthMiddleware, gate=gate)  # innermost of the two: CORS answers preflights without a key
@@ -54,20 +57,23 @@ def install(app: FastAPI, gate: SecurityGate) -> None:
         app.add_middleware(CORSMiddleware, **gate.cors)
 
 
-def match_route(routes: list[BaseRoute], scope: dict) -> tuple[str | None, bool]:
-    """(route template, public?) for a request, before routing: the same matching the router does."""
+def match_route(routes: list[BaseRoute], scope: dict) -> tuple[str | None, BaseRoute | None]:
+    """(route template, the route that will serve the request) before routing: the same matching the router does.
+
+    A path served for other methods only gives its template and no route (the router answers 405)."""
     template = None
     for route in routes:
         match, _ = route.matches(scope)
         if match is Match.FULL:
-            return getattr(route, "path", None), route_class_of(route) is RouteClass.PUBLIC
+            return getattr(route, "path", None), route
         if match is Match.PARTIAL and template is None:  # the path exists, another method: 405 later
             template = getattr(route, "path", None)
-    return template, False
+    return template, None
 
 
 class AuthMiddleware:
-    """Pure ASGI: body cap and API key before the route (no body of a keyless client is ever read)."""
+    """Pure ASGI: body cap, API key, role and rate before the route (no body of a keyless client, or of a
+    request its role may not make, is ever read)."""
 
     def __init__(self, app: Any, gate: SecurityGate):
         self.app, self.gate = app, gate
@@ -84,19 +90,28 @@ class AuthMiddleware:
         if self._routes is None:  # the route table is complete once the app serves
             self._routes = effective_routes(scope["app"])
         ctx: RequestContext = scope["state"]["ctx"]
-        ctx.route, public = match_route(self._routes, scope)
+        ctx.route, route = match_route(self._routes, scope)
         headers = dict(scope.get("headers") or [])
         try:
             self.gate.check_body_size(_content_length(headers.get(b"content-length")))
-            if not public:
+            if route is None or route_class_of(route) is not RouteClass.PUBLIC:
                 authorization = headers.get(b"authorization", b"").decode("latin-1") or None
                 client = (scope.get("client") or ("unknown",))[0]  # the TCP peer: proxy headers are off (run.py)
                 # a first use of a key costs one scrypt (tens of ms): off the event loop
                 ctx.principal = await asyncio.to_thread(self.gate.authenticate, authorization, client)
+                self._authorize_and_admit(ctx.principal, route)
         except SecurityError as e:
             await error_response(api_error(e))(scope, receive, send)
             return
         await self.limited(scope, receive, send)
+
+    def _authorize_and_admit(self, principal: Principal, route: BaseRoute | None) -> None:
+        """403 for a route the key's role may not use, then the key's rate limits (429), before the body is read:
+        FastAPI parses a JSON body before any guard runs, so a guard would answer a malformed body with 400/422
+        instead of 403, and the rate limiter would never count it. Without a route (404/405) only the rate applies."""
+        if route is not None:
+            self.gate.authorize(principal, route_class_of(route))
+        self.gate.admit(principal)
 
 
 def _content_length(value: bytes | None) -> int | None:
@@ -106,15 +121,18 @@ def _content_length(value: bytes | None) -> int | None:
         return None  # the server rejects a malformed length itself
 
 
-async def authorize_and_admit(request: Request, ctx: RequestContext) -> None:
-    """The first guard: role against the route's class (403), then bounds (422) and rate limits (429)."""
+async def authorize_and_bound(request: Request, ctx: RequestContext) -> None:
+    """The first guard: role against the route's class (403), then the parsed body's bounds (422).
+
+    AuthMiddleware checked the key and the role and counted the request against the key's rate; the key and
+    the role are checked again here (never trust one layer), the rate is not (a request counts once)."""
     gate: SecurityGate = request.app.state.gate
     if ctx.principal is None:  # AuthMiddleware lets no keyless request reach a guarded route; never trust one layer
         raise APIError(401, "missing, unknown or revoked API key (send Authorization: Bearer <key>)",
                        code="invalid_api_key", headers={"WWW-Authenticate": 'Bearer realm="medtune"'})
     try:
         gate.authorize(ctx.principal, route_class_of(request.scope.get("route")))
-        gate.admit(ctx.principal, await _json_object(request))
+        gate.check_caps(await _json_object(request))
     except SecurityError as e:
         raise api_error(e) from None
 

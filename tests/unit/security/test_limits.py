@@ -65,7 +65,7 @@ def test_body_cap():
 
 
 @pytest.mark.parametrize("body,field", [
-    ({"n": 5}, "n"), ({"n": 0}, "n"), ({"n": "2"}, "n"), ({"n": True}, "n"),
+    ({"n": 5}, "n"), ({"n": 0}, "n"), ({"n": "2"}, "n"), ({"n": True}, "n"), ({"samples": 32}, "samples"),
     ({"top_logprobs": 6}, "top_logprobs"), ({"logprobs": 50}, "logprobs"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"), ({"stop": "x" * 65}, "stop"), ({"stop": [1]}, "stop"),
     ({"messages": [{"role": "user", "content": "hi"}] * 65}, "messages"),
@@ -77,6 +77,7 @@ def test_out_of_bounds_parameters_are_422_naming_the_field(body, field):
 
 def test_parameters_within_the_caps_pass():
     assert apply_caps({"max_completion_tokens": 10**9, "logprobs": True, "top_logprobs": 5, "stop": "##", "n": 4}, Caps()) is None
+    assert apply_caps({"samples": 4}, Caps()) is None  # analyze_case's samples: max_n, as for n
 
 
 def test_caps_and_limiter_from_section():

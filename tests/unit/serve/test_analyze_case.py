@@ -1,5 +1,6 @@
 """/v1/analyze_case: schema-valid for 20 varied cases (rambling ones included), confidence from eval's
-loglik code or sample agreement, parsing of the trained format, streaming, never a 500."""
+loglik code or sample agreement, parsing of the trained format, streaming, never a 500; `samples` under the
+server's max_n; an R1-style template's <think> opener put back before the answer is read."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from serve_helpers import auth, live_server, make_app
+from serve_helpers import CHATML, auth, live_server, make_app, stub_backend
 
 from medtune import DISCLAIMER
 from medtune.serve.analyze import CaseAnalyzer, differential_names, open_answer, red_flags
+from medtune.serve.backends import Finished, Piece
 from medtune.serve.case_schema import CaseAnalysis
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -167,3 +169,63 @@ def test_the_trained_format_parses_into_the_fields():
     doc = CaseAnalysis.model_validate(analyzer._document(ctx, record, ["the sea, the sea, " * 50], ["length"],
                                                           {"A": 0.9, "B": 0.05, "C": 0.03, "D": 0.02}))
     assert doc.parse_error and doc.needs_human_review and "cut off" in " ".join(doc.review_reasons)
+
+
+def scripted(text: str, finish: str = "stop", calls: list | None = None):
+    """A stub generation: every sample is ``text``, ending with ``finish``; each call's n goes to ``calls``."""
+
+    async def script(prepared, params):
+        if calls is not None:
+            calls.append(params.n)
+        for i in range(params.n):
+            yield Piece(i, text)
+            yield Finished(i, finish, len(text.split()))
+
+    return script
+
+
+def test_samples_are_capped_by_max_n_before_any_generation(tmp_path):
+    """`samples` is analyze_case's n: the server's cap on generations per request (security.max_n) bounds it."""
+    calls: list[int] = []
+    app = make_app(tmp_path, backend=stub_backend(scripted("The answer is pneumonia.", calls=calls)), folder=tmp_path,
+                   security={"max_n": 3})
+    with live_server(app) as (url, _), httpx.Client(base_url=url, headers=auth(app), timeout=60) as client:
+        for stream in (False, True):
+            over = client.post("/v1/analyze_case", json={"case": "Fever and cough.", "samples": 32, "stream": stream})
+            assert over.status_code == 422, over.text
+            error = over.json()["error"]
+            assert error["param"] == "samples" and "`samples` is 32" in error["message"] and "3" in error["message"]
+        assert calls == []  # refused before any generation
+        doc = client.post("/v1/analyze_case", json={"case": "Fever and cough.", "samples": 3}).json()
+    assert calls == [3] and doc["confidence"]["samples"] == 3
+
+
+R1_TEMPLATE = CHATML.replace("<|im_start|>assistant\n{% endif %}", "<|im_start|>assistant\n<think>\n{% endif %}")
+R1_DONE = "Unequal pulses argue against B; the rub is positional.\n</think>\n\nThe answer is (D) Acute pericarditis."
+R1_CUT = "Unequal pulses, so the answer is (A). But wait, the rub"
+
+
+def test_a_template_that_opens_the_reasoning_in_the_prompt_is_read_as_think_output(tmp_path):
+    """DeepSeek-R1-Distill's template ends the generation prompt with <think>: the opener is put back
+    (data.render.assistant_text, as eval reads it), so a finished answer is read after </think> and one cut
+    off inside the reasoning is no answer at all, never the letter it was weighing."""
+    for text, finish in ((R1_CUT, "length"), (R1_DONE, "stop")):
+        backend = stub_backend(scripted(text, finish), template=R1_TEMPLATE)
+        backend.reasoning_format = "think"
+        folder = tmp_path / finish
+        folder.mkdir()
+        app = make_app(folder, backend=backend, folder=folder)
+        assert backend.render(SimpleNamespace(messages=[{"role": "user", "content": "x"}])).endswith("<think>\n")
+        with live_server(app) as (url, _):
+            r = httpx.post(url + "/v1/analyze_case", json={**CASES[0], "samples": 2}, headers=auth(app), timeout=60)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        if finish == "length":
+            assert doc["final_answer"] == {"text": None, "letter": None} and doc["parse_error"]
+            assert doc["reasoning"] == R1_CUT and doc["confidence"]["value"] is None and doc["needs_human_review"]
+            assert "the answer was cut off at max_tokens" in doc["review_reasons"]
+        else:
+            assert doc["final_answer"] == {"text": MI["D"], "letter": "D"} and doc["parse_error"] is None
+            assert doc["reasoning"] == "Unequal pulses argue against B; the rub is positional."
+            assert doc["confidence"]["value"] == 1.0 and not doc["needs_human_review"]
+        assert doc["raw_text"] == "<think>\n" + text  # the assistant turn, as eval's raw_output holds it

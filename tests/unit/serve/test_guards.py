@@ -32,6 +32,9 @@ GUARDED = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v
            ("POST", "/v1/analyze_case"), ("GET", "/v1/analyze_case/schema"), ("GET", "/openapi.json"),
            ("GET", "/metrics"), ("GET", "/ready"), ("GET", "/v1/audit/events"), ("GET", "/v1/keys"),
            ("POST", "/v1/keys"), ("DELETE", "/v1/keys/0123456789ab")]
+# a role that may use each route (AuthMiddleware refuses the others before the guards run)
+ROLE_OF = {"/metrics": "monitor", "/ready": "monitor", "/v1/audit/events": "auditor", "/v1/keys": "admin",
+           "/v1/keys/0123456789ab": "admin"}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ def test_a_guard_refuses_every_guarded_route_and_no_public_one(tiny_model_dir):
     app.state.guards.insert(0, deny)
     with live_server(app) as (url, _):
         for method, path in GUARDED:
-            r = httpx.request(method, url + path, json={}, headers=auth(app))
+            r = httpx.request(method, url + path, json={}, headers=auth(app, ROLE_OF.get(path, "clinician")))
             assert r.status_code == 401, (path, r.text)
             assert r.json()["error"]["code"] == "missing_key"
         for path in ["/health", "/", "/static/app.js", "/static/style.css"]:

@@ -1,9 +1,11 @@
 """Keys and roles on the live server: every route but the allowlist needs a key (401) of a role that may use it
-(403), found by walking the route table so a new route fails closed; constant-time comparison against every
-stored key; revocation by the CLI takes effect on the next request; bounds, rate limits and the body cap."""
+(403), found by walking the route table so a new route fails closed, HEAD included; the role is checked before
+any body is read; constant-time comparison against every stored key; revocation by the CLI takes effect on the
+next request; bounds, rate limits (malformed requests count) and the body cap."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from serve_helpers import ROLES, auth, live_server, make_app
+from serve_helpers import ROLES, auth, live_server, make_app, stub_backend
 
 from medtune.security import keys as keys_module
+from medtune.security.audit_verify import read_events
 from medtune.security.keys import (
     PUBLIC_PATHS,
     ROLE_ROUTE_CLASSES,
@@ -38,11 +41,11 @@ def served(tiny_model_dir):
 
 
 def route_table(app) -> list[tuple[str, str, RouteClass | None]]:
-    """(method, path template, access class) of every route the app serves."""
+    """(method, path template, access class) of every route the app serves, HEAD included."""
     rows = []
     for route in effective_routes(app):
         cls = route_class_of(route) if isinstance(route, APIRoute) else None
-        rows += [(m, route.path, cls) for m in sorted(getattr(route, "methods", None) or {"GET"}) if m != "HEAD"]
+        rows += [(m, route.path, cls) for m in sorted(getattr(route, "methods", None) or {"GET"})]
     return rows
 
 
@@ -55,6 +58,8 @@ def test_every_route_has_an_access_class_and_only_the_allowlist_is_public(served
     table = route_table(app)
     assert route_class_problems({path: cls for _, path, cls in table}) == []
     assert {path for _, path, cls in table if cls is RouteClass.PUBLIC} == PUBLIC_PATHS
+    assert {(m, path) for m, path, cls in table if cls is RouteClass.PUBLIC} == \
+        {(m, path) for path in PUBLIC_PATHS for m in ("GET", "HEAD")}  # a public GET answers HEAD too
     assert {cls for *_, cls in table} == set(RouteClass)  # every class is served by some route
 
 
@@ -65,8 +70,11 @@ def test_every_route_but_the_allowlist_is_401_without_a_key_and_403_with_a_wrong
     for method, path, cls in table:
         target = url + concrete(path)
         if cls is RouteClass.PUBLIC:
-            assert httpx.request(method, target).status_code == 200, path
+            r = httpx.request(method, target)
+            assert r.status_code == 200 and (method != "HEAD" or r.content == b""), (method, path)
             continue
+        if method == "GET":  # a guarded GET serves no HEAD: without a key that is a 401 as well
+            assert httpx.head(target).status_code == 401, path
         bare = httpx.request(method, target, json={})
         assert bare.status_code == 401, (method, path, bare.text)
         assert bare.headers["www-authenticate"].startswith("Bearer") and bare.json()["error"]["code"] == "invalid_api_key"
@@ -80,6 +88,20 @@ def test_every_route_but_the_allowlist_is_401_without_a_key_and_403_with_a_wrong
                 assert r.status_code == 403, (method, path, role, r.text)
                 assert r.json()["error"]["code"] == "permission_denied" and role in r.json()["error"]["message"]
     assert httpx.get(url + "/no/such/route").status_code == 401  # unknown paths are not an open door either
+
+
+def test_head_is_public_where_get_is_and_needs_a_key_elsewhere(served):
+    """Load balancers and uptime monitors probe with HEAD: the public GET routes answer it without a key (the
+    headers of the GET, no body); a guarded route stays 401 without a key, and serves no HEAD with one."""
+    url, app = served
+    for path in ("/health", "/", "/static/app.js"):
+        get, head = httpx.get(url + path), httpx.head(url + path)
+        assert head.status_code == 200 and head.content == b"", (path, head.status_code)
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == get.headers["content-length"]
+    assert httpx.head(url + "/metrics").status_code == 401
+    assert httpx.head(url + "/metrics", headers=auth(app, "monitor")).status_code == 405
+    assert httpx.head(url + "/static/nothing.js").status_code == 404  # the same fixed list as GET
 
 
 def test_openapi_document_needs_a_key_and_declares_the_bearer_scheme(served):
@@ -192,3 +214,38 @@ def test_bodies_over_the_cap_are_413_before_and_while_reading(tiny_model_dir):
         streamed = httpx.post(url + CHAT, content=chunks(), headers={**auth(app), "content-type": "application/json"})
         assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "request_too_large"
         assert httpx.post(url + CHAT, json={**big, "messages": MESSAGES, "max_tokens": 2}, headers=auth(app)).status_code == 200
+
+
+def post_raw(url: str, app, role: str, body: bytes, path: str = CHAT) -> httpx.Response:
+    return httpx.post(url + path, content=body, headers={**auth(app, role), "content-type": "application/json"})
+
+
+def test_a_role_that_may_not_use_a_route_is_403_before_its_body_is_parsed(tmp_path):
+    """FastAPI parses a JSON body before any guard runs: the role is checked before that, so a monitor key's
+    malformed inference request is a 403 (its body never read), recorded as such, not a parse error."""
+    app = make_app(tmp_path, backend=stub_backend(), folder=tmp_path)
+    sent = []
+    with live_server(app) as (url, _):
+        for path in (CHAT, "/v1/analyze_case"):
+            r = post_raw(url, app, "monitor", b'{"model": "tiny", "messages": [', path)
+            assert r.status_code == 403, (path, r.status_code, r.text)
+            assert r.json()["error"]["code"] == "permission_denied" and "monitor" in r.json()["error"]["message"]
+            sent.append((r.headers["x-request-id"], 403, "monitor", path))
+        allowed = post_raw(url, app, "clinician", b'{"model": "tiny", "messages": [')
+        assert allowed.status_code == 400  # a role that may use the route gets the parse error
+        sent.append((allowed.headers["x-request-id"], 400, "clinician", CHAT))
+    events = read_events(os.path.join(app.state.settings.security.audit_dir, "audit.jsonl"))
+    assert [(e["request_id"], e["status"], e["role"], e["route"]) for e in events] == sent
+
+
+def test_malformed_bodies_count_against_the_keys_request_rate_once_each(tmp_path):
+    """A body that does not parse never reaches the guards, yet it counts against the key's requests_per_minute,
+    once, as a served request does (4 a minute here: the fifth request is 429 whatever its body)."""
+    app = make_app(tmp_path, backend=stub_backend(), folder=tmp_path, security={"requests_per_minute": 4})
+    valid = json.dumps({"model": "tiny", "messages": MESSAGES}).encode()
+    with live_server(app) as (url, _):
+        statuses = [post_raw(url, app, "clinician", body).status_code
+                    for body in (valid, b"{not json", b'{"messages": [', valid, b"{not json", valid)]
+        other = httpx.get(url + "/metrics", headers=auth(app, "admin"))
+    assert statuses == [200, 400, 400, 200, 429, 429]
+    assert other.status_code == 200  # another key's window
