@@ -201,6 +201,42 @@ def read_pairs(paths: Sequence[str | Path], tokenizer: Any, system_prompt: str |
     return out
 
 
+def first_difference(pair: PreferencePair, tokenizer: Any) -> int:
+    """The token position where the pair's two training sequences first differ: prompt + completion + EOS, tokenized
+    as TRL's DPO and ORPO trainers do (the template's BOS once, see :func:`trl_prompt`; ORPO may add the BOS itself,
+    a shift of one). A sequence that is a prefix of the other differs where it ends.
+
+    >>> class Tok:  # one id per character
+    ...     eos_token = "$"
+    ...     def __call__(self, text, add_special_tokens=True): return {"input_ids": [ord(c) for c in text]}
+    >>> first_difference(PreferencePair("p", "Q: ", "Gout.", "Gum.", "imported"), Tok())  # "Q: G" is shared
+    4
+    """
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    a, b = (tokenizer(pair.prompt + text + eos, add_special_tokens=False)["input_ids"] for text in (pair.chosen, pair.rejected))
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def keep_decided(pairs: Sequence[PreferencePair], tokenizer: Any, max_length: int, quarantine: Quarantine) -> list[PreferencePair]:
+    """The pairs whose chosen and rejected sequences still differ within ``max_length`` tokens.
+
+    TRL's DPO and ORPO keep the start of an over-long sequence (``truncation_mode="keep_start"``). A pair whose
+    answers first differ past ``max_length`` (a long shared reasoning, a long prompt) then reaches the loss as the same
+    tokens twice: its margin is zero by construction and it teaches no preference, only noise in the batch mean. Such
+    pairs go to ``quarantine`` with where they differ, so the user sees how far data.max_length falls short.
+    """
+    kept = []
+    for p in pairs:
+        at = first_difference(p, tokenizer)
+        if at < max_length:
+            kept.append(p)
+            continue
+        quarantine.add(f"{p.kind} pairs", p.id, "rejected",
+                       f"identical to chosen within data.max_length ({max_length} tokens; they first differ at token {at}), "
+                       "so truncation leaves no preference to learn", json.dumps({"chosen": p.chosen, "rejected": p.rejected}))
+    return kept
+
+
 def on_policy_pairs(model: Any, tokenizer: Any, records: Sequence[Record], fmt: str, system_prompt: str | None, *,
                     rl: Any, samples: int, seed: int, batch_size: int = 16) -> list[PreferencePair]:
     """Sample ``samples`` completions per verifiable record, rank by the GRPO reward; pair best against worst."""

@@ -11,7 +11,8 @@
   fine-tune the new adapter's base is that run's ``model/``, copied to ``RUN/init/model``;
 * **the data** (``pairs``): prompts rendered exactly as eval asks them, the contamination check
   against every declared benchmark before training (overlap stops the stage), bad rows in
-  ``RUN/quarantine.jsonl``;
+  ``RUN/quarantine.jsonl``, unusable imported pairs and pairs whose answers first differ past
+  ``data.max_length`` (truncation would leave them identical) in ``RUN/quarantine-pairs.jsonl``;
 * **rewards** from ``rewards`` (the eval extractor), each logged as its own curve;
 * the same outputs as SFT: ``RUN/adapter``, ``checkpoints/`` (TRL's, sealed with medtune's
   COMPLETE marker so a resume trusts only whole ones), ``metrics.jsonl``, TensorBoard, the loss
@@ -35,6 +36,7 @@ from .pairs import (
     PreferencePair,
     grpo_rows,
     is_pairs_file,
+    keep_decided,
     on_policy_pairs,
     read_pairs,
     synth_pairs,
@@ -43,6 +45,7 @@ from .pairs import (
 )
 
 log = logging.getLogger(__name__)
+PAIRS_QUARANTINE = "quarantine-pairs.jsonl"  # imported rows that cannot be used, pairs truncation leaves undecided
 OPTIMIZERS = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "adafactor": "adafactor"}
 
 
@@ -142,6 +145,33 @@ def _pair_records(pairs: list[PreferencePair]) -> list[Record]:
     return [Record.create(id=p.id, source="pairs", task="open", question=p.prompt, answer=Answer(text=p.chosen)) for p in pairs]
 
 
+def _preference_pairs(cfg: RunConfig, pair_files: list[str], records: list[Record], run_dir: Path, loaded: Any,
+                      fmt: str) -> tuple[list[PreferencePair], dict[str, int]]:
+    """DPO/ORPO pairs: imported, else made from the records (synth or sampled), screened, less those truncation
+    to data.max_length would leave undecided (``pairs.keep_decided``). Bad rows and undecided pairs go to
+    RUN/quarantine-pairs.jsonl; returns the pairs and the counts for the manifest (undecided ones among the quarantined)."""
+    t, tok, sysp = cfg.train, loaded.tokenizer, cfg.data.system_prompt
+    with Quarantine(run_dir / PAIRS_QUARANTINE) as q:
+        imported = read_pairs(pair_files, tok, sysp, q) if pair_files else []
+        _screen(verifiable(records) + _pair_records(imported), cfg, run_dir)  # before any pair is made or sampled
+        if t.rl.pairs == "on_policy":
+            made = on_policy_pairs(loaded.model, tok, records, fmt, sysp, rl=t.rl, samples=t.rl.num_generations, seed=t.seed)
+        else:
+            made = synth_pairs(records, tok, fmt, sysp) if not imported else []
+        before = q.count
+        pairs = keep_decided(imported + made, tok, cfg.data.max_length, q)
+    undecided = q.count - before
+    if undecided and not pairs:
+        raise ConfigError([ConfigProblem("data.max_length", f"each of the {undecided} preference pairs has the same first "
+                                         f"{cfg.data.max_length} tokens in chosen and rejected, so truncation leaves none to "
+                                         f"learn from; see {run_dir / PAIRS_QUARANTINE}",
+                                         "raise data.max_length past where the answers differ (the quarantine says where)")], "train")
+    if undecided:
+        log.warning("%d of %d preference pairs dropped: chosen and rejected first differ after data.max_length=%d tokens "
+                    "(see %s)", undecided, undecided + len(pairs), cfg.data.max_length, run_dir / PAIRS_QUARANTINE)
+    return pairs, {"quarantined_pairs": q.count, "undecided_pairs": undecided}
+
+
 def stage_data(cfg: RunConfig, paths: list[str] | None, run_dir: Path, loaded: Any,
                fmt: str) -> tuple[Any, dict[str, int], dict[str, str]]:
     """The stage's dataset (a ``datasets.Dataset``), counts and the sha256 of every file read, for the manifest."""
@@ -160,23 +190,14 @@ def stage_data(cfg: RunConfig, paths: list[str] | None, run_dir: Path, loaded: A
         read = load_training_records(data.model_copy(update={"val_fraction": 0.0}), record_files, run_dir)
         records = read.train + read.val
         read_files.update(read.files())
-    sysp = data.system_prompt
-    with Quarantine(run_dir / "quarantine-pairs.jsonl" if pair_files else None) as q:
-        imported = read_pairs(pair_files, loaded.tokenizer, sysp, q) if pair_files else []
-    _screen(verifiable(records) + _pair_records(imported), cfg, run_dir)  # before any pair is made or sampled
     if t.stage == "grpo":
-        rows, counts = grpo_rows(records, loaded.tokenizer, fmt, sysp), {}
+        _screen(verifiable(records), cfg, run_dir)
+        rows, counts = grpo_rows(records, loaded.tokenizer, fmt, data.system_prompt), {}
         kinds = {"prompts": len(rows)}
     else:
-        if t.rl.pairs == "on_policy":
-            made = on_policy_pairs(loaded.model, loaded.tokenizer, records, fmt, sysp, rl=t.rl,
-                                   samples=t.rl.num_generations, seed=t.seed)
-        else:
-            made = synth_pairs(records, loaded.tokenizer, fmt, sysp) if not imported else []
-        pairs = imported + made
+        pairs, counts = _preference_pairs(cfg, pair_files, records, run_dir, loaded, fmt)
         rows = [{k: v for k, v in p.row().items() if k in ("prompt", "chosen", "rejected")} for p in pairs]
         kinds = {k: sum(p.kind == k for p in pairs) for k in dict.fromkeys(p.kind for p in pairs)}
-        counts = {"quarantined_pairs": q.count}
     for row in rows:  # TRL tokenizes string prompts with special tokens: no second BOS
         row["prompt"] = trl_prompt(loaded.tokenizer, row["prompt"])
     if not rows:

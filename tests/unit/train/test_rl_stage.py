@@ -43,7 +43,9 @@ def logits(run: Path) -> torch.Tensor:
 @pytest.mark.parametrize("stage", ["grpo", "dpo", "orpo"])
 def test_two_steps_of_each_stage_from_an_sft_run(tmp_path, tiny_model_dir, sft_run, stage, capsys):
     sft, data = sft_run
-    cfg = cfg_for(tiny_model_dir, f"train.stage={stage}", f"train.init_from={sft}", "train.max_steps=2", *GRPO)
+    # data.max_length: room for every pair to differ (at 192 the pairs of 4 of the 16 records differ past it: left out)
+    cfg = cfg_for(tiny_model_dir, f"train.stage={stage}", f"train.init_from={sft}", "train.max_steps=2", "data.max_length=256",
+                  *GRPO)
     res = train(cfg, data, tmp_path / stage, progress=False)
     assert "'loss'" not in capsys.readouterr().out  # --quiet: no log dicts printed (they go to metrics.jsonl)
     run = res.run_dir
@@ -110,10 +112,54 @@ def test_imported_pairs_and_their_bad_rows(tmp_path, tiny_model_dir, sft_run):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
     cfg = cfg_for(tiny_model_dir, "train.stage=dpo", f"train.init_from={sft}", "train.max_steps=1")
     res = train(cfg, path, tmp_path / "run", progress=False)
-    assert res.manifest["examples"] == {"train": 2, "val": 0, "imported": 2, "quarantined_pairs": 3}
+    assert res.manifest["examples"] == {"train": 2, "val": 0, "imported": 2, "quarantined_pairs": 3, "undecided_pairs": 0}
     bad = [json.loads(line) for line in (tmp_path / "run/quarantine-pairs.jsonl").read_text().splitlines()]
     assert [(b["line"], b["field"]) for b in bad] == [(3, "rejected"), (4, "rejected"), (5, bad[2]["field"])]
     assert all(b["file"] == str(path) for b in bad)
+
+
+def test_pairs_that_truncation_leaves_identical_never_reach_the_trainer(tmp_path, tiny_model_dir):
+    """DPO keeps the start of an over-long pair (TRL's keep_start): answers that first differ past data.max_length reach
+    the loss as the same tokens twice, a pair with no preference in it. Such pairs are quarantined (with where they
+    differ) and counted; when none is left the stage refuses, naming data.max_length."""
+    from datasets import Dataset
+
+    from medtune.models.load import load_model
+    from medtune.models.precision import train_precision
+    from medtune.train import rl
+    from medtune.train.pairs import PreferencePair, first_difference, trl_prompt
+
+    shared = "Key findings: " + "crushing chest pain radiating to the left arm and diaphoresis; " * 6
+    rows = [{"id": "short", "prompt": "Chest pain?", "chosen": "Myocardial infarction.", "rejected": "Asthma."},
+            {"id": "long", "prompt": "Chest pain?", "chosen": shared + "Myocardial infarction.", "rejected": shared + "Asthma."}]
+    both, long_only = tmp_path / "pairs.jsonl", tmp_path / "long.jsonl"
+    both.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    long_only.write_text(json.dumps(rows[1]) + "\n")
+    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", "data.max_length=64", "train.max_steps=1")
+    loaded = load_model(str(tiny_model_dir), device="cpu", dtype="float32")
+    tok, fmt = loaded.tokenizer, cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
+
+    # The premise, through TRL's own collator: the long pair's truncated chosen and rejected are the same sequence.
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Chest pain?"}], tokenize=False, add_generation_prompt=True)
+    long_pair = PreferencePair("long", prompt, rows[1]["chosen"], rows[1]["rejected"], "imported")
+    assert first_difference(long_pair, tok) >= 64
+    unfiltered = Dataset.from_list([{"prompt": trl_prompt(tok, prompt), "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows])
+    args = rl.trl_args(cfg, tmp_path, "cpu", train_precision("cpu", "fp32", "auto", "lora"), False)
+    trainer = rl.make_trainer(cfg, args, loaded, unfiltered, fmt, [])
+    same = [torch.equal(*trainer.data_collator([ex])["input_ids"]) for ex in trainer.train_dataset]
+    assert same == [False, True]
+
+    dataset, counts, _ = rl.stage_data(cfg, [str(both)], tmp_path / "run", loaded, fmt)
+    assert dataset["chosen"] == ["Myocardial infarction."]
+    assert counts == {"train": 1, "val": 0, "imported": 1, "quarantined_pairs": 1, "undecided_pairs": 1}
+    bad = [json.loads(line) for line in (tmp_path / "run/quarantine-pairs.jsonl").read_text().splitlines()]
+    assert [(b["file"], b["line"], b["field"]) for b in bad] == [("imported pairs", "long", "rejected")]
+    assert f"within data.max_length (64 tokens; they first differ at token {first_difference(long_pair, tok)})" in bad[0]["reason"]
+    with pytest.raises(ConfigError, match="data.max_length: each of the 1 preference pairs has the same first 64 tokens"):
+        rl.stage_data(cfg, [str(long_only)], tmp_path / "run2", loaded, fmt)
+    dataset, counts, _ = rl.stage_data(cfg_for(tiny_model_dir, "train.stage=dpo", "data.max_length=512"), [str(both)],
+                                       tmp_path / "run3", loaded, fmt)
+    assert len(dataset) == 2 and counts["undecided_pairs"] == 0  # room enough: both pairs train
 
 
 def test_prompts_that_copy_a_benchmark_item_stop_the_stage(tmp_path, tiny_model_dir, sft_run):

@@ -56,7 +56,8 @@ class DataSection(Section):
     loss_on: Literal["reasoning_answer", "answer_only"] = Field(
         "reasoning_answer", description="Which assistant tokens carry loss: reasoning + final answer, or the final answer only."
     )
-    max_length: int = Field(512, ge=16, description="Maximum tokens per rendered sample.")
+    max_length: int = Field(512, ge=16, description="Maximum tokens per rendered sample (SFT: see data.truncation; DPO/ORPO "
+                            "keep a pair's start, and leave out a pair whose answers first differ past it).")
     truncation: Literal["shorten_reasoning", "drop"] = Field(
         "shorten_reasoning",
         description="Over-long samples: cut the middle of the reasoning (the answer is never cut), or drop them.",
