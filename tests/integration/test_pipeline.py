@@ -3,6 +3,7 @@ resume an interrupted evaluation, select stages, fail before any work on a bad i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from recipe_helpers import CONFIGS, env, tiny_overrides, write_fixtures
 
 from medtune.config import ConfigError, load_config
-from medtune.pipeline import EvalOutput, StageError, TrainOutput, run_pipeline
+from medtune.pipeline import EvalOutput, ExportOutput, StageError, TrainOutput, run_pipeline
 
 QUICKSTART = CONFIGS / "quickstart.yaml"
 
@@ -51,6 +52,39 @@ def test_rerun_skips_every_stage_and_a_new_eval_setting_reruns_eval_alone(quick,
     assert third_eval.scores[0].n == first_eval.scores[0].n == 2  # the same held-out items (eval.limit=2), afresh
     rows = (third_eval.scores[0].folder / "tuned" / "predictions.jsonl").read_text().splitlines()
     assert len(rows) == 2  # never mixed with the first evaluation's rows
+
+
+def _card_rows(card) -> list[list[str]]:
+    """The evaluation table of a model card: [benchmark, protocol, accuracy (CI), n, base, folder] per row."""
+    lines = card.read_text().split("## Evaluation", 1)[1].split("## Files", 1)[0].splitlines()
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("| ") and "---" not in line][1:]
+
+
+def _model_files(export: ExportOutput) -> dict[str, tuple[int, str]]:
+    files = [*export.files.values(), *(p for p in export.merged.rglob("*") if p.is_file())]
+    return {str(p): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files}
+
+
+def test_a_new_evaluation_rewrites_the_model_card_alone(quick, tmp_path):
+    """The card cites the evaluation: when eval reruns alone with other numbers, the card follows it (rewritten from
+    export_summary.json) and the merged model and GGUF files are not made again; then everything is up to date."""
+    first = run_pipeline(load_config(QUICKSTART, quick), echo=lambda _: None, progress=False)
+    export = first.get(ExportOutput)
+    before = _model_files(export)
+    assert [row[3] for row in _card_rows(export.model_card)] == ["2"]  # eval.limit=2
+
+    lines: list[str] = []
+    again = run_pipeline(load_config(QUICKSTART, [*quick, "eval.limit=1"]), echo=lines.append, progress=False)
+    assert _actions(again) == {"synth": "skipped", "data": "skipped", "train": "skipped", "eval": "ran",
+                               "export": "refreshed", "serve": "skipped"}
+    assert any("export: changed: evaluations in the model card changed: refreshing that alone" in line for line in lines)
+    assert any(line.startswith("model card rewritten alone") for line in lines)
+    score = again.get(EvalOutput).scores[0]
+    (row,) = _card_rows(again.get(ExportOutput).model_card)
+    assert row[3] == "1" and row[2].startswith(f"{score.accuracy:.4f}") and row[4] == f"{score.base_accuracy:.4f}"
+    assert _model_files(again.get(ExportOutput)) == before  # nothing converted, merged or written again
+    third = run_pipeline(load_config(QUICKSTART, [*quick, "eval.limit=1"]), echo=lambda _: None, progress=False)
+    assert set(_actions(third).values()) == {"skipped"}
 
 
 def test_interrupted_eval_resumes_from_its_prediction_store(quick, tmp_path):

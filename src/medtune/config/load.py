@@ -109,6 +109,10 @@ def semantic_problems(cfg: RunConfig) -> list[ConfigProblem]:
         if cfg.synth.teacher.url or cfg.synth.kb_dir or cfg.synth.bias_variants:
             probs.append(ConfigProblem("synth.style", "the demo style uses the shipped knowledge base only (no teacher, "
                                        "kb_dir or bias_variants)", "use synth.style=cases for those"))
+        if cfg.synth.compact:  # demo records state a few key findings: there is no vignette to shorten
+            probs.append(ConfigProblem("synth.compact", "synth.style: demo writes its own short records (each case's key "
+                                       "findings), so synth.compact, which shortens the cases style's vignettes, would "
+                                       "change nothing", "drop synth.compact, or use synth.style=cases"))
     e = cfg.eval
     if e.backend == "openai" and not e.endpoint:
         probs.append(ConfigProblem("eval.endpoint", "the openai backend needs an endpoint", "set eval.endpoint=http://HOST:PORT/v1"))

@@ -133,7 +133,7 @@ def load_eval_results(eval_dirs: list[Path], identity: str, base_identity: str |
     return rows
 
 
-def find_eval_results(run: Path | None, merged: Path) -> list[dict[str, Any]]:
+def find_eval_results(run: Path | None, merged: Path | None = None) -> list[dict[str, Any]]:
     """This model's evaluations: RUN/eval and the eval folder beside RUN (``medtune run`` writes RUN_DIR/eval
     next to RUN_DIR/train), matched by model identity; for a merged folder exported alone, its own files'."""
     from ..eval.identity import describe_model, run_identities
@@ -141,6 +141,8 @@ def find_eval_results(run: Path | None, merged: Path) -> list[dict[str, Any]]:
     if run is not None:
         identity, base_identity = run_identities(run)
         return load_eval_results([run / "eval", run.parent / "eval"], identity, base_identity)
+    if merged is None:
+        raise ValueError("find_eval_results needs a training run folder or a merged model folder")
     return load_eval_results([merged / "eval", merged.parent / "eval"], describe_model(str(merged)).identity)
 
 

@@ -90,7 +90,7 @@ def is_run_folder(path: Path) -> bool:
     return (path / "adapter" / "adapter_config.json").is_file() or is_hf_folder(path / "model")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -125,8 +125,8 @@ def read_provenance(folder: Path) -> Provenance:
     own = folder / PROVENANCE_FILE
     if own.is_file():
         known = Provenance.__dataclass_fields__
-        return Provenance(**{k: v for k, v in _read_json(own).items() if k in known})
-    manifest = _read_json(folder / "manifest.json") if (folder / "manifest.json").is_file() else {}
+        return Provenance(**{k: v for k, v in read_json(own).items() if k in known})
+    manifest = read_json(folder / "manifest.json") if (folder / "manifest.json").is_file() else {}
     cfg = read_run_config(folder)
     model_cfg = cfg.get("model") or {}
     data_cfg = cfg.get("data") or {}
@@ -159,7 +159,7 @@ def base_spec(run: Path) -> str:
     from ..models.source import ModelLoadError
     from ..train.load import adapter_base
 
-    manifest = _read_json(run / "manifest.json") if (run / "manifest.json").is_file() else {}
+    manifest = read_json(run / "manifest.json") if (run / "manifest.json").is_file() else {}
     if manifest.get("init_model") or (manifest.get("base_path") and Path(manifest["base_path"]).exists()):
         try:
             return adapter_base(run, manifest)

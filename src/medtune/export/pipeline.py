@@ -28,6 +28,7 @@ from .common import (
     Provenance,
     is_hf_folder,
     is_run_folder,
+    read_json,
     read_provenance,
     read_run_config,
 )
@@ -130,6 +131,28 @@ def _make_ggufs(merged: Path, out_dir: Path, name: str, quants: list[str], prov:
     return {q: files[q] for q in quants}
 
 
+def _write_card(out: Path, run: Path | None, merged: Path, prov: Provenance, gguf_files: list[Path],
+                verify_rows: list[dict[str, Any]]) -> Path:
+    """README.md: the recipe, the files and their verification, and this model's evaluations as they are now."""
+    return write_model_card(out, prov, model_name(prov, merged), find_eval_results(run, merged), gguf_files, verify_rows,
+                            _recipe(run))
+
+
+def rewrite_model_card(out_dir: str | Path, run: Path | None = None) -> Path:
+    """Write the card of an export again from its export_summary.json, converting nothing: for an evaluation that
+    changed after the export (``medtune run`` reruns eval alone when only an eval setting changed), so the card
+    never cites numbers the evaluation folder no longer holds. ``run``: the training run it was exported from."""
+    out = Path(out_dir)
+    summary_path = out / "export_summary.json"
+    if not summary_path.is_file():
+        raise ExportError(f"{summary_path}: not found; export the model first (`medtune export`)")
+    summary = read_json(summary_path)
+    known = Provenance.__dataclass_fields__
+    prov = Provenance(**{k: v for k, v in summary.get("provenance", {}).items() if k in known})
+    files = [Path(f["path"]) for f in summary.get("files", {}).values()]
+    return _write_card(out, run, Path(summary["merged"]), prov, files, summary.get("verify") or [])
+
+
 def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, quants: list[str] | str = ("q8_0",),
                verify: bool = True, modelfile: bool = True, model_card: bool = True) -> dict[str, Any]:
     """Merge if needed, write each GGUF type, verify against the merged model, write Modelfile + card.
@@ -170,8 +193,7 @@ def export_run(run_or_merged: str | Path, out_dir: str | Path | None = None, qua
     if modelfile:
         summary["modelfile"] = str(write_modelfile(out, files[modelfile_type(files)], merged, prov))
     if model_card:
-        summary["model_card"] = str(write_model_card(out, prov, name, find_eval_results(run, merged), list(files.values()),
-                                                     rows, _recipe(run)))
+        summary["model_card"] = str(_write_card(out, run, merged, prov, list(files.values()), rows))
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     timings["cpu_s"] = round(time.process_time() - cpu0, 1)  # wall time on a shared CPU overstates the work
     summary["timings"] = timings

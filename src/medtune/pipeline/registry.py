@@ -5,7 +5,10 @@ A stage is a function of its config section and its inputs. It declares
 * ``reads``: the config paths whose values it uses (their change re-runs it), less ``ignores``,
 * ``inputs(ctx)``: the upstream files, folders or identifiers it depends on,
 * ``preflight(cfg)``: problems to report before anything runs (a missing file, a missing package),
-* ``run(ctx, resume)``: the work, returning a typed result (``results.py``).
+* ``run(ctx, resume)``: the work, returning a typed result (``results.py``);
+* optionally ``refresh(ctx, previous)`` and the ``refresh_inputs`` it serves: when only those inputs changed,
+  the runner brings the complete output up to date with it instead of running the stage again (export: the
+  model card after a new evaluation, without converting the model again).
 
 Each stage module registers itself with ``@register``; ``medtune.pipeline.stages`` imports them all.
 """
@@ -77,6 +80,8 @@ class Stage:
     preflight: Callable[[RunConfig], list[ConfigProblem]] = lambda cfg: []
     has_folder: bool = True  # serve writes nothing
     ignores: tuple[str, ...] = ()  # paths under ``reads`` whose effect reaches the stage through an input
+    refresh: Callable[[Context, StageOutput], StageOutput] | None = None  # previous result -> result, cheaply
+    refresh_inputs: tuple[str, ...] = ()  # input labels whose change alone ``refresh`` handles
 
 
 STAGES: dict[str, Stage] = {}

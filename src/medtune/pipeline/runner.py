@@ -6,6 +6,8 @@ files) into a key; compare with its manifest (RUN/stages/<stage>.json):
 * ``complete`` with the same key and unchanged outputs -> skipped, "up to date";
 * ``running`` / ``failed`` with the same key -> resumed (train from its newest complete
   checkpoint, eval from its prediction stores, the rest re-run);
+* ``complete`` where only inputs the stage can refresh changed (``Stage.refresh_inputs``) and its
+  outputs are intact -> refreshed in place (export rewrites its model card after a new evaluation);
 * anything else -> run from scratch; the old folder is set aside (RUN/.<stage>.previous) and
   deleted only once the new output is complete, so a failure never loses the last good one.
 """
@@ -28,13 +30,13 @@ from .registry import STAGES, Context, RunLayout, Stage, StageError, select_stag
 from .results import StageOutput
 
 T = TypeVar("T", bound=StageOutput)
-Action = Literal["run", "resume", "skip"]
+Action = Literal["run", "resume", "skip", "refresh"]
 
 
 @dataclass
 class StageOutcome:
     stage: str
-    action: Literal["ran", "resumed", "skipped", "not selected"]
+    action: Literal["ran", "resumed", "skipped", "refreshed", "not selected"]
     reason: str
     seconds: float = 0.0
 
@@ -62,13 +64,27 @@ def _outputs_changed(prev: StageManifest, cache: HashCache) -> list[str]:
     return [p for p, fp in prev.outputs.items() if cache.of(Path(p)) != fp]
 
 
+def _only_refreshable(prev: StageManifest, section: dict, inputs: dict[str, str], refreshable: tuple[str, ...]) -> bool:
+    """True when the config values are the same and every input that changed is one a refresh handles."""
+    labels = (set(prev.inputs) | set(inputs)) - set(refreshable)
+    return prev.section == section and all(prev.inputs.get(k) == inputs.get(k) for k in labels)
+
+
 def decide(prev: StageManifest | None, key: str, section: dict, inputs: dict[str, str], cache: HashCache,
-           force: bool) -> tuple[Action, str]:
-    """Whether a stage runs, resumes or is skipped, and why (in words for the banner)."""
+           force: bool, refreshable: tuple[str, ...] = ()) -> tuple[Action, str]:
+    """Whether a stage runs, resumes, is refreshed or is skipped, and why (in words for the banner).
+
+    ``refreshable``: the input labels whose change alone the stage's ``refresh`` brings up to date
+    (a complete output, intact, not ``--force``d), instead of a run from scratch.
+    """
     if prev is None:
         return "run", "never run"
     if prev.key != key:
-        return "run", "changed: " + "; ".join(what_changed(prev, section, inputs) or ["inputs"])
+        why = "changed: " + "; ".join(what_changed(prev, section, inputs) or ["inputs"])
+        if (refreshable and prev.status == "complete" and not force and _only_refreshable(prev, section, inputs, refreshable)
+                and not _outputs_changed(prev, cache)):
+            return "refresh", f"{why}: refreshing that alone (the rest of its output is up to date)"
+        return "run", why
     if prev.status in ("running", "failed"):
         return "resume", f"interrupted ({prev.status} since {prev.started}): resuming"
     if force:
@@ -99,6 +115,16 @@ def _versions() -> dict[str, str]:
     return package_versions()
 
 
+def _complete(stage: Stage, ctx: Context, key: str, section: dict, inputs: dict[str, str], cache: HashCache,
+              result: StageOutput, started: str, t0: float, resumed: bool) -> None:
+    """The ``complete`` manifest of a stage that produced ``result``, with its outputs' fingerprints."""
+    outputs = {str(p): cache.of(p) for p in result.outputs()}
+    write_manifest(ctx.layout.stages, StageManifest(
+        stage=stage.name, status="complete", key=key, section=section, inputs=inputs, outputs=outputs,
+        result=result.model_dump(mode="json"), started=started, finished=now(), seconds=round(time.perf_counter() - t0, 1),
+        resumed=resumed, versions=_versions()))
+
+
 def _execute(stage: Stage, ctx: Context, action: Action, key: str, section: dict, inputs: dict[str, str],
              cache: HashCache, prev: StageManifest | None) -> StageOutput:
     """Run one stage between a ``running`` and a ``complete`` (or ``failed``) manifest."""
@@ -119,13 +145,22 @@ def _execute(stage: Stage, ctx: Context, action: Action, key: str, section: dict
         if aside is not None:
             ctx.echo(f"the previous {stage.name} output is kept in {aside}")
         raise
-    outputs = {str(p): cache.of(p) for p in result.outputs()}
-    write_manifest(ctx.layout.stages, StageManifest(
-        stage=stage.name, status="complete", key=key, section=section, inputs=inputs, outputs=outputs,
-        result=result.model_dump(mode="json"), started=started, finished=now(), seconds=round(time.perf_counter() - t0, 1),
-        resumed=action == "resume", versions=_versions()))
+    _complete(stage, ctx, key, section, inputs, cache, result, started, t0, action == "resume")
     # The new output is complete: only now does the previous one go (also one left by an earlier failure).
     shutil.rmtree(folder.with_name(f".{folder.name}.previous"), ignore_errors=True)
+    return result
+
+
+def _refresh(stage: Stage, ctx: Context, key: str, section: dict, inputs: dict[str, str], cache: HashCache,
+             prev: StageManifest) -> StageOutput:
+    """Bring a complete output up to date in place (``Stage.refresh``). No ``running`` manifest: the old one keeps
+    its key until the refresh has worked, so a failed refresh is simply tried again next time, never "resumed"
+    into a full run."""
+    if stage.refresh is None:  # decide() offers a refresh only to a stage that has one
+        raise StageError(f"the {stage.name} stage has no refresh")
+    started, t0 = now(), time.perf_counter()
+    result = stage.refresh(ctx, stage.output.model_validate(prev.result))
+    _complete(stage, ctx, key, section, inputs, cache, result, started, t0, resumed=False)
     return result
 
 
@@ -152,15 +187,17 @@ def run_pipeline(cfg: RunConfig, *, only: list[str] | None = None, start: str | 
             inputs = {label: cache.of(target) for label, target in stage.inputs(ctx).items()}
             section = section_values(cfg, stage.reads, stage.ignores)
             key = stage_key(name, section, inputs)
-            action, reason = decide(prev, key, section, inputs, cache, force)
+            action, reason = decide(prev, key, section, inputs, cache, force, stage.refresh_inputs if stage.refresh else ())
             echo(f"\n=== [{i}/{len(cfg.stages)}] {name}: {reason} ===")
             t0 = time.perf_counter()
             if action == "skip":
                 ctx.results[name] = stage.output.model_validate(prev.result)
+            elif action == "refresh":
+                ctx.results[name] = _refresh(stage, ctx, key, section, inputs, cache, prev)
             else:
                 ctx.results[name] = _execute(stage, ctx, action, key, section, inputs, cache, prev)
             cache.save()
-            label = {"skip": "skipped", "resume": "resumed", "run": "ran"}[action]
+            label = {"skip": "skipped", "resume": "resumed", "run": "ran", "refresh": "refreshed"}[action]
             out.outcomes.append(StageOutcome(name, label, reason, round(time.perf_counter() - t0, 1)))
     finally:
         cache.save()

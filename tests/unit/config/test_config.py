@@ -54,6 +54,19 @@ def test_cross_field_checks_always_run_and_hardware_checks_only_when_asked():
     load_config(None, ["train.method=qlora", "train.optimizer=adamw_8bit"])  # fine until the hardware is checked
 
 
+def test_compact_with_the_demo_style_is_refused_naming_both_fields(tmp_path):
+    """synth.compact shortens the cases style's vignettes; the demo style writes no vignette, so it would do nothing."""
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump({"synth": {"style": "demo", "tasks": ["diagnosis", "mcq"], "compact": True}}))
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert [p.path for p in exc.value.problems] == ["synth.compact"]
+    text = str(exc.value)
+    assert text.startswith(str(path)) and "synth.style: demo" in text and "synth.style=cases" in text
+    load_config(None, ["synth.compact=true"])  # the cases style (the default) takes it
+    load_config(path, ["synth.compact=false"])
+
+
 def test_unknown_model_base_is_reported_with_the_schema_problems():
     with pytest.raises(ConfigError) as exc:
         load_config(None, ["model.base=llama-9000", "train.lora.r=0"])

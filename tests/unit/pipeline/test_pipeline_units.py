@@ -75,6 +75,34 @@ def test_decide_skip_resume_run_and_why(tmp_path):
     assert decide(done, key, section, inputs, cache, False) == ("run", f"output changed or missing: {out}")
 
 
+def test_decide_refreshes_a_complete_output_when_only_what_a_refresh_handles_changed(tmp_path):
+    """export's card cites the evaluation: a new evaluation alone refreshes the stage (the card), anything else runs it."""
+    cache = HashCache(tmp_path / "fp.json")
+    gguf = tmp_path / "m-q8_0.gguf"
+    gguf.write_bytes(b"gguf")
+    section, card = {"export.gguf": ["q8_0"]}, ("evaluations in the model card",)
+
+    def prev(inputs, status="complete"):
+        return StageManifest(stage="export", status=status, key=stage_key("export", section, inputs), section=section,
+                             inputs=inputs, outputs={str(gguf): cache.of(gguf)}, started="t0", finished="t1")
+
+    old, new = {"trained model": "aa", card[0]: "e1"}, {"trained model": "aa", card[0]: "e2"}
+    key = stage_key("export", section, new)
+    assert decide(prev(old), key, section, new, cache, False, card) == (
+        "refresh", "changed: evaluations in the model card changed: refreshing that alone (the rest of its output is up to date)")
+    assert decide(prev({"trained model": "aa"}), key, section, new, cache, False, card)[0] == "refresh"  # an older manifest
+    assert decide(prev(old), key, section, new, cache, False)[0] == "run"  # a stage that cannot refresh
+    assert decide(prev(old), key, section, new, cache, True, card)[0] == "run"  # --force
+    assert decide(prev(old, "failed"), key, section, new, cache, False, card)[0] == "run"
+    model = {"trained model": "bb", card[0]: "e2"}
+    assert decide(prev(old), stage_key("export", section, model), section, model, cache, False, card)[0] == "run"
+    other = {"export.gguf": ["f16"]}
+    assert decide(prev(old), stage_key("export", other, new), other, new, cache, False, card)[0] == "run"
+    done = prev(old)
+    gguf.unlink()
+    assert decide(done, key, section, new, cache, False, card)[0] == "run"  # an output gone: made again
+
+
 def test_what_changed_names_values_and_inputs():
     old = _manifest(section={"train.lora.r": 8, "train.seed": 1}, inputs={"records": "a", "old": "x"})
     assert what_changed(old, {"train.lora.r": 16, "train.seed": 1}, {"records": "b", "new": "y"}) == [
@@ -199,3 +227,25 @@ def test_eval_compares_the_tuned_model_with_the_base_it_was_trained_from(tmp_pat
     train = TrainOutput(run_dir=run, output_dir=run / "adapter", steps=1)
     eval_stage._compare(ctx, train, ["medqa"], tmp_path / "eval")
     assert seen == ["trained-from-base"]
+
+
+def test_medtune_run_refuses_an_eval_out_dir_it_would_not_write(tmp_path):
+    """`medtune run` writes RUN_DIR/eval, where the model card and the run report read it: an eval.out_dir elsewhere
+    (once silently ignored) is refused before any stage runs, naming the file and the field; RUN_DIR/eval is fine."""
+    from typer.testing import CliRunner
+
+    from medtune.cli.main import app
+    from medtune.pipeline import run_pipeline
+    from medtune.pipeline.runner import preflight
+
+    run = tmp_path / "run"
+    config = tmp_path / "eval-elsewhere.yaml"
+    config.write_text(f"run_dir: {run}\nstages: [eval]\neval: {{benchmarks: [dev_vignettes], out_dir: {tmp_path / 'mine'}}}\n")
+    with pytest.raises(ConfigError) as exc:
+        run_pipeline(load_config(config), echo=lambda _: None, source=str(config))
+    assert [p.path for p in exc.value.problems] == ["eval.out_dir"]
+    assert str(exc.value).startswith(f"{config}: eval.out_dir: `medtune run` writes the evaluation to RUN_DIR/eval")
+    assert not run.exists() and not (tmp_path / "mine").exists()
+    res = CliRunner().invoke(app, ["run", str(config)])
+    assert res.exit_code == 2 and "eval.out_dir" in res.output and not run.exists()
+    preflight(load_config(config, [f"eval.out_dir={run / 'eval'}"]), ["eval"])  # the run folder's own eval folder

@@ -68,3 +68,10 @@ def test_compact_and_the_new_task_types_reach_the_engine(tmp_path):
     cfg = load_config(None, ["synth.n=6", "synth.seed=2", "synth.tasks=[diagnosis,treatment,mechanism]", "synth.compact=true"])
     run_synth_stage(cfg.synth, tmp_path / "from_config")
     assert (tmp_path / "from_config" / "records.jsonl").read_bytes() == (tmp_path / "compact" / "records.jsonl").read_bytes()
+
+
+def test_compact_with_the_demo_style_exits_with_the_config_error(tmp_path):
+    res = runner.invoke(app, ["synth", "--n", "4", "--style", "demo", "--tasks", "diagnosis,mcq", "--compact",
+                              "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "synth.compact" in _flat(res.output) and "synth.style:demo" in _flat(res.output)
+    assert not (tmp_path / "out").exists()

@@ -30,7 +30,9 @@ class EvalSection(Section):
     system_prompt: str | None = Field(
         None, description="System prompt of the evaluated model's chat prompts. None = the training run's (from its "
         "manifest), none for other models; '' = explicitly none.")
-    out_dir: str | None = Field(None, description="Evaluation output folder (default: RUN_DIR/eval; `medtune eval run` without -c: eval_out).")
+    out_dir: str | None = Field(None, description="Output folder of `medtune eval run` (default: RUN_DIR/eval with -c, "
+                                "else eval_out). `medtune run` always writes RUN_DIR/eval, where the model card and the "
+                                "run report read it, and refuses another folder here.")
     compare_base: bool = Field(
         False, description="Also evaluate the starting point on the same items and compare: model.base, or for a second "
         "stage run (GRPO, DPO or ORPO) the run it started from; paired gain with its 95% interval and McNemar's test "

@@ -49,7 +49,8 @@ class SynthSection(Section):
         "and the walk first, then the key findings that support it (a small model that copies a long case into its "
         "findings then still states its diagnosis and letter; the findings are a justification, not a derivation).")
     compact: bool = Field(False, description="Write each case in its short form (the same facts and draws, about a third "
-                          "fewer tokens per record), for CPU training budgets; style cases only.")
+                          "fewer tokens per record), for CPU training budgets; style cases only (with style demo it is "
+                          "refused: demo records are shorter still).")
     kb_dir: str | None = Field(None, description="Extra knowledge-base folder with user conditions.")
     teacher: TeacherSection = Field(default_factory=TeacherSection,
                                     description="Optional teacher LLM that rewrites and verifies the reasoning.")

@@ -15,7 +15,7 @@ from typing import Any
 from ...config.load import ConfigProblem
 from ...config.schema import RunConfig
 from ..fingerprint import digest
-from ..registry import Context, Stage, register
+from ..registry import Context, RunLayout, Stage, register
 from ..results import BenchmarkScore, EvalOutput, SynthOutput, TrainOutput
 
 
@@ -88,7 +88,25 @@ def _inputs(ctx: Context) -> dict[str, Path | str]:
     return out
 
 
+def _out_dir_problems(cfg: RunConfig) -> list[ConfigProblem]:
+    """eval.out_dir is `medtune eval run`'s. Here the evaluation is part of the run folder: the export stage's model
+    card, the run report and `medtune report RUN` look for it in RUN_DIR/eval, and a re-run moves the old evaluation
+    aside and deletes it, which is not a thing to do to a folder named elsewhere. So it is refused, not ignored."""
+    out = cfg.eval.out_dir
+    run_eval_dir = RunLayout.of(cfg).folder("eval")
+    if not out or Path(out).resolve() == run_eval_dir.resolve():
+        return []
+    return [ConfigProblem("eval.out_dir", f"`medtune run` writes the evaluation to RUN_DIR/eval ({run_eval_dir}), where "
+                          f"the model card and the run report read it, not to {out}",
+                          "remove eval.out_dir (it is the output folder of `medtune eval run`), or set run_dir to move "
+                          "the whole run folder")]
+
+
 def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
+    return _out_dir_problems(cfg) + _benchmark_problems(cfg)
+
+
+def _benchmark_problems(cfg: RunConfig) -> list[ConfigProblem]:
     from ...eval.benchmarks import BenchmarkError, get_benchmark, resolve_files
 
     if not cfg.eval.benchmarks and not ("synth" in cfg.stages and cfg.synth.heldout_cases):

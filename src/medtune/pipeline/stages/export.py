@@ -1,4 +1,10 @@
-"""The export stage: merge the adapter, write each export.gguf type, verify, Modelfile, card -> RUN/export."""
+"""The export stage: merge the adapter, write each export.gguf type, verify, Modelfile, card -> RUN/export.
+
+The card cites this model's evaluations (``export.card.find_eval_results``), so they are an input of the
+stage: when eval reruns alone (a new eval setting) and the numbers the card cites change, ``medtune run``
+refreshes the stage, which rewrites the card alone from export_summary.json; the merged model and the
+GGUF files are not made again (their inputs did not change).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 
 from ...config.load import ConfigProblem
 from ...config.schema import RunConfig
+from ..fingerprint import digest
 from ..registry import Context, Stage, StageError, register
 from ..results import ExportOutput, TrainOutput
 
@@ -35,8 +42,26 @@ def _run(ctx: Context, resume: bool) -> ExportOutput:
                         model_card=summary.get("model_card"))
 
 
+CARD_EVALUATIONS = "evaluations in the model card"
+
+
+def _refresh(ctx: Context, previous: ExportOutput) -> ExportOutput:
+    """Only the evaluations the card cites changed: rewrite the card, keep the model files."""
+    from ...export import rewrite_model_card
+
+    card = rewrite_model_card(previous.folder, ctx.need(TrainOutput, "export").run_dir)
+    ctx.echo(f"model card rewritten alone with the current evaluations -> {card} (merged model and GGUF files kept)")
+    return previous.model_copy(update={"model_card": card})
+
+
 def _inputs(ctx: Context) -> dict[str, Path | str]:
-    return {"trained model": ctx.need(TrainOutput, "export").output_dir}
+    from ...export.card import find_eval_results
+
+    train = ctx.need(TrainOutput, "export")
+    out: dict[str, Path | str] = {"trained model": train.output_dir}
+    if ctx.cfg.export.model_card:  # the rows the card shows, so a changed number reaches it
+        out[CARD_EVALUATIONS] = "sha256:" + digest(find_eval_results(train.run_dir))
+    return out
 
 
 def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
@@ -54,4 +79,5 @@ def _preflight(cfg: RunConfig) -> list[ConfigProblem]:
     return []
 
 
-register(Stage("export", ExportOutput, reads=("export",), run=_run, inputs=_inputs, preflight=_preflight))
+register(Stage("export", ExportOutput, reads=("export",), run=_run, inputs=_inputs, preflight=_preflight,
+               refresh=_refresh, refresh_inputs=(CARD_EVALUATIONS,)))

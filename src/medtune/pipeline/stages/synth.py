@@ -101,7 +101,7 @@ def run_synth_stage(section: SynthSection, out: str | Path, echo: Callable[[str]
 
 def _run(ctx: Context, resume: bool) -> SynthOutput:
     s = ctx.cfg.synth
-    ctx.echo(f"{s.n} cases ({s.style}{', compact' if s.compact and s.style == 'cases' else ''}, seed {s.seed}, "
+    ctx.echo(f"{s.n} cases ({s.style}{', compact' if s.compact else ''}, seed {s.seed}, "
              f"tasks {','.join(s.tasks)}"
              + (f", specialties {','.join(s.specialties)}" if s.specialties else "")
              + (f"), {s.heldout_cases} held-out cases (seed {s.seed + 1})" if s.heldout_cases else ")"))
