@@ -59,7 +59,7 @@ class SecuritySection(Section):
     tokens_per_minute: int = Field(20_000, ge=1, description="Generated tokens per key per minute (moving window); over it: 429 with Retry-After.")
     auth_failures_per_minute: int = Field(10, ge=1, description="Failed authentications per client address per minute before 429 (bounds key guessing and hashing cost).")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body in bytes; larger: 413.")
-    max_n: int = Field(4, ge=1, le=64, description="Largest `n` (completions per request); larger: 422.")
+    max_n: int = Field(4, ge=1, le=64, description="Largest `n` (completions per request) and `/v1/analyze_case` `samples`; larger: 422.")
     max_top_logprobs: int = Field(5, ge=0, le=20, description="Largest `top_logprobs`; larger: 422.")
     max_stop_sequences: int = Field(4, ge=0, le=16, description="Most stop sequences per request; more: 422.")
     max_stop_chars: int = Field(64, ge=1, description="Longest stop sequence in characters; longer: 422.")
