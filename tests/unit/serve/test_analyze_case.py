@@ -188,7 +188,7 @@ def test_samples_are_capped_by_max_n_before_any_generation(tmp_path):
     """`samples` is analyze_case's n: the server's cap on generations per request (security.max_n) bounds it."""
     calls: list[int] = []
     app = make_app(tmp_path, backend=stub_backend(scripted("The answer is pneumonia.", calls=calls)), folder=tmp_path,
-                   security={"max_n": 3})
+                   analyze_samples=2, security={"max_n": 3})
     with live_server(app) as (url, _), httpx.Client(base_url=url, headers=auth(app), timeout=60) as client:
         for stream in (False, True):
             over = client.post("/v1/analyze_case", json={"case": "Fever and cough.", "samples": 32, "stream": stream})

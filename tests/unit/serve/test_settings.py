@@ -91,3 +91,12 @@ def test_serve_command_carries_the_security_flags():
     argv = serve_command(section)
     assert argv == ["medtune", "serve", "m.gguf", "--host", "0.0.0.0", "--tls-cert", "/etc/c.pem", "--tls-key",
                     "/etc/k.pem", "--phi-policy", "block"]  # other security fields: -c CONFIG or MEDTUNE_SECURITY__*
+
+
+def test_the_default_analyze_samples_is_within_the_cap_a_client_gets():
+    """A request without `samples` generates analyze_samples answers: never more than max_n lets a client ask for."""
+    section = ServeSection()
+    assert section.analyze_samples <= section.security.max_n
+    with pytest.raises(ValueError, match="analyze_samples .*max_n"):
+        ServeSection(analyze_samples=8, security={"max_n": 4})
+    assert ServeSection(analyze_samples=8, security={"max_n": 8}).analyze_samples == 8
