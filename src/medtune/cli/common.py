@@ -32,7 +32,11 @@ def user_error_message(e: BaseException) -> str | None:
 
     known = (ConfigError, DataError, BackendError, BenchmarkError, EvalIdentityError, ExportError, ModelLoadError,
              StageError, KBError)
-    return str(e) if isinstance(e, known) else None
+    if isinstance(e, known):
+        return str(e)
+    if isinstance(e, OSError) and e.filename is not None:  # an output under a file, a folder given for a file, no room
+        return f"{e.filename}: {e.strerror or e}"
+    return None
 
 
 @contextlib.contextmanager

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import typing
+
 import typer
 from rich.table import Table
 
+from ..config.sections.train import TrainSection
 from .common import console, fail
 from .options import field_option, or_default
 
@@ -38,16 +41,32 @@ def recommend_cmd(
     from ..models.precision import auto_precision
     from ..train.forward import liger_available
 
+    if not model:  # recommend() searches these itself, for every preset: a given value would be silently ignored
+        searched = {"--batch": batch != 1, "--grad-ckpt": grad_ckpt,
+                    "--optimizer": optimizer is not None, "--packing/--no-packing": packing is not None,
+                    "--loss-share": loss_share != 1.0, "--fused-ce/--no-fused-ce": fused_ce is not None,
+                    "--trainer": trainer != "medtune"}
+        if given := [flag for flag, was_given in searched.items() if was_given]:
+            fail(f"{', '.join(given)} apply with --model; without it, recommend tries batch sizes, gradient "
+                 "checkpointing and optimizers for every preset itself (--method, --seq-len, --device and --lora-r apply)")
+    if device not in ("cuda", "cpu"):
+        fail(f"--device must be cuda or cpu (got {device!r})")
+    asked_method = method  # without --model, no --method means every method
     method, optimizer = or_default(method, "train.method"), or_default(optimizer, "train.optimizer")
+    if optimizer not in (choices := typing.get_args(TrainSection.model_fields["optimizer"].annotation)):
+        fail(f"--optimizer must be one of {', '.join(choices)} (got {optimizer!r})")
     lora_r, packing = or_default(lora_r, "train.lora.r"), or_default(packing, "train.packing")
     if method not in ("lora", "qlora", "full"):
         fail(f"--method must be lora, qlora or full (got {method!r})")
     if trainer not in ("medtune", "plain"):
         fail(f"--trainer must be medtune or plain (got {trainer!r})")
     if not model:
-        recs = recommend(vram, seq_len=seq_len, device=device, lora_r=lora_r)
+        if device == "cpu" and asked_method == "qlora":
+            fail("--method qlora needs CUDA (bitsandbytes 4-bit); on --device cpu use lora or full")
+        recs = recommend(vram, seq_len=seq_len, device=device, lora_r=lora_r, method=asked_method)
         if not recs:
-            fail(f"nothing fits in {vram} GiB at seq_len {seq_len}; try a shorter --seq-len")
+            fail(f"nothing fits in {vram} GiB at seq_len {seq_len}{f' with {asked_method}' if asked_method else ''}; "
+                 "try a shorter --seq-len")
         table = Table("preset", "method", "batch", "grad ckpt", "optimizer", "est. GiB")
         for r in recs:
             table.add_row(r.preset, r.method, str(r.batch), "yes" if r.grad_ckpt else "no", r.optimizer, f"{r.estimate_gib:.2f}")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from .common import console, user_errors
+from .common import console, fail, user_errors
 from .options import CONFIG_HELP, OVERRIDES_HELP, with_env_data_root
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ def run_command(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with user_errors():
         cfg = with_env_data_root(load_config(config, list(overrides or [])))
-        only = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+        only = [s.strip() for s in stages.split(",") if s.strip()] if stages is not None else None
+        if only == []:  # `--stages ,` or `--stages ""`: an empty list would mean every stage
+            fail("--stages names no stage: give one or more of the config's stages, comma-separated")
         result = run_pipeline(cfg, only=only, start=start, force=force, echo=echo, progress=not quiet, source=str(config))
     print_summary(result)
     write_report(result)

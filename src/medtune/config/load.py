@@ -50,7 +50,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError([ConfigProblem(text, "override must look like section.field=value", "e.g. train.lora.r=16")], "overrides")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value) if value.strip() else ""
+    keys = key.strip().split(".")
+    if not all(k.strip() for k in keys):
+        raise ConfigError([ConfigProblem(text, f"{key.strip()!r} is not a dotted field path (an empty part)",
+                                         "e.g. train.lora.r=16")], "overrides")
+    try:
+        return keys, yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as e:  # the value is read as YAML: `train.lora.r=[1` is a syntax error of the override
+        raise ConfigError([ConfigProblem(text, f"the value is not valid YAML ({getattr(e, 'problem', None) or e})",
+                                         "quote it, or close the list/mapping, e.g. train.lora.target_modules=[q_proj,v_proj]")],
+                          "overrides") from None
 
 
 def set_dotted(data: dict, keys: list[str], value: Any) -> None:
@@ -186,6 +195,25 @@ def resolve_config_path(spec: str | Path) -> Path:
     return packaged if packaged.is_file() else path
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: plain YAML keeps the last value silently, so a
+    second `train:` block would drop every field of the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may repeat keys on purpose
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"duplicate key {key!r} (first on line {seen[key].start_mark.line + 1}): the second would silently "
+                    "replace the first", key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_mapping(path: Path, source: str) -> dict:
     """The top-level mapping of a YAML config; a folder, binary or malformed file is a one-problem ConfigError."""
     if path.is_dir():
@@ -204,11 +232,13 @@ def read_yaml_mapping(path: Path, source: str) -> dict:
         raise ConfigError([ConfigProblem("", f"not a text file (binary or not UTF-8 at byte {e.start})",
                                          "give a YAML config, e.g. configs/quickstart.yaml")], source) from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=UniqueKeyLoader) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ConfigError([ConfigProblem(where, f"invalid YAML: {getattr(e, 'problem', e)}", "fix the YAML syntax")], source) from None
+        problem = str(getattr(e, "problem", e))
+        fix = "keep one of them (merge their fields)" if problem.startswith("duplicate key") else "fix the YAML syntax"
+        raise ConfigError([ConfigProblem(where, f"invalid YAML: {problem}", fix)], source) from None
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem("<root>", "top level must be a mapping of sections", "start with e.g. `train:`")], source)
     return data

@@ -61,7 +61,8 @@ def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: s
     ``overwrite`` discards earlier predictions in the benchmark folders and starts over.
     """
     if not section.benchmarks:
-        raise ValueError("no benchmarks given: pass --benchmark NAME (see `medtune eval list`) or a record file")
+        raise BenchmarkError("no benchmarks given: pass --benchmark NAME (see `medtune eval list`) or a record file, "
+                             "or set eval.benchmarks in the config")
     specs = [get_benchmark(b) for b in section.benchmarks]  # fail on a typo before loading a model
     if unknown := section.unknown_protocol_keys([s.name for s in specs]):
         raise BenchmarkError(f"eval.protocols names {', '.join(unknown)}, which is not among the benchmarks "

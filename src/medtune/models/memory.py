@@ -302,10 +302,16 @@ class Recommendation:
     estimate_gib: float
 
 
-def recommend(vram_gib: float, *, seq_len: int = 1024, device: str = "cuda", lora_r: int = 16) -> list[Recommendation]:
-    """Largest presets (by parameters) with the first setting that fits, cheapest-memory last."""
+def recommend(vram_gib: float, *, seq_len: int = 1024, device: str = "cuda", lora_r: int = 16,
+              method: str | None = None) -> list[Recommendation]:
+    """Largest presets (by parameters) with the first setting that fits, cheapest-memory last; ``method``: only that
+    method's settings (full fine-tuning is tried only when asked for)."""
     ladder = [("lora", False, 4, "adamw"), ("lora", True, 2, "adamw"), ("qlora", False, 2, "adamw_8bit"),
               ("qlora", True, 1, "adamw_8bit")]
+    if method == "full":
+        ladder = [("full", False, 4, "adamw"), ("full", True, 2, "adamw"), ("full", True, 1, "adamw")]
+    elif method is not None:
+        ladder = [s for s in ladder if s[0] == method]
     if device != "cuda":
         ladder = [s for s in ladder if s[0] != "qlora"]
     from .precision import auto_precision

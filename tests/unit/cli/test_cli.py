@@ -73,3 +73,23 @@ def test_a_user_error_that_escapes_its_command_is_one_line_and_exit_2(error, mon
     monkeypatch.setattr(cli_main, "app", lambda: 1 / 0)  # a bug is not a user error: it keeps its traceback
     with pytest.raises(ZeroDivisionError):
         cli_main.main()
+
+
+def test_an_output_path_that_cannot_be_written_is_one_error_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """An OSError naming a path (an output under a file, a folder where a file goes) is the user's to fix: exit 2."""
+    import sys
+
+    from medtune.cli.main import main
+
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"id": "a", "source": "t", "task": "open", "question": "Q?", "answer": {"text": "A"}}\n')
+    monkeypatch.setattr(sys, "argv", ["medtune", "data", "stats", str(records), "--json", str(records / "stats.json")])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err and str(records) in err
+
+
+def test_eval_run_without_a_benchmark_is_one_error_line():
+    r = runner.invoke(app, ["eval", "run", "smollm2-135m"])
+    assert r.exit_code == 2 and "no benchmarks given" in r.output, r.output

@@ -120,3 +120,28 @@ def test_reasoning_format_auto_follows_the_model_and_a_setting_wins():
     """One resolution for training (SFT and RL stages) and `medtune data preview`."""
     assert load_config(None, []).model.resolved_reasoning_format("think") == "think"
     assert load_config(None, ["model.reasoning_format=plain"]).model.resolved_reasoning_format("think") == "plain"
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    """YAML keeps the last of two equal keys: a second `train:` block would drop the first's max_steps unseen."""
+    path = tmp_path / "dup.yaml"
+    path.write_text("train:\n  max_steps: 4\ndata:\n  max_length: 64\ntrain:\n  lora:\n    r: 8\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert "duplicate key 'train' (first on line 1)" in str(e.value) and "line 5" in str(e.value)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("train:\n  max_steps: 4\n  max_steps: 8\n")
+    with pytest.raises(ConfigError, match="duplicate key 'max_steps'"):
+        load_config(nested)
+    anchors = tmp_path / "anchors.yaml"  # a merge key may repeat what it merges on purpose
+    anchors.write_text("base: &b {r: 8, alpha: 16}\ntrain:\n  lora:\n    <<: *b\n    r: 16\n".replace("base: &b", "x-base: &b"))
+    with pytest.raises(ConfigError, match="x-base"):  # an unknown top-level key is still reported, not a YAML error
+        load_config(anchors)
+
+
+@pytest.mark.parametrize(("override", "said"), [
+    ("train.lora.r=[1", "not valid YAML"), ("train..r=5", "empty part"), ("=5", "empty part")])
+def test_a_malformed_override_is_a_config_error_naming_it(override, said):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert override in str(e.value) and said in str(e.value)

@@ -131,3 +131,24 @@ def test_estimate_within_25_percent_of_medtune_train_peak(embedded_dir, tmp_path
     ratio = est / m["peak_increase_bytes"]
     print(f"{m['precision']['compute']}: estimate {est / GIB:.2f} GiB, measured {m['peak_increase_bytes'] / GIB:.2f} GiB, ratio {ratio:.2f}")
     assert 0.75 <= ratio <= 1.25
+
+
+def test_recommend_without_a_model_takes_method_and_refuses_the_flags_it_would_ignore():
+    """Without --model the search picks batch, checkpointing and optimizer per preset: a given value would have been
+    dropped silently. --method narrows the search (the README's `medtune recommend --vram 8 --method qlora`)."""
+    from typer.testing import CliRunner
+
+    from medtune.cli.main import app
+
+    assert {r.method for r in recommend(8, seq_len=1024, method="qlora")} == {"qlora"}
+    assert {r.method for r in recommend(8, seq_len=1024, method="full")} == {"full"}
+    out = CliRunner().invoke(app, ["recommend", "--vram", "8", "--method", "qlora"])
+    assert out.exit_code == 0 and "with qlora" in out.output
+    for flags in (["--batch", "8"], ["--grad-ckpt"], ["--optimizer", "adafactor"], ["--trainer", "plain"], ["--no-packing"]):
+        out = CliRunner().invoke(app, ["recommend", "--vram", "8", *flags])
+        assert out.exit_code == 2 and "apply with --model" in out.output, (flags, out.output)
+    for flags, said in ((["--device", "gpu"], "--device must be cuda or cpu"),
+                        (["--model", "smollm2-135m", "--optimizer", "adamw_9bit"], "--optimizer must be one of"),
+                        (["--method", "qlora", "--device", "cpu"], "needs CUDA")):
+        out = CliRunner().invoke(app, ["recommend", "--vram", "8", *flags])
+        assert out.exit_code == 2 and said in out.output, (flags, out.output)

@@ -116,6 +116,21 @@ def test_stage_selection():
     assert select_stages(declared, start="train") == ["train", "eval"]
     with pytest.raises(StageError, match="not in this config's stages"):
         select_stages(declared, only=["export"])
+    with pytest.raises(StageError, match="selects none"):  # nothing to run is a mistake to say, not a success
+        select_stages(declared, only=["data"], start="train")
+
+
+def test_medtune_run_with_an_empty_stage_list_or_no_stage_selected_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from medtune.cli.main import app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"run_dir: {tmp_path / 'run'}\nstages: [data, train]\n")
+    for args in (["--stages", ","], ["--stages", "data", "--from", "train"]):
+        r = CliRunner().invoke(app, ["run", str(cfg), *args])
+        assert r.exit_code == 2, (args, r.output)
+    assert not (tmp_path / "run" / "stages").exists()
 
 
 def test_stages_run_in_pipeline_order_and_once():
