@@ -152,7 +152,10 @@ def _assistant_text(value: Any, field: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list) and value and isinstance(value[-1], dict) and value[-1].get("role") == "assistant":
-        return str(value[-1].get("content") or "")
+        content = value[-1].get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise ValueError(f"{field}: the last assistant message has no text content")
+        return content
     raise ValueError(f"{field}: expected a string or a message list ending with an assistant message")
 
 
@@ -170,9 +173,22 @@ def _prompt_messages(row: dict[str, Any], system_prompt: str | None) -> list[dic
         raise ValueError("prompt: missing (needed unless chosen and rejected are message lists)")
     if not msgs or not all(isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") for m in msgs):
         raise ValueError("prompt: expected messages with role system, user or assistant")
+    if not all(isinstance(m.get("content"), str) for m in msgs):  # a template would fail on it, or print "None"
+        raise ValueError("prompt: every message needs a text `content`")
     if system_prompt and msgs[0]["role"] != "system":
         msgs = [{"role": "system", "content": system_prompt}, *msgs]
     return msgs
+
+
+def _render(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
+    """The chat prompt of one row; a template that refuses the messages (jinja raises on e.g. two user turns in a row
+    for some templates) is that row's problem, not the run's."""
+    from jinja2 import TemplateError
+
+    try:
+        return render_messages_prompt(tokenizer, messages)
+    except (TemplateError, TypeError) as e:
+        raise ValueError(f"prompt: the chat template cannot render these messages ({type(e).__name__}: {e})") from None
 
 
 def read_pairs(paths: Sequence[str | Path], tokenizer: Any, system_prompt: str | None, quarantine: Quarantine) -> list[PreferencePair]:
@@ -191,7 +207,7 @@ def read_pairs(paths: Sequence[str | Path], tokenizer: Any, system_prompt: str |
                 chosen, rejected = _assistant_text(data["chosen"], "chosen"), _assistant_text(data["rejected"], "rejected")
                 if chosen.strip() == rejected.strip():
                     raise ValueError("rejected: identical to chosen (no preference to learn)")
-                prompt = render_messages_prompt(tokenizer, _prompt_messages(data, system_prompt))
+                prompt = _render(tokenizer, _prompt_messages(data, system_prompt))
             except ValueError as e:
                 field, _, reason = str(e).partition(": ")
                 quarantine.add(path, row.loc, field, reason, row.raw)

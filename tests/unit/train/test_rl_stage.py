@@ -118,6 +118,28 @@ def test_imported_pairs_and_their_bad_rows(tmp_path, tiny_model_dir, sft_run):
     assert all(b["file"] == str(path) for b in bad)
 
 
+def test_a_pairs_row_the_template_cannot_render_is_quarantined_not_fatal(tmp_path, tiny_model_dir):
+    """Messages without text content (missing, a number, null) failed inside the chat template (jinja UndefinedError,
+    TypeError) and stopped the whole run after the model had loaded; each is that row's problem."""
+    from transformers import AutoTokenizer
+
+    from medtune.data.quality import Quarantine
+    from medtune.train.pairs import read_pairs
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [{"prompt": [{"role": "user"}], "chosen": "A.", "rejected": "B."},
+            {"prompt": [{"role": "user", "content": 5}], "chosen": "A.", "rejected": "B."},
+            {"prompt": "Q?", "chosen": [{"role": "assistant", "content": None}], "rejected": "B."},
+            {"prompt": "Chest pain?", "chosen": "Myocardial infarction.", "rejected": "Asthma."}]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with Quarantine(tmp_path / "q.jsonl") as q:
+        pairs = read_pairs([path], tok, None, q)
+    assert [p.chosen for p in pairs] == ["Myocardial infarction."]
+    bad = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert [(b["line"], b["field"]) for b in bad] == [(1, "prompt"), (2, "prompt"), (3, "chosen")]
+
+
 def test_pairs_that_truncation_leaves_identical_never_reach_the_trainer(tmp_path, tiny_model_dir):
     """DPO keeps the start of an over-long pair (TRL's keep_start): answers that first differ past data.max_length reach
     the loss as the same tokens twice, a pair with no preference in it. Such pairs are quarantined (with where they
