@@ -74,14 +74,17 @@ def load_or_create_signing_key(path: str | Path) -> Ed25519PrivateKey:
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
         write_private(path, pem)
-        pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        public_key_path(path).write_bytes(pub)
     try:
         key = serialization.load_pem_private_key(read_private(path), password=None)
     except ValueError as e:
         raise SecurityError(f"{path}: not a PEM private key ({e})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise SecurityError(f"{path}: not an Ed25519 key")
+    pub_path = public_key_path(path)
+    if not pub_path.exists():  # first use, or a start that stopped between the two files: the verifiers' default key
+        pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        with atomic_open(pub_path, "wb", encoding=None) as f:
+            f.write(pub)
     return key
 
 

@@ -232,3 +232,18 @@ def test_a_damaged_event_line_is_reported_never_a_crash(tmp_path):
         assert r.exit_code == 0 and "req-2" in out and "missing field 'route'" in out and "line 2" in out, out
     rep = verify_log(path, load_public_key(paths(tmp_path)["pub"]))
     assert not rep.ok and rep.problems[0].startswith("line 2:")
+
+
+def test_a_missing_public_key_beside_the_signing_key_is_written_again(tmp_path):
+    """A start that stopped after writing the private key (or a .pub deleted) left verifiers without their default
+    trusted key for good: the next start writes it again, from the private key."""
+    from cryptography.hazmat.primitives import serialization
+
+    from medtune.security.keyfiles import load_or_create_signing_key, load_public_key, public_key_path
+
+    key_path = tmp_path / "signing.pem"
+    key = load_or_create_signing_key(key_path)
+    public_key_path(key_path).unlink()
+    assert load_or_create_signing_key(key_path).private_bytes_raw() == key.private_bytes_raw()
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    assert load_public_key(public_key_path(key_path)).public_bytes(*raw) == key.public_key().public_bytes(*raw)
