@@ -24,11 +24,18 @@ def _verify_table(rows: list[dict]) -> Table:
     return table
 
 
-def _run_verify(paths: list[Path], against: Path | None) -> None:
+def _run_verify(paths: list[Path], against: Path | None, ignored: list[str]) -> None:
+    from ..export.common import is_hf_folder
     from ..export.verify import verify_ggufs
 
+    if ignored:  # verify checks the files given against --against: nothing else applies
+        fail(f"export verify takes GGUF files and --against only; {', '.join(ignored)} would change nothing")
     if not paths:
         fail("export verify: give at least one .gguf file")
+    if missing := [str(p) for p in paths if not p.is_file()]:
+        fail(f"export verify: no such file: {', '.join(missing)}")
+    if against is not None and not is_hf_folder(against):
+        fail(f"export verify: --against {against} is not a Hugging Face model folder (config.json and weights)")
     if against is None:
         candidates = [p.parent / "merged" for p in paths if (p.parent / "merged" / "config.json").is_file()]
         if not candidates:
@@ -60,7 +67,9 @@ def export(
     paths, overrides = split_args(args)
     with user_errors():
         if paths[:1] == ["verify"]:
-            _run_verify([Path(p) for p in paths[1:]], against)
+            given = {"-c": config, "--gguf": gguf, "--out": out, "--verify/--no-verify": verify,
+                     "--ollama/--no-ollama": ollama, "--model-card/--no-model-card": model_card}
+            _run_verify([Path(p) for p in paths[1:]], against, [k for k, v in given.items() if v is not None] + overrides)
             return
         cfg = command_config(export, config, overrides, locals())
         if len(paths) > 1:

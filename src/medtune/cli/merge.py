@@ -22,6 +22,10 @@ def merge(
 
     paths, overrides = split_args(args)
     with user_errors():
+        if unused := [o for o in overrides if o.split("=", 1)[0].strip() not in ("run_dir", "name")]:
+            # merge reads the base, dtype and adapter from the run's manifest; the config only locates the run
+            fail(f"merge takes the base model and settings from the run's manifest; {', '.join(unused)} would change "
+                 "nothing (only run_dir and name, which locate the run, apply)")
         cfg = command_config(merge, config, overrides, locals())
         if len(paths) > 1:
             fail(f"one run folder at a time (got {paths})")

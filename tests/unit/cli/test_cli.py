@@ -93,3 +93,19 @@ def test_an_output_path_that_cannot_be_written_is_one_error_line_not_a_traceback
 def test_eval_run_without_a_benchmark_is_one_error_line():
     r = runner.invoke(app, ["eval", "run", "smollm2-135m"])
     assert r.exit_code == 2 and "no benchmarks given" in r.output, r.output
+
+
+def test_export_verify_and_merge_refuse_what_they_would_ignore(tmp_path):
+    """`export verify` compares the files given with --against; `merge` reads the base from the run's manifest:
+    a flag or override that changes nothing there is refused, and a missing file is named (not a library traceback)."""
+    gguf = tmp_path / "m-q8_0.gguf"
+    gguf.write_bytes(b"GGUF")
+    (tmp_path / "empty").mkdir()
+    cases = [(["export", "verify", str(gguf), "--gguf", "f16"], "--gguf"),
+             (["export", "verify", str(gguf), "export.gguf=bf16"], "export.gguf=bf16"),
+             (["export", "verify", str(tmp_path / "nosuch.gguf"), "--against", str(tmp_path / "empty")], "no such file"),
+             (["export", "verify", str(gguf), "--against", str(tmp_path / "empty")], "not a Hugging Face model folder"),
+             (["merge", str(tmp_path), "model.base=smollm2-135m"], "model.base=smollm2-135m")]
+    for args, said in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and said in r.output, (args, r.output)
