@@ -34,6 +34,9 @@ synth_app = typer.Typer(help="Synthetic clinical cases from the medical knowledg
                         invoke_without_command=True, cls=OverridesThenSubcommand)
 
 
+PREVIEW_FLAGS = ("seed", "specialties", "kb_dir", "compact")  # what --preview's cases depend on
+
+
 @synth_app.callback()
 @with_field_options("synth.n", "synth.seed", "synth.style", "synth.specialties", "synth.tasks", "synth.heldout_cases",
                     "synth.kb_dir", ("synth.teacher.url", "--teacher"), ("synth.teacher.model", "--teacher-model"),
@@ -58,7 +61,12 @@ def synth(
         cfg = command_config(synth, config, list(overrides or []), flags)
         section = cfg.synth
         if preview:
-            console.print(Markdown(preview_text(preview, section.seed, section.specialties or None, section.kb_dir)))
+            ignored = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None and k not in PREVIEW_FLAGS]
+            if out is not None or ignored:  # a preview prints diagnosis cases and writes nothing
+                fail(f"--preview prints cases and writes nothing; {', '.join(([] if out is None else ['--out']) + ignored)} "
+                     f"would change nothing (it takes {', '.join('--' + k.replace('_', '-') for k in PREVIEW_FLAGS)})")
+            console.print(Markdown(preview_text(preview, section.seed, section.specialties or None, section.kb_dir,
+                                                compact=section.compact)))
             return
         out = out or (RunLayout.of(cfg).folder("synth") if config else None)
         if out is None:

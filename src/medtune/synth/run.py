@@ -147,11 +147,12 @@ def _write_manifest(out: Path, summary: dict[str, Any], info: dict[str, Any]) ->
 
 
 def preview_text(n: int = 20, seed: int = 0, specialties: list[str] | None = None,
-                 kb_dir: str | Path | list[str | Path] | None = None) -> str:
-    """``n`` cases as a reviewer reads them: vignette, answer, reasoning, next step (Markdown)."""
+                 kb_dir: str | Path | list[str | Path] | None = None, compact: bool = False) -> str:
+    """``n`` cases as a reviewer reads them: vignette, answer, reasoning, next step (Markdown); ``compact``: their
+    short form, as ``synth.compact`` writes them."""
     parts = [f"> {DISCLAIMER}\n"]
     for case, records in iter_cases_and_records(n, seed, specialties=specialties, tasks=["diagnosis"],
-                                                kb_dirs=_kb_dirs(kb_dir)):
+                                                kb_dirs=_kb_dirs(kb_dir), compact=compact):
         rec = records[0]
         atypical = " · atypical presentation" if case["atypical_presentation"] else ""
         parts.append(

@@ -75,3 +75,14 @@ def test_compact_with_the_demo_style_exits_with_the_config_error(tmp_path):
                               "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and "synth.compact" in _flat(res.output) and "synth.style:demo" in _flat(res.output)
     assert not (tmp_path / "out").exists()
+
+
+def test_preview_takes_compact_and_refuses_what_it_would_ignore(tmp_path):
+    """--preview wrote nothing and silently dropped --out, --tasks, --compact...: it now shows the compact form when
+    asked, and refuses the flags that change nothing in a preview."""
+    full = runner.invoke(app, ["synth", "--preview", "2", "--seed", "3"])
+    short = runner.invoke(app, ["synth", "--preview", "2", "--seed", "3", "--compact"])
+    assert full.exit_code == short.exit_code == 0 and len(short.output) < len(full.output)
+    refused = runner.invoke(app, ["synth", "--preview", "1", "--out", str(tmp_path / "o"), "--tasks", "mcq"])
+    assert refused.exit_code == 2 and "--out, --tasks would change nothing" in refused.output
+    assert not (tmp_path / "o").exists()
