@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 from ..config.schema import RunConfig
 
 OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*=")
+HYPHENATED_OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+=")  # a dotted key with a `-` in it
 OVERRIDES_HELP = "Dotted config overrides KEY=VALUE, e.g. train.max_steps=4 train.lora.r=8 (values are YAML)."
 CONFIG_HELP = "Run config YAML (see configs/), or the name of a packaged recipe such as `quickstart`."
 
@@ -140,6 +141,13 @@ def split_args(args: list[str] | None) -> tuple[list[str], list[str]]:
     (['runs/x/train', 'data/a=b.jsonl'], ['eval.limit=5'])
     """
     plain = [a for a in args or [] if not OVERRIDE.match(a)]
+    for a in plain:  # `eval.max-new-tokens=5` would otherwise be read as a model or file name
+        if HYPHENATED_OVERRIDE.match(a) and not Path(a).exists():
+            key, _, value = a.partition("=")
+            from ..config.load import ConfigError, ConfigProblem
+
+            raise ConfigError([ConfigProblem(a, "looks like an override, but config fields are spelled with `_`",
+                                             f"{key.replace('-', '_')}={value}")], "overrides")
     return plain, [a for a in args or [] if OVERRIDE.match(a)]
 
 
