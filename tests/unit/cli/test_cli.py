@@ -111,7 +111,14 @@ def test_export_verify_and_merge_refuse_what_they_would_ignore(tmp_path):
         assert r.exit_code == 2 and said in r.output, (args, r.output)
 
 
-def test_a_hyphenated_override_is_named_as_one_with_its_spelling():
+def test_a_hyphenated_override_is_named_as_one_with_its_spelling(monkeypatch, capsys):
     """`eval.max-new-tokens=5` was taken for a model name ("Unknown model ..."): the fix is the field's spelling."""
-    r = runner.invoke(app, ["eval", "run", "-b", "dev_vignettes", "eval.max-new-tokens=5"])
-    assert r.exit_code == 2 and "eval.max_new_tokens=5" in r.output and "Unknown model" not in r.output, r.output
+    import sys
+
+    from medtune.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["medtune", "eval", "run", "-b", "dev_vignettes", "eval.max-new-tokens=5"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "eval.max_new_tokens=5" in err and "Unknown model" not in err, err
