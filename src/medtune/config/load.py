@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,15 +89,37 @@ _FIXES = {
 }
 
 
+_UNION_BRANCH = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\])$")  # pydantic's loc tag of one member of a union
+
+
 def _problems_from(err: ValidationError) -> list[ConfigProblem]:
-    out = []
+    """One problem per field: the errors pydantic gives per member of a union (``x.str``, ``x.int``, ...) become one,
+    naming what the field accepts."""
+    out: list[ConfigProblem] = []
+    unions: dict[str, tuple[ConfigProblem, list[str]]] = {}
     for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "<root>"
+        loc = [str(p) for p in e["loc"]]
+        if len(loc) > 1 and _UNION_BRANCH.match(loc[-1]):
+            path = ".".join(loc[:-1])
+            if path not in unions:
+                unions[path] = (ConfigProblem(path, f"got {e.get('input')!r}", "give a value of one of these types"), [])
+                out.append(unions[path][0])
+            unions[path][1].append(_accepts(loc[-1], e))
+            continue
+        path = ".".join(loc) or "<root>"
         fix = _FIXES.get(e["type"], "")
         if e["type"].startswith(("greater", "less")) or e["type"].endswith("_parsing"):
             fix = fix or f"give a valid value (got {e.get('input')!r})"
         out.append(ConfigProblem(path, e["msg"], fix))
+    for problem, accepted in unions.values():
+        problem.message += "; expected " + (", ".join(accepted[:-1]) + " or " + accepted[-1] if len(accepted) > 1 else accepted[0])
     return out
+
+
+def _accepts(branch: str, error: dict[str, Any]) -> str:
+    """What one union member accepts, in words: a literal's values, else the type's name."""
+    expected = (error.get("ctx") or {}).get("expected")
+    return expected if branch.startswith("literal[") and expected else branch
 
 
 def semantic_problems(cfg: RunConfig) -> list[ConfigProblem]:
@@ -128,18 +151,19 @@ def semantic_problems(cfg: RunConfig) -> list[ConfigProblem]:
     if e.compare_base and (e.backend != "transformers" or e.num_samples > 1 or e.temperature > 0 or e.permutations):
         probs.append(ConfigProblem("eval.compare_base", "the base-vs-tuned comparison decodes greedily on the transformers "
                                    "backend, one sample, no permutations", "drop eval.compare_base or those eval settings"))
-    probs.extend(_model_base_problems(cfg.model.base))
+    probs.extend(_model_base_problems(cfg.model.base, cfg.model.revision))
     return probs
 
 
-def _model_base_problems(base: str) -> list[ConfigProblem]:
-    from ..models.source import ModelLoadError, resolve_source
+def _model_base_problems(base: str, revision: str | None = None) -> list[ConfigProblem]:
+    from ..models.source import ModelLoadError, resolve_source, revision_problem
 
     try:
-        resolve_source(base)
+        source = resolve_source(base)
     except ModelLoadError as e:
         return [ConfigProblem("model.base", str(e), "pick a name from `medtune models list`, an HF id owner/name, a folder or a .gguf")]
-    return []
+    problem = revision_problem(source, revision)
+    return [ConfigProblem("model.revision", problem, "a revision pins a Hub id (owner/name) only")] if problem else []
 
 
 def hardware_problems(cfg: RunConfig, cuda_available: bool | None = None,

@@ -76,6 +76,15 @@ def test_unknown_model_base_is_reported_with_the_schema_problems():
         load_config(None, [f"model.base={fine}"])
 
 
+def test_a_revision_of_a_model_without_revisions_is_refused_before_anything_runs(tiny_model_dir):
+    """model.revision pins a Hub id; with the embedded model or a local folder it would be ignored, so it is refused."""
+    for base in ("smollm2-135m", str(tiny_model_dir)):
+        with pytest.raises(ConfigError) as exc:
+            load_config(None, [f"model.base={base}", "model.revision=deadbeef"])
+        assert [p.path for p in exc.value.problems] == ["model.revision"] and "has no revisions" in str(exc.value)
+    load_config(None, ["model.base=HuggingFaceTB/SmolLM2-135M-Instruct", "model.revision=deadbeef"])
+
+
 def test_a_folder_or_binary_file_is_a_one_line_error(tmp_path):
     binary = tmp_path / "weights.bin"
     binary.write_bytes(b"\x00\x01\xff" * 50)
@@ -145,3 +154,14 @@ def test_a_malformed_override_is_a_config_error_naming_it(override, said):
     with pytest.raises(ConfigError) as e:
         load_config(None, [override])
     assert override in str(e.value) and said in str(e.value)
+
+
+def test_a_union_field_with_a_wrong_value_is_one_problem_naming_what_it_accepts():
+    """pydantic reports one error per member of a union (`ids_file.str`, `ids_file.int`, ...): a user sees one field."""
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["data.sources=[{path: a.jsonl, options: {ids_file: [1, 2]}}]", "train.lora.target_modules=q_proj"])
+    assert len(e.value.problems) == 2, str(e.value)
+    text = str(e.value)
+    assert "data.sources.0.options.ids_file: got [1, 2]; expected str, int, float or bool" in text
+    assert "train.lora.target_modules: got 'q_proj'; expected list[str] or 'preset' or 'all-linear'" in text
+    assert ".str:" not in text and "literal[" not in text
