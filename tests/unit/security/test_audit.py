@@ -239,7 +239,11 @@ def test_a_missing_public_key_beside_the_signing_key_is_written_again(tmp_path):
     trusted key for good: the next start writes it again, from the private key."""
     from cryptography.hazmat.primitives import serialization
 
-    from medtune.security.keyfiles import load_or_create_signing_key, load_public_key, public_key_path
+    from medtune.security.keyfiles import (
+        load_or_create_signing_key,
+        load_public_key,
+        public_key_path,
+    )
 
     key_path = tmp_path / "signing.pem"
     key = load_or_create_signing_key(key_path)
