@@ -81,6 +81,12 @@ class LlamaCppBackend:
     def prompt(self, record: Record, system_prompt: str | None = None) -> str:
         return chat_prompt_json(record, self.reasoning_format, system_prompt)
 
+    # llama-cpp-python's own sampler defaults (top_k 40, top_p 0.95, min_p 0.05) would cut the distribution
+    # the fingerprint records as full (top_p 1.0): each truncation is set to off, as the other backends
+    # sample. The repeat penalty applies to greedy decoding too, so it is pinned to none as well.
+    FULL_DISTRIBUTION = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0,
+                         "presence_penalty": 0.0, "frequency_penalty": 0.0, "mirostat_mode": 0}
+
     def generate(self, records: Sequence[Record], *, max_new_tokens: int, temperature: float = 0.0,
                  num_samples: int = 1, seed: int | None = 0, system_prompt: str | None = None) -> list[list[str]]:
         out = []
@@ -90,7 +96,7 @@ class LlamaCppBackend:
             for k in range(num_samples):
                 resp = self.llm.create_chat_completion(
                     messages=msgs, max_tokens=max_new_tokens, temperature=temperature,
-                    seed=None if seed is None else seed + k, top_k=1 if temperature == 0 else 40,
+                    seed=None if seed is None else seed + k, **self.FULL_DISTRIBUTION,
                 )
                 samples.append((resp["choices"][0]["message"]["content"] or "").strip())
             out.append(samples)
@@ -126,6 +132,7 @@ class OpenAIBackend:
             resp = self.client.chat.completions.create(
                 model=self.model_name, messages=build_messages(r, self.reasoning_format, system_prompt, with_answer=False),
                 max_tokens=max_new_tokens, temperature=temperature, n=num_samples, seed=seed,
+                top_p=1.0,  # explicit: a server's own default (vLLM reads the model's generation_config) may cut it
             )
             out.append([(c.message.content or "").strip() for c in resp.choices])
         return out

@@ -258,7 +258,8 @@ def _add_metadata(w, model_dir: Path, outtype: str, prov: Provenance) -> None:
     w.add_description("Fine-tuned with medtune. " + _disclaimer())
     for key, value in (("base_model", prov.base_model), ("run_id", prov.run_id),
                        ("data_manifest_sha256", prov.data_manifest_sha256), ("version", prov.medtune_version),
-                       ("reasoning_format", prov.reasoning_format), ("adapter_sha256", prov.adapter_sha256)):
+                       ("reasoning_format", prov.reasoning_format), ("adapter_sha256", prov.adapter_sha256),
+                       ("system_prompt", prov.system_prompt)):  # `medtune serve` asks the GGUF with it
         if value:
             w.add_string(f"medtune.{key}", str(value))
 

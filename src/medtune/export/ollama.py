@@ -125,6 +125,36 @@ def stop_tokens(tokenizer: Any, pieces: TemplatePieces | None) -> list[str]:
     return found
 
 
+def template_default_system(tokenizer: Any, pieces: TemplatePieces) -> str | None:
+    """The system turn the chat template writes by itself into a conversation that has none (SmolLM2's
+    "You are a helpful AI assistant named SmolLM..."). A run trained without a system prompt saw it in every
+    example, but the Go template only renders the messages Ollama sends, so SYSTEM has to carry it. None when
+    the template adds nothing (or something that is not a plain system turn)."""
+    from jinja2 import TemplateError
+
+    user = [{"role": "user", "content": MARK["user"]}]
+    try:
+        alone = _render(tokenizer, user, True)
+    except TemplateError:  # a template that refuses a conversation without a system turn adds none
+        return None
+    start, end = pieces.head + pieces.roles["system"][0], pieces.roles["system"][1]
+    if alone == compose(pieces, user, True) or not end or not alone.startswith(start):
+        return None
+    text = alone[len(start):].split(end, 1)[0]
+    return text if compose(pieces, [{"role": "system", "content": text}, *user], True) == alone else None
+
+
+def system_text(tokenizer: Any, pieces: TemplatePieces | None, prov: Provenance) -> str:
+    """SYSTEM: the system turn the model was trained with (the run's prompt, else its template's own default),
+    then the research-use disclaimer; the disclaimer alone when it trained with no system turn at all.
+
+    Ollama returns the model's text as is: there is no response envelope to carry the disclaimer, as
+    ``medtune serve`` has, so it goes into every conversation's context. That appended sentence is the one
+    difference from the training prompt (docs/export.md, "Ollama"); no other text is made up."""
+    trained = prov.system_prompt or (template_default_system(tokenizer, pieces) if pieces is not None else None)
+    return f"{trained}\n\n{DISCLAIMER}" if trained else DISCLAIMER  # a paragraph of its own: the prompt may not end a sentence
+
+
 def build_modelfile(gguf_name: str, tokenizer: Any, add_bos: bool, prov: Provenance, strict: bool = False,
                     num_ctx: int = 4096) -> tuple[str, bool]:
     """Modelfile text and whether a TEMPLATE was written (False = documented fallback)."""
@@ -135,7 +165,7 @@ def build_modelfile(gguf_name: str, tokenizer: Any, add_bos: bool, prov: Provena
         if strict:
             raise
         pieces, template = None, None
-    system = ((prov.system_prompt or "You are a medical reasoning assistant for research use.") + " " + DISCLAIMER)
+    system = system_text(tokenizer, pieces, prov)
     lines = [f"# Ollama Modelfile written by medtune {prov.medtune_version}. {DISCLAIMER}",
              f"# base model: {prov.base_model}; run: {prov.run_id or 'n/a'}", f"FROM ./{gguf_name}", ""]
     if template is not None:

@@ -1,7 +1,8 @@
 """``/v1/analyze_case``: a case in, a schema-valid analysis out, with a confidence that means something.
 
 The prompt is exactly what training and evaluation use (``data.render.build_messages`` of a
-record made from the case), so a medtune-tuned model sees its own format.
+record made from the case, with the system prompt the model was trained with: ``Backend.trained_system_prompt``,
+unless ``serve.system_prompt`` overrides it), so a medtune-tuned model sees its own format.
 
 * **With options** the confidence is the option probability by log-likelihood, computed as
   ``eval``'s loglik protocol does (``chat_loglik_request``: the chat prompt, the trained answer
@@ -111,7 +112,12 @@ class CaseAnalyzer:
         self.backend = gateway.backend
 
     def _messages(self, record: Record) -> list[dict[str, Any]]:
-        return build_messages(record, self.backend.reasoning_format, self.settings.system_prompt, with_answer=False)
+        """The eval prompt of ``record``: with the system prompt the model was trained with unless
+        ``serve.system_prompt`` overrides it ("" = none), as ``eval.identity.describe_model`` chooses."""
+        system = self.settings.system_prompt
+        if system is None:
+            system = self.backend.trained_system_prompt
+        return build_messages(record, self.backend.reasoning_format, system, with_answer=False)
 
     def prepare(self, ctx: RequestContext, body: AnalyzeCaseRequest) -> tuple[Record, Any, int]:
         """Checks that can refuse the request (model name, context length) before any response starts."""

@@ -39,6 +39,7 @@ def test_openai_backend_runs_cot_through_the_real_client(tmp_path):
     summary = evaluate(backend, BenchmarkSpec(name="t", files="-"), records, tmp_path, protocol="cot",
                        num_samples=2, temperature=0.7, write_report=False)
     assert seen[0]["model"] == "medtune-model" and seen[0]["n"] == 2 and seen[0]["messages"][-1]["role"] == "user"
+    assert seen[0]["top_p"] == 1.0  # the fingerprint's full distribution, whatever the server's default
     assert "Answer with the letter" in seen[0]["messages"][-1]["content"]
     assert summary["accuracy"]["correct"] == 1 and summary["unparseable_by_status"]["conflicting"] == 1
 
@@ -50,6 +51,32 @@ def test_endpoint_and_gguf_backends_refuse_loglik():
         build_backend("m", backend="openai")
     with pytest.raises(BackendError, match="GGUF file not found"):
         LlamaCppBackend("/nonexistent/model.gguf")
+
+
+def test_llamacpp_backend_samples_the_full_distribution(tmp_path, monkeypatch):
+    """The fingerprint records top_p 1.0 for every backend: llama-cpp-python's own defaults (top_k 40, top_p 0.95,
+    min_p 0.05) must not cut the distribution it samples from, and no repeat penalty bends it (greedy included)."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    calls: list[dict] = []
+
+    class RecordingLlama:
+        def __init__(self, **kwargs):
+            pass
+
+        def create_chat_completion(self, **kwargs):
+            calls.append(kwargs)
+            return {"choices": [{"message": {"content": "The answer is (A)."}}]}
+
+    monkeypatch.setattr(llama_cpp, "Llama", RecordingLlama)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    backend = LlamaCppBackend(gguf, "sections")
+    backend.generate(make_mcq(1), max_new_tokens=8, temperature=0.7, num_samples=2, seed=3)
+    backend.generate(make_mcq(1), max_new_tokens=8)
+    for kw in calls:
+        assert kw["top_p"] == 1.0 and kw["min_p"] == 0.0 and kw["top_k"] <= 0  # llama.cpp: top_k <= 0 is off
+        assert kw["repeat_penalty"] == 1.0 and kw.get("typical_p", 1.0) == 1.0 and not kw.get("mirostat_mode")
+    assert [(kw["temperature"], kw["seed"]) for kw in calls] == [(0.7, 3), (0.7, 4), (0.0, 0)]  # greedy stays greedy
 
 
 @pytest.mark.slow

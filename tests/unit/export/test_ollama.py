@@ -37,15 +37,37 @@ def test_pieces_recompose_the_jinja_rendering(tiny_tokenizer):
         assert compose(pieces, conv, gen) == tiny_tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=gen)
 
 
+SMOL_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are SmolLM<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
 def test_smollm2_default_system_template(tiny_tokenizer):
     """SmolLM2's template injects a default system turn only when none is given; Ollama always sends SYSTEM."""
-    tiny_tokenizer = _with_template(tiny_tokenizer, (
-        "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-        "{{ '<|im_start|>system\nYou are SmolLM<|im_end|>\n' }}{% endif %}"
-        "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
-        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"))
+    tiny_tokenizer = _with_template(tiny_tokenizer, SMOL_TEMPLATE)
     text, has_template = build_modelfile("m.gguf", tiny_tokenizer, False, Provenance())
     assert has_template and CHATML_GO in text
+
+
+def _system(modelfile: str) -> str:
+    return modelfile.split('SYSTEM """', 1)[1].split('"""', 1)[0]
+
+
+def test_system_is_the_trained_system_turn_plus_the_disclaimer(tiny_tokenizer):
+    """SYSTEM never makes up a prompt the model did not train on: the run's own, else the system turn its template
+    writes by itself (what a run without one trained with), followed by the disclaimer; the disclaimer alone when
+    the model trained with no system turn at all."""
+    trained, _ = build_modelfile("m.gguf", tiny_tokenizer, False, Provenance(system_prompt="You are MedBot."))
+    assert _system(trained) == f"You are MedBot.\n\n{DISCLAIMER}"
+    none, _ = build_modelfile("m.gguf", tiny_tokenizer, False, Provenance())  # ChatML: no default system turn
+    assert _system(none) == DISCLAIMER and "medical reasoning assistant" not in none
+    smol = _with_template(tiny_tokenizer, SMOL_TEMPLATE)
+    default, _ = build_modelfile("m.gguf", smol, False, Provenance())
+    assert _system(default) == f"You are SmolLM\n\n{DISCLAIMER}"
+    own, _ = build_modelfile("m.gguf", smol, False, Provenance(system_prompt="You are MedBot."))
+    assert _system(own) == f"You are MedBot.\n\n{DISCLAIMER}"
 
 
 def test_llama3_style_head_dropped_when_runtime_adds_bos(tiny_tokenizer):

@@ -229,3 +229,36 @@ def test_a_template_that_opens_the_reasoning_in_the_prompt_is_read_as_think_outp
             assert doc["reasoning"] == "Unequal pulses argue against B; the rub is positional."
             assert doc["confidence"]["value"] == 1.0 and not doc["needs_human_review"]
         assert doc["raw_text"] == "<think>\n" + text  # the assistant turn, as eval's raw_output holds it
+
+
+def test_a_trained_model_is_asked_with_the_system_prompt_it_trained_with(tiny_model_dir, tmp_path):
+    """eval asks a training run with its manifest's system prompt (``describe_model``); /v1/analyze_case asks
+    it the same way, and a merged export with the prompt its provenance records, unless serve.system_prompt
+    overrides it ("" = none). Before, the served run got no system turn: the template's own default took its place."""
+    from medtune.config.sections.serve import ServeSection
+    from medtune.eval.identity import describe_model
+    from medtune.export.common import PROVENANCE_FILE, Provenance
+    from medtune.serve.analyze import AnalyzeCaseRequest, case_record
+    from medtune.serve.backends import build_backend
+
+    run, merged = tmp_path / "run", tmp_path / "merged"
+    for folder in (run / "model", merged):
+        folder.mkdir(parents=True)
+        for f in tiny_model_dir.iterdir():
+            (folder / f.name).write_bytes(f.read_bytes())
+    (run / "manifest.json").write_text(json.dumps({"base_model": "tiny", "base_path": str(tiny_model_dir),
+                                                   "reasoning_format": "sections", "system_prompt": "You are MedBot."}))
+    (merged / PROVENANCE_FILE).write_text(json.dumps(Provenance(system_prompt="You are MergedBot.").to_dict()))
+    record = case_record(AnalyzeCaseRequest(case="Chest pain."))
+
+    def system_turns(model, **overrides):
+        backend, _ = build_backend(ServeSection(model=str(model), device="cpu"))
+        analyzer = CaseAnalyzer(SimpleNamespace(backend=backend), ServeSection(model=str(model), **overrides))
+        return [m["content"] for m in analyzer._messages(record) if m["role"] == "system"]
+
+    assert describe_model(str(run), device="cpu").system_prompt == "You are MedBot."
+    assert system_turns(run) == ["You are MedBot."]
+    assert system_turns(run, system_prompt="Be brief.") == ["Be brief."]
+    assert system_turns(run, system_prompt="") == []
+    assert system_turns(merged) == ["You are MergedBot."]
+    assert system_turns(tiny_model_dir) == []  # a model medtune did not train: none

@@ -142,3 +142,22 @@ def test_serving_leaves_the_torch_threads_of_the_process_alone(tiny_gguf):
     asyncio.run(b.close())
     b.engine.close()
     assert torch.get_num_threads() == before
+
+
+def test_a_medtune_gguf_carries_the_system_prompt_its_run_trained_with(tiny_gguf, backend):
+    """Export writes the run's system prompt into the GGUF (``medtune.system_prompt``, beside its reasoning
+    format), so /v1/analyze_case asks the file as eval asks the run; a GGUF without it has none."""
+    from medtune.export.common import Provenance
+    from medtune.export.gguf import convert_hf_to_gguf
+    from medtune.serve.backends.llamacpp import LlamaCppBackend
+
+    assert backend.trained_system_prompt is None
+    out = tiny_gguf.parent / "tiny-trained-f32.gguf"
+    convert_hf_to_gguf(tiny_gguf.parent, out, "f32",
+                       provenance=Provenance(reasoning_format="plain", system_prompt="You are MedBot."))
+    b = LlamaCppBackend(out, served_name="tiny", slots=1, context_length=256, threads=1, reasoning_format="auto")
+    try:
+        assert (b.trained_system_prompt, b.reasoning_format) == ("You are MedBot.", "plain")
+    finally:
+        asyncio.run(b.close())
+        b.engine.close()

@@ -134,3 +134,62 @@ def test_a_wrong_key_or_role_is_announced(browser_page, server):
     alert = page.locator("#error[role=alert]")
     alert.wait_for(state="visible")
     assert "API key" in alert.inner_text()
+
+
+def test_a_cleared_key_is_forgotten(browser_page, server):
+    """The key is kept for the tab while the field holds it: clearing the field removes it, so a reload does not
+    bring it back."""
+    page, (url, keys) = browser_page, server
+    page.goto(url + "/")
+    page.locator("#api-key").fill(keys["clinician"])
+    page.locator("#api-key").press("Tab")  # leaving the field tries the key
+    page.wait_for_selector("#model-line:has-text('tiny')")
+    assert page.evaluate("sessionStorage.getItem('medtune-key')") == keys["clinician"]
+    page.locator("#api-key").fill("")
+    page.locator("#api-key").press("Tab")
+    page.reload()
+    page.wait_for_selector("#model-line:has-text('needs an API key')")
+    assert page.locator("#api-key").input_value() == ""
+    assert page.evaluate("sessionStorage.getItem('medtune-key')") is None
+
+
+def _submit_options(page, url, options: str) -> None:
+    page.goto(url + "/")
+    page.locator("#case").fill("Fever, dysuria and flank pain.")
+    page.locator("#options").fill(options)
+    page.locator("#options").focus()
+    page.keyboard.press("Control+Enter")
+
+
+def test_a_repeated_option_letter_is_an_error_not_an_overwrite(browser_page, server):
+    page, (url, _) = browser_page, server
+    sent: list = []
+    page.route("**/v1/analyze_case", lambda route: (sent.append(route.request.post_data), route.abort()))
+    _submit_options(page, url, "A. Pyelonephritis\nB. Cystitis\nA. Renal colic")
+    alert = page.locator("#error[role=alert]")
+    alert.wait_for(state="visible", timeout=5_000)
+    assert "letter A is used twice" in alert.inner_text() and sent == []
+
+
+def test_only_the_next_letter_starts_an_option(browser_page, server):
+    """Lettered lines count as options only in sequence (A, B, C…): "E. coli sepsis" wrapped under B is B's text."""
+    import json
+
+    page, (url, _) = browser_page, server
+    sent: list = []
+    page.route("**/v1/analyze_case", lambda route: (sent.append(json.loads(route.request.post_data)), route.abort()))
+    _submit_options(page, url, "A. Pyelonephritis\nB. Gram-negative\nE. coli sepsis\nC. Cystitis")
+    page.wait_for_selector("#status:has-text('Failed.')")
+    assert sent[0]["options"] == {"A": "Pyelonephritis", "B": "Gram-negative E. coli sepsis", "C": "Cystitis"}
+
+
+def test_a_stream_that_ends_without_an_analysis_is_an_error(browser_page, server):
+    """A stream cut off before its analysis or error event (a proxy timeout) says so; it never stays "Analysing…"."""
+    page, (url, _) = browser_page, server
+    page.route("**/v1/analyze_case", lambda route: route.fulfill(
+        status=200, content_type="text/event-stream", body='data: {"type": "delta", "text": "The answer is"}\n\n'))
+    _submit_options(page, url, "")
+    alert = page.locator("#error[role=alert]")
+    alert.wait_for(state="visible", timeout=5_000)
+    assert "ended before the analysis" in alert.inner_text()
+    assert page.locator("#status").inner_text() == "Failed." and page.locator("#answer").inner_text() == "The answer is"

@@ -40,7 +40,7 @@ class ServeSection(Section):
     max_tokens_ceiling: int = Field(2048, ge=1, description="Larger max_tokens values are clamped to this.")
     request_timeout_s: float = Field(300.0, gt=0, description="A generation still running after this many seconds is cancelled (504).")
     shutdown_timeout_s: float = Field(30.0, ge=0, description="On SIGTERM/SIGINT, in-flight requests may finish for this long; the rest are cancelled.")
-    system_prompt: str | None = Field(None, description="System turn added to /v1/analyze_case prompts (chat requests bring their own).")
+    system_prompt: str | None = Field(None, description="System turn of /v1/analyze_case prompts (chat requests bring their own); default: the one the served model was trained with (a training run's, a merged export's, a medtune GGUF's), as eval asks it; \"\" = none.")
     reasoning_format: Literal["auto", "think", "sections", "plain"] = Field(
         "auto", description="How the served model lays out reasoning (auto = the run's or preset's format, else sections).")
     confidence_threshold: float = Field(0.6, ge=0.0, le=1.0, description="/v1/analyze_case: below this confidence the answer is flagged needs_human_review.")

@@ -100,9 +100,13 @@ class Backend(ABC):
     supports_logprobs: bool = True
     supports_loglik: bool = True  # can score option log-likelihoods (eval's loglik protocol)
 
-    def __init__(self, *, served_name: str, context_length: int, parallel: int, reasoning_format: str):
+    def __init__(self, *, served_name: str, context_length: int, parallel: int, reasoning_format: str,
+                 trained_system_prompt: str | None = None):
         self.served_name, self.context_length = served_name, context_length
         self.parallel, self.reasoning_format = parallel, reasoning_format
+        # The system prompt the model was trained with (None: none, or not known, as behind an upstream):
+        # /v1/analyze_case asks with it, as eval does, unless serve.system_prompt says otherwise.
+        self.trained_system_prompt = trained_system_prompt
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Start engine threads or connections (called once, inside the server's event loop)."""

@@ -52,18 +52,36 @@ def load_hf(spec: str, device: str) -> tuple[Any, Any, str, list[Path], str | No
     return loaded.model, loaded.tokenizer, loaded.source.reasoning_format, weight_files(Path(loaded.path)), run_id_of(Path(loaded.path))
 
 
+def trained_system_prompt(spec: str) -> str | None:
+    """The system prompt the model at ``spec`` was trained with, so /v1/analyze_case asks it the way it learned.
+
+    A training run's is what eval asks it with (``train.manifest.training_prompt``, as
+    ``eval.identity.describe_model`` reads it); a merged export carries its run's in its provenance
+    (``export.common.read_provenance`` of ``medtune_export.json``). Any other model: None.
+    """
+    from ...export.common import PROVENANCE_FILE, read_provenance
+    from ...train.manifest import training_prompt
+
+    folder = Path(spec)
+    if (folder / "manifest.json").is_file():
+        return training_prompt(folder)["system_prompt"] or None
+    if (folder / PROVENANCE_FILE).is_file():
+        return read_provenance(folder).system_prompt or None
+    return None
+
+
 class TransformersBackend(EngineBackend):
     name = "transformers"
 
     def __init__(self, model: Any, tokenizer: Any, *, served_name: str, slots: int, context_length: int | None,
-                 reasoning_format: str):
+                 reasoning_format: str, trained_system_prompt: str | None = None):
         if not supports_continuous(model):
             raise BackendError("this model has sliding-window or recurrent layers, which the live batching engine "
                                "does not cover; export it to GGUF (`medtune export`) and serve the .gguf, or serve "
                                "it with vLLM behind `--backend openai`", 500)
         limit = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         super().__init__(served_name=served_name, context_length=min(context_length or min(limit, DEFAULT_CONTEXT), limit),
-                         parallel=slots, reasoning_format=reasoning_format)
+                         parallel=slots, reasoning_format=reasoning_format, trained_system_prompt=trained_system_prompt)
         self.model, self.tokenizer = model.eval(), tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.engine = LiveBatcher(model, max_rows=slots, eos_ids=eos_ids(model, tokenizer), pad_id=pad)
@@ -109,6 +127,7 @@ def build_transformers(spec: str, settings: Any) -> tuple[TransformersBackend, M
     served = settings.served_name or Path(spec).name or spec
     fmt = fmt if settings.reasoning_format == "auto" else settings.reasoning_format
     backend = TransformersBackend(model, tok, served_name=served, slots=settings.slots,
-                                  context_length=settings.context_length, reasoning_format=fmt or "sections")
+                                  context_length=settings.context_length, reasoning_format=fmt or "sections",
+                                  trained_system_prompt=trained_system_prompt(spec))
     sha, digests = digest_files(files) if files else (None, {})
     return backend, ModelIdentity(served, "transformers", spec, sha, run_id, digests)

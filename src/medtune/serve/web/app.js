@@ -4,20 +4,46 @@
 const $ = (id) => document.getElementById(id);
 let controller = null;
 
-function authHeaders() {
+// The tab remembers the key while the field holds it: a cleared field forgets it, so a reload cannot bring back
+// a key the user removed. Called as the field changes and before each request.
+function rememberKey() {
   const key = $("api-key").value.trim();
   if (key) sessionStorage.setItem("medtune-key", key);
+  else sessionStorage.removeItem("medtune-key");
+  return key;
+}
+
+function authHeaders() {
+  const key = rememberKey();
   return key ? { Authorization: `Bearer ${key}` } : {};
 }
 
+// Options are lettered in order, one per line: "A. …", then "B. …" ("A)", "(A)" and "A:" too). Only the next
+// letter of that sequence starts an option; any other line continues the option above it, so a wrapped line
+// such as "E. coli sepsis" under "B. Gram-negative" stays part of B. A letter already used is an error shown
+// to the user, never a silent overwrite; so is a first line that is not option A.
 function parseOptions(text) {
   const options = {};
-  for (const line of text.split("\n")) {
-    const m = line.trim().match(/^\(?([A-Za-z])[.):]\s*(.+)$/);
-    if (m) options[m[1].toUpperCase()] = m[2].trim();
-    else if (line.trim()) throw new Error(`Options: "${line.trim()}" does not start with a letter (e.g. "A. Pneumonia").`);
+  let last = null;
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line) continue;
+    const m = line.match(/^\(?([A-Za-z])[.):]\s*(.+)$/);
+    const letter = m ? m[1].toUpperCase() : null;
+    if (letter && letter === String.fromCharCode(65 + Object.keys(options).length)) {
+      options[letter] = m[2].trim();
+      last = letter;
+    } else if (letter && letter in options) {
+      throw new Error(`Options: the letter ${letter} is used twice ("${line}"); give each option its own letter.`);
+    } else if (last) {
+      options[last] += ` ${line}`;
+    } else if (letter) {
+      throw new Error(`Options: the first option is lettered A, not "${line}" (e.g. "A. Pneumonia").`);
+    } else {
+      throw new Error(`Options: "${line}" does not start with a letter (e.g. "A. Pneumonia").`);
+    }
   }
-  return Object.keys(options).length ? options : null;
+  return last ? options : null;
 }
 
 function showError(message) {
@@ -135,11 +161,14 @@ async function analyze(event) {
       const err = await response.json().catch(() => ({}));
       throw new Error((err.error && err.error.message) || `HTTP ${response.status}`);
     }
+    let analysed = false;
     await readEvents(response, (ev) => {
       if (ev.type === "delta") $("answer").textContent += ev.text;
-      else if (ev.type === "analysis") { renderAnalysis(ev.analysis); $("status").textContent = "Done."; }
+      else if (ev.type === "analysis") { renderAnalysis(ev.analysis); $("status").textContent = "Done."; analysed = true; }
       else if (ev.error) throw new Error(ev.error.message);
     });
+    // a stream cut off (a proxy timeout, a dropped connection) ends without either: never leave "Analysing…"
+    if (!analysed) throw new Error("The answer stream ended before the analysis arrived; try again.");
   } catch (e) {
     $("status").textContent = e.name === "AbortError" ? "Stopped." : "Failed.";
     if (e.name !== "AbortError") showError(e.message);
@@ -170,6 +199,7 @@ async function loadModel() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = sessionStorage.getItem("medtune-key") || "";
+  $("api-key").addEventListener("input", rememberKey);
   $("api-key").addEventListener("change", loadModel); // a key typed in (kept for this tab only) is tried at once
   $("case-form").addEventListener("submit", analyze);
   $("stop").addEventListener("click", () => controller && controller.abort());
