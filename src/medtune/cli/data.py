@@ -78,6 +78,13 @@ def import_cmd(
         if out is None:
             fail("give --out DIR (or -c CONFIG)")
         if not files:
+            given = [flag for flag, value in (("--format", fmt), ("--option", option),
+                                              ("--reject-duplicate-options", reject_duplicate_options)) if value]
+            if given:
+                fail(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how the files named on the command line "
+                     "are read; without files, -c imports the config's data.sources, each with its own format and "
+                     "options (data.sources[].format, data.sources[].options, e.g. {duplicate_options: reject}): "
+                     "set them there, or name the files")
             result = run_data_stage(cfg, cfg.data.sources, out, echo=console.print)
             console.print(f"{result.count} records -> {result.records}; {result.quarantined} quarantined")
             quarantined = result.quarantined
@@ -166,6 +173,13 @@ def split_cmd(
     for name, s in summary["by_stratum"].items():
         table.add_row(name, str(s["train"]), str(s["val"]), str(s["test"]), f"{s['val_share']:.3f}", f"{s['test_share']:.3f}")
     console.print(table)
+    _print_quarantined(summary["quarantined"], out / "quarantine.jsonl")
+
+
+def _print_quarantined(count: int, path: Path) -> None:
+    """The one line naming the quarantine file of a command that writes records (0 is said too)."""
+    console.print(f"{count} row(s) quarantined (file, line, field, reason) -> {path}", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 @data_app.command("mix")
@@ -176,16 +190,23 @@ def mix_cmd(
     seed: int = field_option("data.split_seed", "--seed", apply=False),
 ) -> None:
     """Mix data sets with weights or caps; the manifest records files, sha256, counts and options."""
-    from ..data.mix import parse_mix_spec
+    from ..data.importers import DataError
+    from ..data.mix import check_total, parse_mix_spec
     from ..data.pipeline import mix_files
 
+    try:
+        check_total(total)  # by the field data.mix_total itself, as -c would
+    except DataError as e:
+        fail(f"--total: {e}")
     sources = [_run(parse_mix_spec, s) for s in specs]
     summary = _run(mix_files, sources, out, total, or_default(seed, "data.split_seed"))
-    table = Table("source", "weight", "cap", "available", "taken")
+    table = Table("source", "weight", "cap", "available", "quarantined", "taken")
     for e in summary["sources"]:
-        table.add_row(Path(e["path"]).name, str(e["weight"]), str(e["cap"]), str(e["available"]), str(e["taken"]))
+        table.add_row(Path(e["path"]).name, str(e["weight"]), str(e["cap"]), str(e["available"]), str(e["quarantined"]),
+                      str(e["taken"]))
     console.print(table)
     console.print(f"{summary['written']} records -> {out / 'records.jsonl'}")
+    _print_quarantined(summary["quarantined"], out / "quarantine.jsonl")
 
 
 @data_app.command("contamination")
@@ -198,16 +219,29 @@ def contamination_cmd(
     n: int = typer.Option(13, help="Word n-gram length."),
     substring: int = typer.Option(64, help="Long-substring length in characters."),
     min_overlap: float = typer.Option(0.1, help="Share of a record's n-grams found in the benchmark that flags it."),
-    drop: Path = typer.Option(None, "--drop", help="Write the records that are NOT flagged to this JSONL file."),
+    drop: Path = typer.Option(None, "--drop", help="Write the records that are NOT flagged to this JSONL file "
+                              "(rows that cannot be read go to DROP.quarantine.jsonl)."),
     report: Path = typer.Option(None, help="Write the full report (every flagged record) as JSON."),
 ) -> None:
-    """Flag training records that overlap benchmark items (n-grams, long substrings, exact questions)."""
-    from ..data.pipeline import check_contamination
+    """Flag training records that overlap benchmark items (n-grams, long substrings, exact questions).
+
+    Training rows that cannot be read are quarantined with file, line and reason (beside --drop, else
+    beside --report, else listed here); a benchmark row that cannot be read stops the check (exit 2).
+    """
+    from ..data.contract import source_files
+    from ..data.importers import Quarantine
+    from ..data.pipeline import check_contamination, refuse_overwriting
     from .options import env_data_root
 
-    rep = _run(check_contamination, train, against, n=n, substring=substring, min_ngram_overlap=min_overlap,
-               drop_to=drop, report_path=report, against_options=_options(against_option),
-               data_root=data_root or env_data_root())
+    near = drop if drop is not None else report
+    qpath = near.with_suffix(".quarantine.jsonl") if near is not None else None
+    outputs = {k: v for k, v in (("--drop", drop), ("--report", report), ("quarantine file", qpath)) if v is not None}
+    _run(lambda: refuse_overwriting(outputs, [*source_files(train), *(against or [])]))
+    quarantine = Quarantine(qpath, keep_entries=qpath is None)
+    with quarantine:
+        rep = _run(check_contamination, train, against, n=n, substring=substring, min_ngram_overlap=min_overlap,
+                   drop_to=drop, report_path=report, against_options=_options(against_option),
+                   data_root=data_root or env_data_root(), quarantine=quarantine)
     console.print("against " + ", ".join(f"{Path(b).name} ({k} items)" for b, k in rep.benchmarks.items()))
     for name, why in rep.not_checked.items():
         console.print(f"not checked: {name}: {why}", markup=False, highlight=False, soft_wrap=True)
@@ -216,6 +250,14 @@ def contamination_cmd(
         console.print(f"  {hit.record_id}: {'+'.join(hit.signals)} overlap={hit.ngram_overlap:.2f} -> {', '.join(hit.benchmark_ids[:2])}")
     if drop:
         console.print(f"{rep.checked - rep.flagged} clean records -> {drop}")
+    if qpath is not None:
+        _print_quarantined(quarantine.count, qpath)
+    elif quarantine.count:
+        console.print(f"{quarantine.count} row(s) could not be read and were not checked:", markup=False)
+        for e in quarantine.entries[:10]:
+            console.print(f"  {e.file}:{e.line} {e.field}: {e.reason}", markup=False, highlight=False, soft_wrap=True)
+        if quarantine.count > 10:
+            console.print(f"  ... and {quarantine.count - 10} more (give --drop or --report to keep them all in a file)")
 
 
 def register(app: typer.Typer) -> None:

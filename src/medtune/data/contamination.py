@@ -212,6 +212,7 @@ class ContaminationReport:
     hits: list[Hit] = field(default_factory=list)
     benchmarks: dict[str, int] = field(default_factory=dict)  # benchmark -> items indexed
     not_checked: dict[str, str] = field(default_factory=dict)  # declared benchmark -> why it could not be read
+    quarantined: int = 0  # training rows the importer rejected (not checked; in the quarantine with file and line)
 
     def record(self, hit: Hit) -> None:
         self.checked += 1
@@ -223,7 +224,8 @@ class ContaminationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"benchmarks": self.benchmarks, "not_checked": self.not_checked, "checked": self.checked,
-                "flagged": self.flagged, "by_signal": self.by_signal, "hits": [h.to_dict() for h in self.hits]}
+                "flagged": self.flagged, "quarantined": self.quarantined, "by_signal": self.by_signal,
+                "hits": [h.to_dict() for h in self.hits]}
 
 
 def filter_contaminated(records: Iterable[Record], index: BenchmarkIndex, report: ContaminationReport,

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from ..utils.io import atomic_open
 from .importers.base import DataError
-from .records import Record
+from .records import Record, error_field
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -40,8 +40,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
                 yield Record.model_validate_json(line)
             except ValidationError as e:
                 err = e.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"]) or "line"
-                raise DataError(f"{path}:{lineno}: field {loc}: {err['msg']}") from None
+                raise DataError(f"{path}:{lineno}: field {error_field(err, 'line')}: {err['msg']}") from None
             except UnicodeDecodeError as e:
                 raise DataError(f"{path}:{lineno}: invalid UTF-8 ({e})") from None
 

@@ -18,9 +18,9 @@ import hashlib
 import heapq
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from .importers import DataError, iter_records
+from .importers import DataError, Quarantine, iter_records
 from .records import Record
 from .split import split_position
 
@@ -97,7 +97,26 @@ def planned_counts(sources: list[MixSource], available: list[int], total: int | 
     return counts
 
 
-def _resolved(src: MixSource) -> MixSource:
+def check_total(total: int | None) -> None:
+    """Refuse a total the config field ``data.mix_total`` would refuse (at least 1, or None: no total).
+
+    >>> check_total(0)
+    Traceback (most recent call last):
+    ...
+    medtune.data.importers.base.DataError: mix total 0: Input should be greater than or equal to 1 (data.mix_total)
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..config.sections.data import DataSection
+
+    info = DataSection.model_fields["mix_total"]
+    try:
+        TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(total)
+    except ValidationError as e:
+        raise DataError(f"mix total {total}: {e.errors()[0]['msg']} (data.mix_total)") from None
+
+
+def resolve_mix_source(src: MixSource) -> MixSource:
     """The source with its path resolved to the one records file (a medtune folder or hf: spec is accepted)."""
     from .contract import resolve_records
 
@@ -107,8 +126,11 @@ def _resolved(src: MixSource) -> MixSource:
     return MixSource(files[0], src.weight, src.cap, src.format)
 
 
-def _count(src: MixSource, options: dict[str, Any]) -> int:
-    return sum(1 for _ in iter_records(src.path, src.format, **options))
+def _count(src: MixSource, options: dict[str, Any], quarantine: Quarantine | None = None) -> tuple[int, int]:
+    """(valid records, rejected rows) of one source; the rejected ones go to ``quarantine`` (this pass only:
+    the passes that take records skip the same rows again)."""
+    stream = iter_records(src.path, src.format, quarantine=quarantine, **options)
+    return sum(1 for _ in stream), stream.rejected
 
 
 def take_records(src: MixSource, count: int, available: int, seed: int, options: dict[str, Any]) -> list[Record]:
@@ -130,20 +152,26 @@ def _shuffle_key(seed: int, index: int, record: Record) -> bytes:
 
 
 def mix_datasets(sources: list[MixSource], total: int | None = None, seed: int = 0,
-                 options: dict[str, Any] | None = None) -> tuple[Iterator[Record], list[dict[str, Any]]]:
-    """Return (shuffled mixed records, one manifest entry per source with available/taken counts)."""
+                 options: dict[str, Any] | None = None, quarantine: Quarantine | None = None,
+                 ) -> tuple[Iterator[Record], list[dict[str, Any]]]:
+    """Return (shuffled mixed records, one manifest entry per source with available/taken/quarantined counts).
+
+    Rows the importer rejects are never mixed; they go to ``quarantine`` (file, line, field, reason) when given.
+    """
     if not sources:
         raise DataError("mix needs at least one source")
+    check_total(total)
     options = options or {}
-    sources = [_resolved(src) for src in sources]
-    available = [_count(s, options) for s in sources]
+    sources = [resolve_mix_source(src) for src in sources]
+    counted = [_count(s, options, quarantine) for s in sources]
+    available = [n for n, _ in counted]
     counts = planned_counts(sources, available, total)
     chosen: list[tuple[bytes, Record]] = []
     entries = []
-    for src, n_avail, n_take in zip(sources, available, counts):
+    for src, (n_avail, n_bad), n_take in zip(sources, counted, counts):
         records = take_records(src, n_take, n_avail, seed, options)
         chosen.extend((_shuffle_key(seed, i, r), r) for i, r in enumerate(records))
-        entries.append({**asdict(src), "available": n_avail, "taken": len(records),
+        entries.append({**asdict(src), "available": n_avail, "quarantined": n_bad, "taken": len(records),
                         "repeated": len(records) > n_avail})
     chosen.sort(key=lambda kr: kr[0])
     return (r for _, r in chosen), entries

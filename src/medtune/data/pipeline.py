@@ -21,12 +21,12 @@ from .contamination import (
 )
 from .contract import source_files
 from .dedupe import DedupeReport, dedupe_records
-from .importers import ImportStream, Quarantine, iter_records
+from .importers import DataError, ImportStream, Quarantine, iter_records
 from .io import write_records
 from .manifest import build_manifest, file_entry, write_manifest
-from .mix import MixSource, mix_datasets
+from .mix import MixSource, check_total, mix_datasets, resolve_mix_source
 from .records import Record
-from .split import SPLITS, SplitReport, split_records
+from .split import SPLITS, SplitReport, check_split_options, split_records
 
 RECORDS_NAME, QUARANTINE_NAME = "records.jsonl", "quarantine.jsonl"
 
@@ -41,6 +41,20 @@ def _chain(streams: list[ImportStream]) -> Iterator[Record]:
         yield from stream
 
 
+def refuse_overwriting(outputs: dict[str, str | Path], inputs: list[str | Path]) -> None:
+    """Raise DataError when an output (``{what: path}``) is one of the inputs: it would replace its own source."""
+    from ..utils.paths import overwritten_input
+
+    for what, path in outputs.items():
+        hit = overwritten_input(path, inputs)
+        if hit is not None:
+            raise DataError(f"{what} {path} is the input file {hit}; write it elsewhere (the input is never replaced)")
+
+
+def _folder_outputs(out_dir: Path, names: list[str]) -> dict[str, Path]:
+    return {f"output {n}": out_dir / n for n in [*names, QUARANTINE_NAME, "manifest.json"]}
+
+
 def import_files(sources: list[str | Path], out_dir: str | Path, fmt: str = "auto", *, dedupe: bool = False,
                  near_threshold: float = 0.8, **options: Any) -> dict[str, Any]:
     """Import source files into ``out_dir/records.jsonl`` (+ quarantine.jsonl, manifest.json).
@@ -51,9 +65,11 @@ def import_files(sources: list[str | Path], out_dir: str | Path, fmt: str = "aut
     """
     out_dir = Path(out_dir)
     files = source_files(sources, fmt)  # every source checked before anything is written
+    quarantine = Quarantine(out_dir / QUARANTINE_NAME, keep_entries=False)
+    streams = [iter_records(src, fmt, quarantine=quarantine, **options) for src in files]  # formats, options
+    refuse_overwriting(_folder_outputs(out_dir, [RECORDS_NAME, "dedupe.json"]), files)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with Quarantine(out_dir / QUARANTINE_NAME, keep_entries=False) as quarantine:
-        streams = [iter_records(src, fmt, quarantine=quarantine, **options) for src in files]
+    with quarantine:
         report = DedupeReport()
         records = dedupe_records(_chain(streams), report, threshold=near_threshold) if dedupe else _chain(streams)
         written = write_records(out_dir / RECORDS_NAME, records)
@@ -88,16 +104,25 @@ def validate_files(sources: list[str | Path], fmt: str = "auto", quarantine_path
 
 def split_file(sources: list[str | Path], out_dir: str | Path, val: float, test: float = 0.0, seed: int = 0,
                stratify: str | None = "source", fmt: str = "auto") -> dict[str, Any]:
-    """Write train/val/test JSONL files (a split with fraction 0 is not written) + manifest."""
+    """Write train/val/test JSONL files (a split with fraction 0 is not written) + manifest.
+
+    Rows the importer rejects go to ``out_dir/quarantine.jsonl`` with file, line, field and reason
+    (counted in the summary's ``quarantined``), as ``import_files`` does.
+    """
     out_dir = Path(out_dir)
+    check_split_options(val, test, stratify)  # before anything is written
     report = SplitReport()
     wanted = [s for s in SPLITS if s == "train" or (s == "val" and val > 0) or (s == "test" and test > 0)]
-    streams = [iter_records(src, fmt) for src in source_files(sources, fmt)]
-    with _MultiWriter(out_dir, wanted) as handles:
+    files = source_files(sources, fmt)
+    quarantine = Quarantine(out_dir / QUARANTINE_NAME, keep_entries=False)
+    streams = [iter_records(src, fmt, quarantine=quarantine) for src in files]
+    refuse_overwriting(_folder_outputs(out_dir, [f"{s}.jsonl" for s in SPLITS]), files)
+    with quarantine, _MultiWriter(out_dir, wanted) as handles:
         for name, record in split_records(_chain(streams), val, test, seed, stratify, report):
             handles.write(name, record)
-    summary = report.to_dict()
+    summary = {**report.to_dict(), "quarantined": quarantine.count}
     outputs = [file_entry(out_dir / f"{s}.jsonl", records=report.counts[s]) for s in wanted]
+    outputs.append(file_entry(out_dir / QUARANTINE_NAME, records=quarantine.count))
     inputs = [file_entry(s.path, **_file_summary(s)) for s in streams]
     opts = {"val": val, "test": test, "seed": seed, "stratify": stratify, "format": fmt}
     write_manifest(out_dir, build_manifest("split", inputs, outputs, opts, summary,
@@ -125,14 +150,24 @@ class _MultiWriter:
 
 
 def mix_files(sources: list[MixSource], out_dir: str | Path, total: int | None = None, seed: int = 0) -> dict[str, Any]:
-    """Mix sources by weight/cap into ``out_dir/records.jsonl`` and record every choice in the manifest."""
+    """Mix sources by weight/cap into ``out_dir/records.jsonl`` and record every choice in the manifest.
+
+    Rows the importer rejects go to ``out_dir/quarantine.jsonl`` with file, line, field and reason
+    (per source in its entry's ``quarantined``), as ``import_files`` does.
+    """
     out_dir = Path(out_dir)
-    records, entries = mix_datasets(sources, total, seed)
-    written = write_records(out_dir / RECORDS_NAME, records)
+    check_total(total)  # every option and source checked before anything is written
+    sources = [resolve_mix_source(src) for src in sources]
+    refuse_overwriting(_folder_outputs(out_dir, [RECORDS_NAME]), [s.path for s in sources])
+    with Quarantine(out_dir / QUARANTINE_NAME, keep_entries=False) as quarantine:
+        records, entries = mix_datasets(sources, total, seed, quarantine=quarantine)
+        written = write_records(out_dir / RECORDS_NAME, records)
     inputs = [file_entry(e["path"], **{k: v for k, v in e.items() if k != "path"}) for e in entries]
-    summary = {"written": written, "sources": entries}
-    write_manifest(out_dir, build_manifest("mix", inputs, [file_entry(out_dir / RECORDS_NAME, records=written)],
-                                           {"total": total, "seed": seed}, summary, records=RECORDS_NAME))
+    summary = {"written": written, "quarantined": quarantine.count, "sources": entries}
+    outputs = [file_entry(out_dir / RECORDS_NAME, records=written),
+               file_entry(out_dir / QUARANTINE_NAME, records=quarantine.count)]
+    write_manifest(out_dir, build_manifest("mix", inputs, outputs, {"total": total, "seed": seed}, summary,
+                                           records=RECORDS_NAME))
     return summary
 
 
@@ -140,27 +175,38 @@ def check_contamination(train: list[str | Path], against: list[str | Path] | Non
                         min_ngram_overlap: float = 0.1, drop_to: str | Path | None = None,
                         report_path: str | Path | None = None, fmt: str = "auto",
                         against_options: dict[str, Any] | None = None, data_root: str | Path | None = None,
-                        benchmarks: list[str] | None = None) -> ContaminationReport:
+                        benchmarks: list[str] | None = None, quarantine: Quarantine | None = None) -> ContaminationReport:
     """Flag training records that overlap the benchmarks; optionally write the clean remainder to ``drop_to``.
 
     ``against``: benchmark files; without them, declared benchmarks (``contamination.default_index``:
     ``benchmarks`` or DEFAULT_BENCHMARKS, each where it can be read: packaged, or under ``data_root``).
+    A row of a benchmark file that its importer rejects raises DataError naming file, line and field:
+    a screen that silently skips benchmark items would call contaminated records clean.
+    Rows of the training files that the importer rejects go to ``quarantine`` (counted in the report's
+    ``quarantined``); without one, the first such row raises DataError, so ``drop_to`` never loses a row
+    silently. ``drop_to`` may be a training file (the data stage drops in place); the CLI refuses that.
     """
     options = {"n": n, "substring": substring, "min_ngram_overlap": min_ngram_overlap}
     if against:
         index = BenchmarkIndex(**options)
-        bench_counts = {str(b): index.add_all(iter_records(b, **(against_options or {})), prefix=f"{Path(b).name}:")
+        strict = Quarantine(refuse="every benchmark item must be indexed for the screen to be complete: "
+                                   "fix or remove that row of the benchmark file, then check again")
+        bench_counts = {str(b): index.add_all(iter_records(b, quarantine=strict, **(against_options or {})),
+                                              prefix=f"{Path(b).name}:")
                         for b in against}
     else:
         index, bench_counts = default_index(data_root, benchmarks or DEFAULT_BENCHMARKS, **options)
     report = ContaminationReport(benchmarks=bench_counts, not_checked=dict(index.skipped))
-    streams = [iter_records(src, fmt) for src in source_files(train, fmt)]
+    if quarantine is None:
+        quarantine = Quarantine(refuse="pass a quarantine to set such rows aside")
+    streams = [iter_records(src, fmt, quarantine=quarantine) for src in source_files(train, fmt)]
     records = filter_contaminated(_chain(streams), index, report, drop=drop_to is not None)
     if drop_to is not None:
         write_records(drop_to, records)
     else:
         for _ in records:
             pass
+    report.quarantined = sum(s.rejected for s in streams)
     if report_path is not None:
         atomic_write_json(report_path, {"options": options, "train": [str(t) for t in train],
                                         "kept": report.checked - report.flagged if drop_to else None, **report.to_dict()})

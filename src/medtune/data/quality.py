@@ -56,10 +56,14 @@ class Quarantine:
 
     Use as a context manager when a path is given, so the file is committed on exit.
     Without a path it keeps the entries in memory (tests, ``validate`` summaries).
+    With ``refuse`` (why no row may be left out) it is a sink that takes nothing: the first
+    rejected row raises ``DataError`` naming file, line, field and reason, followed by ``refuse``
+    (inputs that define what is measured: the items scored, the benchmark a screen checks against).
     """
 
     path: str | Path | None = None
     keep_entries: bool = True
+    refuse: str | None = None
     count: int = 0
     by_reason: Counter = field(default_factory=Counter)
     by_file: Counter = field(default_factory=Counter)
@@ -79,6 +83,10 @@ class Quarantine:
             self._ctx = self._fh = None
 
     def add(self, file: str | Path, line: int | str, field: str, reason: str, raw: str = "") -> None:
+        if self.refuse is not None:
+            from .importers.base import DataError
+
+            raise DataError(f"{file}:{line}: field {field}: {reason}; {self.refuse}")
         entry = QuarantineEntry(str(file), line, field, reason, raw[:RAW_PREVIEW_CHARS])
         self.count += 1
         self.by_reason[_reason_key(reason)] += 1

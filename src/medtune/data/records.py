@@ -21,6 +21,28 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Task = Literal["mcq", "open", "diagnosis", "management"]
 
 
+class FieldValueError(ValueError):
+    """A check across fields failed; ``field`` names the one at fault (a model validator's error has no location)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def error_field(err: Any, default: str = "record") -> str:
+    """The dotted field of one pydantic error (``ValidationError.errors()`` item), else ``default``.
+
+    >>> from pydantic import ValidationError
+    >>> try:
+    ...     Record(id="x", source="s", task="mcq", question="Q?", options={"A": "a", "B": "b"}, answer=Answer(letter="Z"))
+    ... except ValidationError as e:
+    ...     error_field(e.errors()[0])
+    'answer.letter'
+    """
+    loc = ".".join(str(p) for p in err.get("loc") or ())
+    return loc or getattr((err.get("ctx") or {}).get("error"), "field", None) or default
+
+
 class Answer(BaseModel):
     """Gold answer: the option letter for multiple choice and/or the answer text."""
 
@@ -51,7 +73,8 @@ class Record(BaseModel):
     @model_validator(mode="after")
     def _answer_among_options(self) -> Record:
         if self.options is not None and self.answer.letter is not None and self.answer.letter not in self.options:
-            raise ValueError(f"answer letter {self.answer.letter!r} is not among the options {sorted(self.options)}")
+            raise FieldValueError("answer.letter",
+                                  f"answer letter {self.answer.letter!r} is not among the options {sorted(self.options)}")
         return self
 
     @classmethod

@@ -60,13 +60,34 @@ def split_position(record: Record, seed: int = 0) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def assign_split(record: Record, val: float, test: float = 0.0, seed: int = 0) -> str:
+def check_fractions(val: float, test: float = 0.0) -> None:
     if val < 0 or test < 0 or val + test >= 1:
         raise ValueError(f"val ({val}) and test ({test}) fractions must be >= 0 and sum to less than 1")
+
+
+def check_split_options(val: float, test: float = 0.0, stratify: str | None = "source") -> None:
+    """Raise ValueError for fractions or a stratify key that ``split_records`` would refuse (checked before writing).
+
+    >>> check_split_options(0.1, 0.1, "subject")
+    >>> check_split_options(1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: val (1.5) and test (0.0) fractions must be >= 0 and sum to less than 1
+    """
+    check_fractions(val, test)
+    if stratify not in STRATIFY_KEYS:
+        raise ValueError(f"unknown stratify key {stratify!r}: use source, subject, task or none")
+
+
+def assign_split(record: Record, val: float, test: float = 0.0, seed: int = 0) -> str:
+    check_fractions(val, test)
     u = split_position(record, seed)
     if u < test:
         return "test"
     return "val" if u < test + val else "train"
+
+
+STRATIFY_KEYS = (None, "none", "source", "task", "subject", "specialty")
 
 
 def stratum_of(record: Record, by: str | None) -> str:

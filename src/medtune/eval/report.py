@@ -34,12 +34,17 @@ def _correct_by_id(folder: str | Path, ids: Collection[str] | None = None) -> di
     either: they have a ROUGE-L score, not a right or wrong answer (as in the summary's accuracy).
     """
     path = Path(folder) / "predictions.jsonl"
-    rows = [r for r in PredictionStore(path).load() if ids is None or str(r["id"]) in ids]
-    mcq = [r for r in rows if not (r.get("group") or {}).get("perm_of") and r.get("status") != "open"]
+    rows = [(n, r) for n, r in PredictionStore(path).numbered_rows() if ids is None or str(r["id"]) in ids]
+    mcq = [(n, r) for n, r in rows if not (r.get("group") or {}).get("perm_of") and r.get("status") != "open"]
     if rows and not mcq:
         raise ValueError(f"{path}: no multiple-choice predictions to pair, only open-ended ones (scored by ROUGE-L, "
                          "not right or wrong); a paired comparison needs multiple-choice items")
-    return {str(r["id"]): bool(r["correct"]) for r in mcq}
+    for n, r in mcq:
+        if not isinstance(r.get("correct"), bool):
+            got = "missing" if "correct" not in r else f"{r['correct']!r}, not true or false"
+            raise ValueError(f"{path}:{n}: field correct: {got}; a multiple-choice prediction row records whether "
+                             "it was right (true/false)")
+    return {str(r["id"]): r["correct"] for _, r in mcq}
 
 
 def _side(folder: str | Path) -> dict[str, str | None]:

@@ -5,14 +5,15 @@
 importers assign. Nothing here imports torch or transformers: scoring 10k outputs
 takes seconds on a laptop.
 
-Bad output rows (not JSON, no ``id``/``output``, an id not among the items, a
+Bad output rows (not UTF-8, not JSON, no ``id``/``output``, an id not among the items, a
 duplicate id) never stop the run silently and are never dropped silently: each goes
 to a quarantine file with file, line, field and reason, and the count is reported.
+A bad row of the items file is refused instead (file, line, field): the items define what
+is scored. Neither ``--out`` nor the quarantine file beside it may be one of the inputs.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,17 @@ class ScoreError(ValueError):
 
 def _load_items(items_path: Path, fmt: str) -> dict[str, Record]:
     """Item id -> record; two items with one id are refused, since outputs name their item by id
-    (keeping one would drop the other's output as a duplicate, and score it against the wrong item)."""
-    from ..data.importers import iter_records
+    (keeping one would drop the other's output as a duplicate, and score it against the wrong item).
 
+    A row the importer rejects is refused too, naming the items file, its line and field: the
+    items define what is scored, and a benchmark scored silently on fewer items (with the
+    outputs of the missing ones blamed as unknown ids) is a wrong number.
+    """
+    from ..data.importers import Quarantine, iter_records
+
+    refuse = Quarantine(refuse="the items file defines what is scored: fix or remove that item, then score again")
     items: dict[str, Record] = {}
-    for r in iter_records(items_path, fmt):
+    for r in iter_records(items_path, fmt, quarantine=refuse):
         if r.id in items:
             raise ScoreError(f"{items_path}: item id {r.id!r} occurs twice; every item needs its own id for its "
                              "output to be matched to it")
@@ -44,33 +51,51 @@ def _load_items(items_path: Path, fmt: str) -> dict[str, Record]:
 
 
 def _read_outputs(path: Path, items: dict[str, Record]) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """id -> output text, plus quarantined rows (each with file, line, field and reason)."""
+    """id -> output text, plus quarantined rows (each with file, line, field and reason).
+
+    Lines are read by the importers' JSONL reader: a line that is not UTF-8, not JSON, not an
+    object or over-long is quarantined like any other bad row.
+    """
+    from ..data.importers.base import DEFAULT_MAX_LINE_BYTES, _iter_jsonl
+
     good: dict[str, str] = {}
     bad: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            problem = None
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                row, problem = None, ("(line)", f"not valid JSON: {e.msg}")
-            if problem is None and not isinstance(row, dict):
-                problem = ("(line)", "expected a JSON object")
-            elif problem is None and not isinstance(row.get("id"), (str, int)):
-                problem = ("id", "missing or not a string")
-            elif problem is None and not isinstance(row.get("output"), str):
-                problem = ("output", "missing or not a string")
-            elif problem is None and str(row["id"]) not in items:
-                problem = ("id", f"{row['id']!r} is not an item id of the items file")
-            elif problem is None and str(row["id"]) in good:
-                problem = ("id", f"duplicate id {row['id']!r} (the first occurrence is scored)")
-            if problem:
-                bad.append({"file": str(path), "line": lineno, "field": problem[0], "reason": problem[1], "raw": line.rstrip("\n")[:2000]})
-            else:
-                good[str(row["id"])] = row["output"]
+    for raw in _iter_jsonl(path, DEFAULT_MAX_LINE_BYTES):
+        row, problem = raw.data, None
+        if raw.error is not None:
+            problem = ("(line)", raw.error.reason)
+        elif not isinstance(row.get("id"), (str, int)):
+            problem = ("id", "missing or not a string")
+        elif not isinstance(row.get("output"), str):
+            problem = ("output", "missing or not a string")
+        elif str(row["id"]) not in items:
+            problem = ("id", f"{row['id']!r} is not an item id of the items file")
+        elif str(row["id"]) in good:
+            problem = ("id", f"duplicate id {row['id']!r} (the first occurrence is scored)")
+        if problem:
+            bad.append({"file": str(path), "line": raw.loc, "field": problem[0], "reason": problem[1],
+                        "raw": raw.raw.rstrip("\n")[:2000]})
+        else:
+            good[str(row["id"])] = row["output"]
     return good, bad
+
+
+def _quarantine_path(outputs_path: Path, out: Path | None) -> Path:
+    return out.with_suffix(".quarantine.jsonl") if out is not None else outputs_path.with_suffix(".quarantine.jsonl")
+
+
+def _check_outputs_paths(outputs_path: Path, items_path: Path, out: Path | None) -> None:
+    """Refuse an output (the per-item rows, or the quarantine file beside them) that is one of the inputs."""
+    from ..utils.paths import overwritten_input
+
+    inputs = {outputs_path: "the outputs file", items_path: "the items file"}
+    if out is not None and (hit := overwritten_input(out, list(inputs))):
+        raise ScoreError(f"--out {out} is {inputs[hit]} ({hit}); write the per-item rows elsewhere")
+    qpath = _quarantine_path(outputs_path, out)
+    if (hit := overwritten_input(qpath, list(inputs))):
+        where = f"--out {out}" if out is not None else f"outputs file {outputs_path}"
+        raise ScoreError(f"the quarantine file of {where} would be {qpath}, which is {inputs[hit]}; "
+                         f"{'choose another --out' if out is not None else 'rename the outputs file or give --out'}")
 
 
 def score_outputs(
@@ -84,9 +109,11 @@ def score_outputs(
 ) -> dict[str, Any]:
     """Extract and score every output; returns the summary and writes per-item rows to ``out``."""
     outputs_path, items_path = Path(outputs_path), Path(items_path)
+    out = Path(out) if out is not None else None
     for p in (outputs_path, items_path):
         if not p.is_file():
             raise ScoreError(f"{p}: file not found")
+    _check_outputs_paths(outputs_path, items_path, out)
     items = _load_items(items_path, fmt)
     outputs, quarantined = _read_outputs(outputs_path, items)
     if not outputs:
@@ -107,7 +134,7 @@ def score_outputs(
     if out is not None:
         atomic_write_jsonl(out, rows)
     if quarantined:
-        qpath = Path(out).with_suffix(".quarantine.jsonl") if out else outputs_path.with_suffix(".quarantine.jsonl")
+        qpath = _quarantine_path(outputs_path, out)
         atomic_write_jsonl(qpath, quarantined)
         summary["quarantine_file"] = str(qpath)
         log(f"{len(quarantined)} output row(s) quarantined with reasons in {qpath}")

@@ -99,19 +99,32 @@ class PredictionStore:
 
     def load(self) -> list[dict[str, Any]]:
         """Completed rows, in file order; a torn final line is ignored (and cut on the next append)."""
+        return [row for _, row in self.numbered_rows()]
+
+    def numbered_rows(self) -> list[tuple[int, dict[str, Any]]]:
+        """(line number, row) of the completed rows; a torn final line (no newline: the crash interrupted
+        this very write) is ignored when it does not parse. Any other line that is not UTF-8, not JSON,
+        or not an object with an ``id`` raises ValueError naming the file and line."""
         if not self.path.is_file():
             return []
         rows = []
-        lines = self.path.read_text(encoding="utf-8").split("\n")
+        lines = self.path.read_bytes().split(b"\n")
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
+                row = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 if lineno == len(lines):  # torn tail: the crash interrupted this very write
                     break
-                raise ValueError(f"{self.path}:{lineno}: corrupt prediction row ({e}); move the file away to start over") from e
+                what = "not UTF-8" if isinstance(e, UnicodeDecodeError) else "not JSON"
+                raise ValueError(f"{self.path}:{lineno}: corrupt prediction row ({what}: {e}); "
+                                 "move the file away to start over") from None
+            if not isinstance(row, dict) or "id" not in row:
+                got = "an object without an id" if isinstance(row, dict) else f"a JSON {type(row).__name__}"
+                raise ValueError(f"{self.path}:{lineno}: corrupt prediction row (expected an object with an id, got "
+                                 f"{got}); move the file away to start over")
+            rows.append((lineno, row))
         return rows
 
     def done_ids(self) -> set[str]:

@@ -40,3 +40,26 @@ def benchmark_data_root() -> Path | None:
     """
     env = os.environ.get(DATA_ROOT_ENV)
     return Path(env).expanduser() if env else default_data_root()
+
+
+def overwritten_input(out: str | Path, inputs: list[str | Path] | tuple[str | Path, ...]) -> Path | None:
+    """The input that writing ``out`` would replace, or None: a command's output must never be one of its inputs.
+
+    Paths are compared resolved (relative spellings, ``..`` and symlinks), and as one file when both
+    exist (a hard link too).
+
+    >>> overwritten_input("a/../x.jsonl", ["y.jsonl", "x.jsonl"])
+    PosixPath('x.jsonl')
+    >>> overwritten_input("z.jsonl", ["x.jsonl"]) is None
+    True
+    """
+    out = Path(out)
+    for src in inputs:
+        src = Path(src)
+        try:
+            same = os.path.samefile(out, src) if out.exists() and src.exists() else out.resolve() == src.resolve()
+        except OSError:
+            same = out.resolve() == src.resolve()
+        if same:
+            return src
+    return None

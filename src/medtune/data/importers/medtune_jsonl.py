@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..quality import RecordError
-from ..records import Record
+from ..records import Record, error_field
 from .base import ImportContext, Importer, RawRow
 
 REQUIRED = {"id", "source", "task", "question", "answer"}
@@ -25,5 +25,4 @@ class MedtuneImporter(Importer):
             return Record.model_validate(row.data)
         except ValidationError as e:
             err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "record"
-            raise RecordError(loc, err["msg"].removeprefix("Value error, ")) from None
+            raise RecordError(error_field(err), err["msg"].removeprefix("Value error, ")) from None

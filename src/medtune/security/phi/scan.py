@@ -29,8 +29,10 @@ def scan_jsonl(src: str | Path, out: str | Path, detector: PhiDetector | None = 
 
     Returns the count of identifiers found per type (plus ``lines``).
     """
+    from ...utils.paths import overwritten_input
+
     src, out = Path(src), Path(out)
-    if src.resolve() == out.resolve():
+    if overwritten_input(out, [src]):
         raise SecurityError(f"--out {out} is the input file; write the redacted copy elsewhere")
     detector = detector or default_detector()
     counts: Counter = Counter()
