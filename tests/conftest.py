@@ -62,6 +62,23 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny_model"))
 
 
+@pytest.fixture()
+def hub_two_revisions(tmp_path, monkeypatch, tiny_model_dir) -> dict:
+    """An offline Hub cache (``huggingface_hub.constants.HF_HUB_CACHE``) holding ``acme/tiny`` at two revisions of
+    different weights: ``main`` (what an unpinned load gets) and ``pinned``, with their snapshot folders."""
+    import huggingface_hub.constants
+    from tiny import build_hub_snapshot
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    main, pinned = "a" * 40, "b" * 40
+    other = build_tiny_model_dir(tmp_path / "other-weights", seed=1)
+    return {"repo": "acme/tiny", "main": main, "pinned": pinned,
+            "main_dir": build_hub_snapshot(cache, "acme/tiny", main, tiny_model_dir, main=True),
+            "pinned_dir": build_hub_snapshot(cache, "acme/tiny", pinned, other)}
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory):
     return build_tiny_tokenizer(tmp_path_factory.mktemp("tiny_tok"))

@@ -80,3 +80,18 @@ def lively(model, scale: float = 0.3, seed: int = 0):
             if "norm" not in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * scale)
     return model
+
+
+def build_hub_snapshot(cache: str | Path, repo_id: str, revision: str, source: str | Path, *, main: bool = False) -> Path:
+    """A Hub cache snapshot ``models--Org--Name/snapshots/REVISION`` holding a copy of the folder ``source``,
+    as ``huggingface_hub.snapshot_download`` leaves it (offline tests of revisions); ``main=True`` points
+    ``refs/main`` at it, i.e. it is what an unpinned load gets."""
+    import shutil
+
+    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / revision
+    shutil.copytree(source, snapshot, dirs_exist_ok=True)
+    if main:
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(revision)
+    return snapshot

@@ -85,7 +85,7 @@ def run_quickstart(run_dir: str | Path | None = None, echo: Callable[[str], None
 
     cfg = quickstart_config(run_dir, overrides, echo)
     result = QuickstartResult(RunLayout.of(cfg).root)
-    base = _timed(result, "load_base_s", load_model, cfg.model.base)
+    base = _timed(result, "load_base_s", load_model, cfg.model.base, revision=cfg.model.revision)
     echo(f"Loaded the base {cfg.model.base} in {result.timings['load_base_s']:.1f} s ({base.path}).")
     result.answers["base"] = _timed(result, "answer_base_s", ask, base.model, base.tokenizer, DEMO_QUESTIONS)
     print_answers("Base model (before fine-tuning)", DEMO_QUESTIONS, result.answers["base"], echo)

@@ -155,20 +155,22 @@ def read_provenance(folder: Path) -> Provenance:
 
 def base_spec(run: Path) -> str:
     """The base model to load for a run: what ``train.load.adapter_base`` resolves (a second stage's
-    ``init_model``, or the manifest's base_path while it exists), else config model.base."""
+    ``init_model``, the manifest's base_path while it exists, else its base_model at its base_revision);
+    a run whose manifest names no base falls back to config model.base at model.revision."""
     from ..models.source import ModelLoadError
     from ..train.load import adapter_base
 
     manifest = read_json(run / "manifest.json") if (run / "manifest.json").is_file() else {}
-    if manifest.get("init_model") or (manifest.get("base_path") and Path(manifest["base_path"]).exists()):
-        try:
-            return adapter_base(run, manifest)
-        except ModelLoadError as e:  # its adapter cannot be merged onto anything else
-            raise ExportError(f"{run}: {e}") from None
-    spec = (read_run_config(run).get("model") or {}).get("base") or manifest.get("base_model")
-    if not spec:
+    if not (manifest.get("init_model") or manifest.get("base_model")):
+        model_cfg = read_run_config(run).get("model") or {}
+        manifest = {**manifest, "base_model": model_cfg.get("base"), "base_revision": model_cfg.get("revision")}
+    on_disk = manifest.get("base_path") and Path(manifest["base_path"]).exists()
+    if not (manifest.get("base_model") or manifest.get("init_model") or on_disk):
         raise ExportError(
             f"{run}: cannot tell which base model the adapter belongs to; "
             "add `model.base` to config.yaml or `base_model` to manifest.json"
         )
-    return str(spec)
+    try:
+        return adapter_base(run, manifest)
+    except ModelLoadError as e:  # its adapter cannot be merged onto anything else
+        raise ExportError(f"{run}: {e}") from None

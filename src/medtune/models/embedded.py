@@ -54,7 +54,8 @@ def materialize_embedded(force: bool = False, log=print) -> Path:
     log(f"Materializing the embedded model from {gguf.name} (one time, ~30 s) into {target} ...")
     with atomic_dir(target) as tmp:
         _convert_gguf_to_hf(gguf, tmp)
-        meta = {"source": str(gguf), "source_sha256": sha256_file(gguf), "seconds": round(time.perf_counter() - t0, 1)}
+        # "preset" lets models.source recognise this folder (and copies of it) when it is named by path
+        meta = {"preset": EMBEDDED_NAME, "source": str(gguf), "source_sha256": sha256_file(gguf), "seconds": round(time.perf_counter() - t0, 1)}
         (tmp / "COMPLETE").write_text(json.dumps(meta, indent=2) + "\n")
     log(f"Embedded model ready in {time.perf_counter() - t0:.1f} s.")
     return target

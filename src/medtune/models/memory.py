@@ -27,7 +27,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .registry import ArchConfig, Preset, get_preset, load_presets
+from .registry import ArchConfig, Preset, load_presets
 
 GIB = 2**30
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -245,12 +245,19 @@ def arch_from_hf_config(path: str | Path) -> ArchConfig:
 
 
 def arch_for(spec: str) -> tuple[ArchConfig, Preset | None]:
-    preset = get_preset(spec)
-    if preset:
-        return preset.config, preset
-    if (Path(spec) / "config.json").is_file():
-        return arch_from_hf_config(spec), None
-    raise ValueError(f"unknown model {spec!r}: use a preset name (`medtune models list`) or a local HF folder")
+    """Dimensions and preset of a model spec, resolved as training resolves it (``models.source.resolve_source``):
+    a local folder's own config.json (an existing folder wins over a preset of the same name), else the preset's."""
+    from .source import ModelLoadError, resolve_source
+
+    try:
+        source = resolve_source(spec)
+    except ModelLoadError as e:
+        raise ValueError(str(e)) from None
+    if source.kind == "local_dir" and (Path(source.location) / "config.json").is_file():
+        return arch_from_hf_config(source.location), source.preset
+    if source.preset is not None:
+        return source.preset.config, source.preset
+    raise ValueError(f"unknown model {spec!r}: use a preset name (`medtune models list`), a preset's HF id, or a local HF folder")
 
 
 HEADROOM = 0.9  # a plan must fit in 90% of the budget (fragmentation, other processes)

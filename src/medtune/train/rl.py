@@ -75,14 +75,16 @@ def _link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link)
 
 
-def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> tuple[Any, list[str], str | None, str]:
+def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> tuple[Any, list[str], str | None, dict]:
     """(the loaded starting model, its init adapters copied under RUN/init/, the full model it started from copied
-    there, the base_path of the run's manifest) -- the base, or an earlier run merged.
+    there, the base fields of the run's manifest) -- the base, or an earlier run merged.
 
     A PEFT run's adapter applies to its manifest's ``base_path`` with the ``init_adapters`` merged in order. From an
     adapter run that is the earlier run's base plus its adapters; from a full fine-tune (``model/``, which holds every
     weight, its own init adapters merged) it is that model, copied to ``RUN/init/model`` (hard links where possible)
     so the run still reads the model it trained on when the earlier run is retrained or removed.
+    The base fields (``base_model``, ``base_revision``, ``base_path``) name one model together: the earlier run's
+    when the adapter applies to its base, so a moved run falls back to that base at the revision it trained on.
     """
     from ..models.load import load_model
     from .load import INIT_MODEL, load_trained, read_manifest
@@ -91,7 +93,8 @@ def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> 
     if not cfg.train.init_from:
         loaded = load_model(cfg.model.base, device=device, dtype=precision.weights, load_in_4bit=loads_in_4bit(cfg),
                             revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
-        return loaded, [], None, str(loaded.path)
+        return loaded, [], None, {"base_model": cfg.model.base, "base_revision": cfg.model.revision,
+                                  "base_path": str(loaded.path)}
     if loads_in_4bit(cfg):
         field = "train.method" if cfg.train.method == "qlora" else "model.load_in_4bit"
         raise ConfigError([ConfigProblem(field, "4-bit loading cannot start from a trained run (its adapter would be "
@@ -100,18 +103,20 @@ def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> 
     manifest = read_manifest(start)
     loaded = load_trained(start, device=device, dtype=precision.weights, merge=True)
     shutil.rmtree(run_dir / "init", ignore_errors=True)  # what an earlier run into this folder started from
+    start_base = {"base_model": manifest.get("base_model", cfg.model.base), "base_revision": manifest.get("base_revision"),
+                  "base_path": manifest["base_path"]}
     if (start / "model").is_dir():
         if cfg.train.method == "full":  # RUN/model will hold every weight: nothing to apply it to
-            return loaded, [], None, manifest["base_path"]
+            return loaded, [], None, start_base
         _link_tree(start / "model", run_dir / INIT_MODEL)
-        return loaded, [], INIT_MODEL, str((run_dir / INIT_MODEL).resolve())
+        return loaded, [], INIT_MODEL, {**start_base, "base_path": str((run_dir / INIT_MODEL).resolve())}
     chain = [start / a for a in manifest.get("init_adapters", [])] + [start / "adapter"]
     copied = []
     for i, src in enumerate(chain):
         dst = run_dir / "init" / str(i)
         shutil.copytree(src, dst)
         copied.append(str(dst.relative_to(run_dir)))
-    return loaded, copied, None, manifest["base_path"]
+    return loaded, copied, None, start_base
 
 
 def _screen(records: list[Record], cfg: RunConfig, run_dir: Path) -> None:
@@ -301,7 +306,7 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     device = pick_device("auto")
     precision = resolve_precision(cfg, device)
     latest = ckpt.latest_valid(run_dir / "checkpoints") if resume else None
-    loaded, init_adapters, init_model, base_path = _start_model(cfg, run_dir, device, precision)
+    loaded, init_adapters, init_model, base = _start_model(cfg, run_dir, device, precision)
     fmt = cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
     dataset, counts, files = stage_data(cfg, paths, run_dir, loaded, fmt)
     start = int(latest.name[len(ckpt.PREFIX):]) if latest else 0
@@ -325,8 +330,7 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     runtime = float(result.metrics.get("train_runtime", wall))
     tokens = max((r.get("num_tokens", 0) for r in rows), default=0)  # TRL's count of tokens seen (GRPO, DPO)
     fields = {
-        "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "stage": t.stage, "base_model": cfg.model.base,
-        "base_path": base_path, "init_from": str(init_run(t.init_from)) if t.init_from else None,
+        "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "stage": t.stage, **base, "init_from": str(init_run(t.init_from)) if t.init_from else None,
         "init_adapters": init_adapters, "init_model": init_model, "reasoning_format": fmt, "system_prompt": cfg.data.system_prompt, "method": t.method,
         "output": out.name, "data_files": files, "data_manifest_sha256": files, "examples": counts,
         "rl": t.rl.model_dump(), "steps": trainer.state.global_step, "total_steps": trainer.state.max_steps,

@@ -356,7 +356,7 @@ def _finish(s: Setup, cfg: RunConfig, run_dir: Path, stats: dict[str, Any], wall
     tps = stats["tokens"] / max(stats["elapsed_s"], 1e-9)
     fields = {
         "run_id": f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", "base_model": cfg.model.base,
-        "base_path": str(s.loaded.path), "reasoning_format": s.fmt, "system_prompt": cfg.data.system_prompt,
+        "base_revision": cfg.model.revision, "base_path": str(s.loaded.path), "reasoning_format": s.fmt, "system_prompt": cfg.data.system_prompt,
         "method": cfg.train.method,
         "output": out.name, "output_is_best_checkpoint": use_best, "untrained_was_best": untrained_best,
         "data_files": s.data.files,

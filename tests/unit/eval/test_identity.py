@@ -157,6 +157,21 @@ def test_a_run_is_asked_with_its_training_system_prompt_and_format(tiny_model_di
     assert rows[0]["prompt"].startswith("<|im_start|>user")
 
 
+def test_a_moved_run_is_identified_with_the_base_revision_it_trained_on(tiny_model_dir, hub_two_revisions, tmp_path):
+    """Its recorded base folder gone, a run (and its base, for the model card's pairing) is the base_model at its
+    base_revision: two revisions of one spec are two models, and neither is the Hub's current `main`."""
+    h = hub_two_revisions
+    run = make_run(tiny_model_dir, tmp_path / "run", 3)
+    ids = {}
+    for revision in ("main", "pinned"):
+        manifest = {"base_model": h["repo"], "base_revision": h[revision], "base_path": str(tmp_path / "gone"),
+                    "method": "lora"}
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        ids[revision] = identity.run_identities(run)
+        assert ids[revision][1] == f"sha256:{identity.folder_digest(h[revision + '_dir'])}"
+    assert ids["main"][0] != ids["pinned"][0] and ids["main"][1] != ids["pinned"][1]
+
+
 def test_quickstart_rerun_with_another_tuned_model_starts_its_eval_over(tiny_model_dir, heldout, two_runs, tmp_path):
     """The quickstart's case through `medtune run`: a re-run that trains another adapter evaluates it afresh (the
     old adapter's rows are never resumed); a plain compare of another model into that folder is refused."""

@@ -140,3 +140,19 @@ def test_a_stage_started_from_a_full_finetune_merges_onto_that_model(tmp_path):
     (run / "init" / "model" / "config.json").unlink()
     with pytest.raises(ExportError, match="started from is missing"):
         base_spec(run)
+
+
+def test_a_run_without_its_base_folder_merges_onto_the_revision_it_trained_on(tmp_path, hub_two_revisions):
+    """No base_path on this disk: the manifest's base_model at base_revision, or (a manifest naming no base) config
+    model.base at model.revision -- never the Hub's current `main` of that spec."""
+    import json
+
+    h = hub_two_revisions
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"base_model": h["repo"], "base_revision": h["pinned"],
+                                                   "base_path": str(tmp_path / "gone")}))
+    assert base_spec(run) == str(h["pinned_dir"])
+    (run / "manifest.json").write_text(json.dumps({"run_id": "old"}))
+    (run / "config.yaml").write_text(f"model: {{base: {h['repo']}, revision: '{h['pinned']}'}}\n")
+    assert base_spec(run) == str(h["pinned_dir"])

@@ -103,3 +103,81 @@ def test_embedded_second_load_is_fast(embedded_dir):
 def test_qlora_load_on_cuda(tiny_model_dir):
     lm = load_model(str(tiny_model_dir), load_in_4bit=True)
     assert getattr(lm.model, "is_loaded_in_4bit", False)
+
+
+def test_an_existing_folder_wins_over_a_preset_of_the_same_name(tiny_model_dir, tmp_path, monkeypatch):
+    """`model.base=qwen2.5-0.5b-instruct` with ./qwen2.5-0.5b-instruct on disk is that folder, as in transformers'
+    from_pretrained, for training and for `medtune recommend` alike (once the preset won unless spelled ./NAME)."""
+    import shutil
+
+    from medtune.models.memory import arch_for
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("qwen2.5-0.5b-instruct", "smollm2-135m"):
+        shutil.copytree(tiny_model_dir, tmp_path / name)
+        source = resolve_source(name)
+        assert (source.kind, source.location) == ("local_dir", str(tmp_path / name))
+        arch, _ = arch_for(name)
+        assert arch.hidden_size == 32  # the folder's config, not the preset's
+    assert resolve_source("qwen2.5-1.5b-instruct").kind == "hf_id"  # no such folder: the preset
+    assert arch_for("qwen2.5-1.5b-instruct")[0].hidden_size == 1536
+
+
+def test_a_relative_folder_resolves_to_an_absolute_location(tiny_model_dir, tmp_path, monkeypatch):
+    """The manifest records the base's location: it must not depend on the directory training ran in."""
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "base")
+    monkeypatch.chdir(tmp_path)
+    for spec in ("./base", "base"):
+        assert resolve_source(spec).location == str((tmp_path / "base").resolve())
+
+
+def test_only_medtunes_name_is_the_embedded_copy_and_it_has_no_revisions(tmp_path, monkeypatch):
+    """The embedded copy is rebuilt from a 4-bit GGUF: the Hub id names the published checkpoint (offline: the clear
+    offline error), and a revision with the embedded model is refused, never ignored."""
+    import huggingface_hub.constants
+
+    from medtune.models.source import ensure_local
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub = resolve_source("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert (hub.kind, hub.location, hub.preset.name) == ("hf_id", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2-135m")
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
+        ensure_local(hub, revision="deadbeef")
+    with pytest.raises(ModelLoadError, match="embedded model 'smollm2-135m' has no revisions"):
+        ensure_local(resolve_source("smollm2-135m"), revision="deadbeef")
+
+
+def test_a_revision_pins_the_snapshot_that_loads(hub_two_revisions):
+    from medtune.models.source import ensure_local
+
+    h = hub_two_revisions
+    source = resolve_source(h["repo"])
+    assert ensure_local(source, h["pinned"]) == h["pinned_dir"]
+    assert ensure_local(source) == h["main_dir"]
+
+
+def test_local_copies_of_known_models_keep_their_preset(tiny_model_dir, tmp_path):
+    """transformers 5 writes no `_name_or_path`: a Hub cache snapshot is known by its path, the embedded model's
+    folder by the marker medtune writes, so a Qwen3 copy still trains with <think> (not `## Thinking`)."""
+    import json
+    import shutil
+
+    from tiny import build_hub_snapshot
+
+    qwen3 = build_hub_snapshot(tmp_path / "hub", "Qwen/Qwen3-0.6B", "c" * 40, tiny_model_dir)
+    assert resolve_source(str(qwen3)).preset.name == "qwen3-0.6b"
+    assert resolve_source(str(qwen3)).reasoning_format == "think"
+    embedded = tmp_path / "smol-copy"
+    shutil.copytree(tiny_model_dir, embedded)
+    (embedded / "COMPLETE").write_text(json.dumps({"preset": "smollm2-135m"}))
+    assert resolve_source(str(embedded)).preset.name == "smollm2-135m"
+    (embedded / "COMPLETE").write_text(json.dumps({"source": "/x/SmolLM2-135M-Instruct.Q4_1.gguf"}))  # older marker
+    assert resolve_source(str(embedded)).preset.name == "smollm2-135m"
+    merged = tmp_path / "merged"  # what `medtune export` merges from a run on the Qwen3 preset
+    shutil.copytree(tiny_model_dir, merged)
+    (merged / "medtune_export.json").write_text(json.dumps({"base_model": "qwen3-0.6b", "reasoning_format": "think"}))
+    assert resolve_source(str(merged)).reasoning_format == "think"
+    assert resolve_source(str(tiny_model_dir)).preset is None

@@ -244,6 +244,31 @@ def test_eval_compares_the_tuned_model_with_the_base_it_was_trained_from(tmp_pat
     assert seen == ["trained-from-base"]
 
 
+def test_eval_compares_with_the_base_revision_it_was_trained_on(tmp_path, monkeypatch, hub_two_revisions):
+    """eval.compare_base asks the base the run trained on: its recorded folder while it exists, else (a moved run)
+    base_model at base_revision, never the bare spec (which loads whatever the Hub's `main` is now)."""
+    import medtune.eval.evaluate as evaluate
+    from medtune.pipeline.registry import Context, RunLayout
+    from medtune.pipeline.results import TrainOutput
+    from medtune.pipeline.stages import eval as eval_stage
+
+    h, seen = hub_two_revisions, []
+    monkeypatch.setattr(evaluate, "compare_models", lambda base, *a, **kw: seen.append(base) or {
+        "tuned": {"n": 1, "accuracy": 1.0, "ci95": [0.2, 1.0]}, "base": {"accuracy": 0.0},
+        "difference_b_minus_a": {"gain": 1.0, "ci95": [0, 1]}, "mcnemar": {"p_value": 1.0}})
+    monkeypatch.setattr("medtune.eval.benchmarks.load_benchmark_records", lambda spec, root, limit=None: [object()])
+    run = tmp_path / "train"
+    (run / "adapter").mkdir(parents=True)
+    ctx = Context(load_config(None, ["eval.benchmarks=[medqa]", "eval.compare_base=true"]), RunLayout(tmp_path),
+                  echo=lambda _: None)
+    train = TrainOutput(run_dir=run, output_dir=run / "adapter", steps=1)
+    for base_path in (h["main_dir"], tmp_path / "gone"):
+        (run / "manifest.json").write_text(json.dumps({"base_model": h["repo"], "base_revision": h["pinned"],
+                                                       "base_path": str(base_path), "stage": "sft"}))
+        eval_stage._compare(ctx, train, ["medqa"], tmp_path / "eval")
+    assert seen == [str(h["main_dir"]), str(h["pinned_dir"])]
+
+
 def test_medtune_run_refuses_an_eval_out_dir_it_would_not_write(tmp_path):
     """`medtune run` writes RUN_DIR/eval, where the model card and the run report read it: an eval.out_dir elsewhere
     (once silently ignored) is refused before any stage runs, naming the file and the field; RUN_DIR/eval is fine."""

@@ -11,7 +11,7 @@ class ModelSection(Section):
         description="Base model: a preset name (`medtune models list`), a Hugging Face id, "
         "a local HF folder, or a .gguf file.",
     )
-    revision: str | None = Field(None, description="HF revision (branch, tag or commit) for HF ids.")
+    revision: str | None = Field(None, description="HF revision (branch, tag or commit) for HF ids; refused with a folder, .gguf or the embedded model. Recorded in the run manifest (base_revision).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Dtype the base weights are loaded in. auto = bf16 on CUDA where supported (else fp16) and "
         "on CPUs with native bf16 (AVX512-BF16/AMX-BF16), fp32 elsewhere; in training a fully tuned model keeps fp32 "

@@ -38,13 +38,15 @@ def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> l
     from ...eval.benchmarks import get_benchmark, load_benchmark_records
     from ...eval.evaluate import compare_models
     from ...eval.stage import prompt_overrides
-    from ...train.load import read_manifest
+    from ...train.load import manifest_base, read_manifest
 
     e, scores = ctx.cfg.eval, []
     trained = read_manifest(train.run_dir)
-    # The model it was trained from: a second stage's SFT run, else the base in its manifest (not model.base, which
-    # may have changed since, e.g. `--stages eval` after editing it: that would compare with another model's base).
-    start = trained.get("init_from") or trained.get("base_model") or ctx.cfg.model.base
+    # The model it was trained from: a second stage's SFT run, else the base in its manifest at the revision it
+    # trained on (not model.base, which may have changed since, e.g. `--stages eval` after editing it: that would
+    # compare with another model's base; nor the bare spec, which loads the Hub's current `main`).
+    base = trained if trained.get("base_model") else {"base_model": ctx.cfg.model.base, "base_revision": ctx.cfg.model.revision}
+    start = trained.get("init_from") or manifest_base(base)
     for name in names:
         spec = get_benchmark(name)
         records = load_benchmark_records(spec, e.data_root, limit=e.limit)
