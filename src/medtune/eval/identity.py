@@ -90,13 +90,39 @@ def _template_sha(tokenizer: Any) -> str | None:
     return sha256_text(template if isinstance(template, str) else json.dumps(template, sort_keys=True)) if template else None
 
 
+def trained_system_prompt(spec: str | Path) -> tuple[str | None, str]:
+    """The system prompt the model at ``spec`` was trained with, and where it was read.
+
+    A training run's manifest (``train.manifest.training_prompt``), a merged export's provenance
+    (``medtune_export.json``), a medtune GGUF's ``medtune.system_prompt`` metadata; ``(None, "none")`` for
+    any other model (a Hub model, an endpoint). Eval asks a model with it and so does serve's
+    ``/v1/analyze_case``: one model, one prompt, whichever form of it is loaded.
+    """
+    from ..export.common import PROVENANCE_FILE, read_provenance
+    from ..train.manifest import training_prompt
+
+    path = Path(spec)
+    if (path / "manifest.json").is_file():
+        return training_prompt(path)["system_prompt"] or None, "training run manifest"
+    if (path / PROVENANCE_FILE).is_file():
+        return read_provenance(path).system_prompt or None, "merged export provenance"
+    if path.suffix == ".gguf" and path.is_file():
+        from gguf import GGUFReader
+
+        field = GGUFReader(path).fields.get("medtune.system_prompt")  # export.gguf writes it beside the format
+        value = bytes(field.parts[field.data[0]]).decode("utf-8") if field is not None else None
+        return value or None, "GGUF metadata"
+    return None, "none"
+
+
 def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | None = None,
                    reasoning_format: str | None = None, system_prompt: str | None = None,
                    device: str = "auto") -> EvalModel:
     """Identity and prompt settings of ``spec`` for evaluation; hashes files and reads a tokenizer, loads no weights.
 
     A training run folder (``RUN/manifest.json``) is asked with the system prompt and reasoning
-    format its training used, unless ``reasoning_format`` / ``system_prompt`` override them
+    format its training used, a merged export or a medtune GGUF with its run's system prompt
+    (:func:`trained_system_prompt`), unless ``reasoning_format`` / ``system_prompt`` override them
     (``system_prompt=""`` means explicitly none). ``device`` gives the dtype that loading on it
     will choose (``models.precision``); ``evaluate`` records the loaded backend's own.
     """
@@ -110,7 +136,8 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
     trained = training_prompt(run_dir) if run_dir else None
     fmt_source = ("override" if reasoning_format else "training run manifest" if trained and trained["reasoning_format"]
                   else "model default")
-    sys_source = "override" if system_prompt is not None else "training run manifest" if trained else "none"
+    trained_system, found_in = trained_system_prompt(spec) if backend != "openai" else (None, "none")
+    sys_source = "override" if system_prompt is not None else found_in
     if backend == "openai":
         if not endpoint:
             raise BackendError("the openai backend needs --endpoint URL (an OpenAI-compatible /v1 base URL)")
@@ -130,7 +157,7 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
         source = resolve_source(spec)
         identity = f"sha256:{_digest(ensure_local(source))}"
         template, default_fmt = _template_sha(load_tokenizer(source)), source.reasoning_format
-    chosen_system = system_prompt if system_prompt is not None else (trained or {}).get("system_prompt")
+    chosen_system = system_prompt if system_prompt is not None else trained_system
     dtype = inference_dtype(pick_device(device)) if backend == "transformers" else None
     return EvalModel(spec, backend, identity, template, reasoning_format or default_fmt or "plain",
                      chosen_system or None, f"reasoning format: {fmt_source}; system prompt: {sys_source}", run_dir, dtype)

@@ -261,4 +261,6 @@ def test_a_trained_model_is_asked_with_the_system_prompt_it_trained_with(tiny_mo
     assert system_turns(run, system_prompt="Be brief.") == ["Be brief."]
     assert system_turns(run, system_prompt="") == []
     assert system_turns(merged) == ["You are MergedBot."]
+    assert describe_model(str(merged), device="cpu").system_prompt == "You are MergedBot."  # eval asks it the same way
     assert system_turns(tiny_model_dir) == []  # a model medtune did not train: none
+    assert describe_model(str(tiny_model_dir), device="cpu").system_prompt is None

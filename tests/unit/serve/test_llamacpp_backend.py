@@ -156,6 +156,10 @@ def test_a_medtune_gguf_carries_the_system_prompt_its_run_trained_with(tiny_gguf
     convert_hf_to_gguf(tiny_gguf.parent, out, "f32",
                        provenance=Provenance(reasoning_format="plain", system_prompt="You are MedBot."))
     b = LlamaCppBackend(out, served_name="tiny", slots=1, context_length=256, threads=1, reasoning_format="auto")
+    from medtune.eval.identity import describe_model
+
+    assert describe_model(str(out), backend="llamacpp").system_prompt == "You are MedBot."  # eval reads the same key
+    assert describe_model(str(tiny_gguf), backend="llamacpp").system_prompt is None
     try:
         assert (b.trained_system_prompt, b.reasoning_format) == ("You are MedBot.", "plain")
     finally:

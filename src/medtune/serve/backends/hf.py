@@ -52,24 +52,6 @@ def load_hf(spec: str, device: str) -> tuple[Any, Any, str, list[Path], str | No
     return loaded.model, loaded.tokenizer, loaded.source.reasoning_format, weight_files(Path(loaded.path)), run_id_of(Path(loaded.path))
 
 
-def trained_system_prompt(spec: str) -> str | None:
-    """The system prompt the model at ``spec`` was trained with, so /v1/analyze_case asks it the way it learned.
-
-    A training run's is what eval asks it with (``train.manifest.training_prompt``, as
-    ``eval.identity.describe_model`` reads it); a merged export carries its run's in its provenance
-    (``export.common.read_provenance`` of ``medtune_export.json``). Any other model: None.
-    """
-    from ...export.common import PROVENANCE_FILE, read_provenance
-    from ...train.manifest import training_prompt
-
-    folder = Path(spec)
-    if (folder / "manifest.json").is_file():
-        return training_prompt(folder)["system_prompt"] or None
-    if (folder / PROVENANCE_FILE).is_file():
-        return read_provenance(folder).system_prompt or None
-    return None
-
-
 class TransformersBackend(EngineBackend):
     name = "transformers"
 
@@ -123,11 +105,13 @@ class TransformersBackend(EngineBackend):
 
 
 def build_transformers(spec: str, settings: Any) -> tuple[TransformersBackend, ModelIdentity]:
+    from ...eval.identity import trained_system_prompt  # one reader of it, eval's: the model is asked as eval asks it
+
     model, tok, fmt, files, run_id = load_hf(spec, settings.device)
     served = settings.served_name or Path(spec).name or spec
     fmt = fmt if settings.reasoning_format == "auto" else settings.reasoning_format
     backend = TransformersBackend(model, tok, served_name=served, slots=settings.slots,
                                   context_length=settings.context_length, reasoning_format=fmt or "sections",
-                                  trained_system_prompt=trained_system_prompt(spec))
+                                  trained_system_prompt=trained_system_prompt(spec)[0])
     sha, digests = digest_files(files) if files else (None, {})
     return backend, ModelIdentity(served, "transformers", spec, sha, run_id, digests)
