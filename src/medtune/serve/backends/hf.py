@@ -105,7 +105,9 @@ class TransformersBackend(EngineBackend):
 
 
 def build_transformers(spec: str, settings: Any) -> tuple[TransformersBackend, ModelIdentity]:
-    from ...eval.identity import trained_system_prompt  # one reader of it, eval's: the model is asked as eval asks it
+    from ...eval.identity import (
+        trained_system_prompt,  # one reader of it, eval's: the model is asked as eval asks it
+    )
 
     model, tok, fmt, files, run_id = load_hf(spec, settings.device)
     served = settings.served_name or Path(spec).name or spec
