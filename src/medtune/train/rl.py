@@ -177,6 +177,18 @@ def _preference_pairs(cfg: RunConfig, pair_files: list[str], records: list[Recor
     return pairs, {"quarantined_pairs": q.count, "undecided_pairs": undecided}
 
 
+def sft_only_settings(cfg: RunConfig) -> list[str]:
+    """Settings given away from their defaults that only SFT reads: said in the log, never silently dropped.
+    (TRL's preference and GRPO trainers put the loss on the completion, keep the start of an over-long one and
+    evaluate nothing periodically.)"""
+    t, d = cfg.train, cfg.data
+    given = [f"train.{k}" for k in ("eval_steps", "early_stopping_patience") if getattr(t, k)]
+    given += [f"train.{k}={getattr(t, k)}" for k in ("packing", "keep_best") if getattr(t, k) != type(t).model_fields[k].default]
+    given += [f"data.{k}={getattr(d, k)}" for k in ("loss_on", "truncation")
+              if getattr(d, k) != type(d).model_fields[k].default]
+    return given
+
+
 def stage_data(cfg: RunConfig, paths: list[str] | None, run_dir: Path, loaded: Any,
                fmt: str) -> tuple[Any, dict[str, int], dict[str, str]]:
     """The stage's dataset (a ``datasets.Dataset``), counts and the sha256 of every file read, for the manifest."""
@@ -300,8 +312,7 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
 
     t0 = time.perf_counter()
     t = cfg.train
-    sft_only = [f"train.{k}" for k in ("eval_steps", "early_stopping_patience") if getattr(t, k)]
-    if sft_only:
+    if sft_only := sft_only_settings(cfg):
         log.warning("%s: SFT settings, not used by the %s stage", ", ".join(sft_only), t.stage)
     device = pick_device("auto")
     precision = resolve_precision(cfg, device)

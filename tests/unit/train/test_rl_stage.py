@@ -432,3 +432,12 @@ def test_trl_tokenizes_the_prompts_as_eval_does_when_the_tokenizer_adds_a_bos(tm
     else:  # ORPO tokenizes without special tokens and adds a missing BOS itself
         assert [r["prompt_input_ids"] for r in rows] == [ids(p.prompt) for p in pairs]
         assert [r["chosen_input_ids"] for r in rows] == [ids(p.prompt + p.chosen + tok.eos_token) for p in pairs]
+
+
+def test_sft_only_data_settings_are_named_not_dropped(tmp_path, tiny_model_dir):
+    """data.loss_on and data.truncation are SFT's: the RL stages never read them, so a value given is logged as unused."""
+    from medtune.train.rl import sft_only_settings
+
+    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", "data.loss_on=answer_only", "data.truncation=drop", "train.eval_steps=5")
+    assert sft_only_settings(cfg) == ["train.eval_steps", "data.loss_on=answer_only", "data.truncation=drop"]
+    assert sft_only_settings(cfg_for(tiny_model_dir, "train.stage=dpo")) == []
