@@ -107,12 +107,23 @@ def trained_system_prompt(spec: str | Path) -> tuple[str | None, str]:
     if (path / PROVENANCE_FILE).is_file():
         return read_provenance(path).system_prompt or None, "merged export provenance"
     if path.suffix == ".gguf" and path.is_file():
-        from gguf import GGUFReader
-
-        field = GGUFReader(path).fields.get("medtune.system_prompt")  # export.gguf writes it beside the format
-        value = bytes(field.parts[field.data[0]]).decode("utf-8") if field is not None else None
-        return value or None, "GGUF metadata"
+        return gguf_system_prompt(path), "GGUF metadata"
     return None, "none"
+
+
+GGUF_SYSTEM_PROMPT = "medtune.system_prompt"  # export.gguf writes it beside medtune.reasoning_format
+
+
+def gguf_system_prompt(path: str | Path) -> str | None:
+    """A medtune GGUF's trained system prompt; None without one, or when the file is not a GGUF the reader
+    knows (loading it is where that is reported, with the backend's own clear error)."""
+    from gguf import GGUFReader
+
+    try:
+        field = GGUFReader(path).fields.get(GGUF_SYSTEM_PROMPT)
+    except (ValueError, OSError, IndexError, KeyError):
+        return None
+    return (bytes(field.parts[field.data[0]]).decode("utf-8") or None) if field is not None else None
 
 
 def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | None = None,
@@ -164,7 +175,8 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
 
 
 def run_identities(run: Path) -> tuple[str, str | None]:
-    """(identity of a training run's model, identity of its base or None when the base is not on this disk),
+    """(identity of a training run's model, identity of its base or None when its base is not a folder on this disk;
+    a base pinned to a Hub revision is fetched as that revision's snapshot, ``train.load.manifest_base``),
     as :func:`describe_model` computes them for the run folder and for its base: whoever collects
     evaluation summaries (the model card) matches them by these, never by a path or a folder name."""
     from ..train.load import adapter_base, read_manifest
@@ -234,10 +246,20 @@ def records_sha(records: list[Record]) -> str:
 SAMPLER = "per-sample generator (seed, prompt, k)"
 
 
-def _decoding(decoding: Decoding) -> dict[str, Any]:
+# What each other backend's decoding is, where it differs from what the Decoding fields say by themselves: llama.cpp
+# with its own truncations and repeat penalty off (the penalty bent greedy answers too, until 2026-12-05), an
+# OpenAI-compatible server sent top_p 1.0 (its own default may cut the distribution). A store decoded otherwise
+# has another fingerprint, so it is never resumed into a mix.
+BACKEND_SAMPLERS = {"llamacpp": "llama.cpp: top-k/top-p/min-p/typical off, no repeat penalty",
+                    "openai": "top_p 1.0 sent to the server"}
+
+
+def _decoding(decoding: Decoding, backend: str = "transformers") -> dict[str, Any]:
     out = asdict(decoding)
-    if decoding.temperature > 0:
-        out["sampler"] = SAMPLER
+    if backend == "llamacpp":
+        out["sampler"] = BACKEND_SAMPLERS[backend]
+    elif decoding.temperature > 0:
+        out["sampler"] = BACKEND_SAMPLERS.get(backend, SAMPLER)
     return out
 
 
@@ -254,7 +276,7 @@ def build_fingerprint(model: EvalModel, *, protocol: str, spec: Any, benchmark_s
         "model": {"identity": model.identity, "backend": model.backend, **({"dtype": model.dtype} if model.dtype else {})},
         "protocol": protocol,
         "prompt": prompt,
-        "decoding": _decoding(decoding or Decoding()) if protocol == "cot" else None,
+        "decoding": _decoding(decoding or Decoding(), model.backend) if protocol == "cot" else None,
         "benchmark": {"name": spec.name, "source_sha256": benchmark_sha256,
                       "declaration_sha256": sha256_text(spec.model_dump_json(exclude={"description", "provenance"}))},
         "info": {"model_spec": model.spec, "prompt_source": model.prompt_source, "medtune_version": __version__},

@@ -40,9 +40,12 @@ class LlamaCppBackend(EngineBackend):
         meta = self.engine.model.metadata()
         self.template = meta.get("tokenizer.chat_template")
         fmt = meta.get("medtune.reasoning_format") if reasoning_format == "auto" else reasoning_format
-        # export writes the run's system prompt beside its reasoning format (export.gguf._add_metadata)
+        from ...eval.identity import (
+            gguf_system_prompt,  # eval's reader: the file is asked as eval asks it
+        )
+
         super().__init__(served_name=served_name, context_length=n_ctx, parallel=slots,
-                         reasoning_format=fmt or "sections", trained_system_prompt=meta.get("medtune.system_prompt"))
+                         reasoning_format=fmt or "sections", trained_system_prompt=gguf_system_prompt(gguf))
         model = self.engine.model
         self.bos = model.token_get_text(model.token_bos()) if model.token_bos() >= 0 else ""
         self.eos = model.token_get_text(model.token_eos()) if model.token_eos() >= 0 else ""
