@@ -171,16 +171,19 @@ def test_a_repeated_option_letter_is_an_error_not_an_overwrite(browser_page, ser
     assert "letter A is used twice" in alert.inner_text() and sent == []
 
 
-def test_only_the_next_letter_starts_an_option(browser_page, server):
-    """Lettered lines count as options only in sequence (A, B, C…): "E. coli sepsis" wrapped under B is B's text."""
-    import json
-
+def test_a_lettered_line_out_of_sequence_is_an_error_not_merged(browser_page, server):
+    """Options go A, B, C…: a skipped letter ("A, B, D") or a wrapped "E. coli sepsis" under B is refused with what
+    was expected, never folded into the option above (the model would be asked another question)."""
     page, (url, _) = browser_page, server
     sent: list = []
-    page.route("**/v1/analyze_case", lambda route: (sent.append(json.loads(route.request.post_data)), route.abort()))
-    _submit_options(page, url, "A. Pyelonephritis\nB. Gram-negative\nE. coli sepsis\nC. Cystitis")
-    page.wait_for_selector("#status:has-text('Failed.')")
-    assert sent[0]["options"] == {"A": "Pyelonephritis", "B": "Gram-negative E. coli sepsis", "C": "Cystitis"}
+    page.route("**/v1/analyze_case", lambda route: (sent.append(route.request.post_data), route.abort()))
+    alert = page.locator("#error[role=alert]")
+    for options, said in (("A. Pyelonephritis\nB. Gram-negative\nE. coli sepsis\nC. Cystitis", "expected option C next"),
+                          ("A. Pneumonia\nB. Asthma\nD. Sarcoidosis", "expected option C next")):
+        _submit_options(page, url, options)
+        alert.wait_for(state="visible", timeout=5_000)
+        assert said in alert.inner_text() and "join it to that line" in alert.inner_text()
+    assert sent == []
 
 
 def test_a_stream_that_ends_without_an_analysis_is_an_error(browser_page, server):

@@ -44,7 +44,7 @@ class ServeSection(Section):
     reasoning_format: Literal["auto", "think", "sections", "plain"] = Field(
         "auto", description="How the served model lays out reasoning (auto = the run's or preset's format, else sections).")
     confidence_threshold: float = Field(0.6, ge=0.0, le=1.0, description="/v1/analyze_case: below this confidence the answer is flagged needs_human_review.")
-    analyze_samples: int = Field(4, ge=2, le=32, description="/v1/analyze_case without options: samples whose agreement is the confidence, when the request gives none (at most security.max_n, the cap on a request's own `samples`).")
+    analyze_samples: int = Field(4, ge=2, le=32, description="/v1/analyze_case without options: samples whose agreement is the confidence, when the request gives none (the operator's setting; security.max_n caps what a request asks for).")
     analyze_temperature: float = Field(0.7, gt=0.0, le=2.0, description="Sampling temperature of those samples.")
     analyze_max_tokens: int = Field(384, ge=16, description="Answer budget of /v1/analyze_case.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level (no request text is ever logged).")
@@ -57,7 +57,4 @@ class ServeSection(Section):
             raise ValueError("backend openai needs `endpoint` (the upstream's /v1 base URL)")
         if self.max_tokens_default > self.max_tokens_ceiling:
             raise ValueError(f"max_tokens_default ({self.max_tokens_default}) is above max_tokens_ceiling ({self.max_tokens_ceiling})")
-        if self.analyze_samples > self.security.max_n:  # a request without `samples` must not generate more than one may ask
-            raise ValueError(f"analyze_samples ({self.analyze_samples}) is above security.max_n ({self.security.max_n}), the "
-                             "cap on how many answers one request may generate")
         return self

@@ -35,6 +35,10 @@ function parseOptions(text) {
       last = letter;
     } else if (letter && letter in options) {
       throw new Error(`Options: the letter ${letter} is used twice ("${line}"); give each option its own letter.`);
+    } else if (letter && last) {  // a skipped letter, or text such as "E. coli" at a line start: never merged silently
+      const next = String.fromCharCode(65 + Object.keys(options).length);
+      throw new Error(`Options: expected option ${next} next, not "${line}"; if this line continues option ${last}, ` +
+                      `join it to that line.`);
     } else if (last) {
       options[last] += ` ${line}`;
     } else if (letter) {
