@@ -69,7 +69,8 @@ def public_key_path(signing_key_path: str | Path) -> Path:
 def load_or_create_signing_key(path: str | Path) -> Ed25519PrivateKey:
     """Ed25519 private key (PKCS#8 PEM) at ``path``, created on first use with its ``.pub`` beside it."""
     path = Path(path).expanduser()
-    if not path.exists():
+    created = not path.exists()
+    if created:
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -81,7 +82,9 @@ def load_or_create_signing_key(path: str | Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise SecurityError(f"{path}: not an Ed25519 key")
     pub_path = public_key_path(path)
-    if not pub_path.exists():  # first use, or a start that stopped between the two files: the verifiers' default key
+    # A new key replaces any .pub left beside it (an old key's, after a rotation that kept it); an existing key
+    # writes its .pub again only when missing (a start that stopped between the two files).
+    if created or not pub_path.exists():
         pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         with atomic_open(pub_path, "wb", encoding=None) as f:
             f.write(pub)

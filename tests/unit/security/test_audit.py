@@ -251,3 +251,21 @@ def test_a_missing_public_key_beside_the_signing_key_is_written_again(tmp_path):
     assert load_or_create_signing_key(key_path).private_bytes_raw() == key.private_bytes_raw()
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
     assert load_public_key(public_key_path(key_path)).public_bytes(*raw) == key.public_key().public_bytes(*raw)
+
+
+def test_a_new_signing_key_replaces_an_old_keys_public_file(tmp_path):
+    """Rotation that deletes only signing.pem must not leave the old key's .pub as the verifiers' default."""
+    from cryptography.hazmat.primitives import serialization
+
+    from medtune.security.keyfiles import (
+        load_or_create_signing_key,
+        load_public_key,
+        public_key_path,
+    )
+
+    key_path = tmp_path / "signing.pem"
+    load_or_create_signing_key(key_path)
+    key_path.unlink()
+    new = load_or_create_signing_key(key_path)
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    assert load_public_key(public_key_path(key_path)).public_bytes(*raw) == new.public_key().public_bytes(*raw)
