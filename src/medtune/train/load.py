@@ -43,10 +43,22 @@ def manifest_base(manifest: dict) -> str:
     if base_path and Path(base_path).exists():
         return base_path
     if not manifest.get("base_revision"):
-        return manifest["base_model"]
+        return _embedded_before_20261205(manifest) or manifest["base_model"]
     from ..models.source import ensure_local, resolve_source
 
     return str(ensure_local(resolve_source(manifest["base_model"]), manifest["base_revision"]))
+
+
+def _embedded_before_20261205(manifest: dict) -> str | None:
+    """Runs trained before 2026-12-05 with ``HuggingFaceTB/SmolLM2-135M-Instruct`` as their base got the embedded copy
+    (that id meant it then; its base_path is the materialized ``smollm2-135m`` folder). Moved to another disk they
+    must find that copy again, not the published checkpoint the id means now."""
+    from ..models.embedded import EMBEDDED_NAME
+    from ..models.registry import get_preset
+
+    base, path = str(manifest.get("base_model") or ""), str(manifest.get("base_path") or "")
+    hub_id = get_preset(EMBEDDED_NAME).hf_id
+    return EMBEDDED_NAME if base.lower() == hub_id.lower() and Path(path).name == EMBEDDED_NAME else None
 
 
 def load_trained(run_dir: str | Path, *, device: str = "auto", dtype: str = "auto", merge: bool = False) -> LoadedModel:

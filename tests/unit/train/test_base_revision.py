@@ -69,3 +69,14 @@ def test_the_base_of_a_moved_run(tmp_path, hub_two_revisions):
 
     with pytest.raises(ModelLoadError, match="acme/tiny"):
         manifest_base({"base_model": h["repo"], "base_revision": h["pinned"], "base_path": gone})
+
+
+def test_a_moved_run_of_the_embedded_model_named_by_its_hub_id_finds_the_embedded_copy():
+    """Before 2026-12-05 the Hub id of SmolLM2-135M-Instruct meant the embedded copy (its base_path the materialized
+    `smollm2-135m` folder): such a run moved elsewhere is merged onto that copy, not onto the published checkpoint."""
+    from medtune.train.load import manifest_base
+
+    old = {"base_model": "HuggingFaceTB/SmolLM2-135M-Instruct", "base_path": "/gone/.cache/medtune/models/smollm2-135m"}
+    assert manifest_base(old) == "smollm2-135m"
+    hub = {"base_model": "HuggingFaceTB/SmolLM2-135M-Instruct", "base_path": "/gone/hub/snapshots/abc"}
+    assert manifest_base(hub) == "HuggingFaceTB/SmolLM2-135M-Instruct"
