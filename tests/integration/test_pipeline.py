@@ -65,7 +65,7 @@ def _model_files(export: ExportOutput) -> dict[str, tuple[int, str]]:
     return {str(p): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files}
 
 
-def test_a_new_evaluation_rewrites_the_model_card_alone(quick, tmp_path):
+def test_a_new_evaluation_rewrites_the_model_card_alone(quick, tmp_path, monkeypatch):
     """The card cites the evaluation: when eval reruns alone with other numbers, the card follows it (rewritten from
     export_summary.json) and the merged model and GGUF files are not made again; then everything is up to date."""
     first = run_pipeline(load_config(QUICKSTART, quick), echo=lambda _: None, progress=False)
@@ -85,6 +85,32 @@ def test_a_new_evaluation_rewrites_the_model_card_alone(quick, tmp_path):
     assert _model_files(again.get(ExportOutput)) == before  # nothing converted, merged or written again
     third = run_pipeline(load_config(QUICKSTART, [*quick, "eval.limit=1"]), echo=lambda _: None, progress=False)
     assert set(_actions(third).values()) == {"skipped"}
+
+    # Checking the card's evaluations needs no model: a run folder whose base is not on this disk stays up to date.
+    from medtune.eval import identity
+    from medtune.models.source import ModelLoadError
+
+    def no_base(*_a, **_k):
+        raise ModelLoadError("the base is not on this disk")
+
+    monkeypatch.setattr(identity, "run_identities", no_base)
+    monkeypatch.setattr(identity, "describe_model", no_base)
+    fourth = run_pipeline(load_config(QUICKSTART, [*quick, "eval.limit=1"]), echo=lambda _: None, progress=False)
+    assert _actions(fourth)["export"] == "skipped"
+    monkeypatch.undo()
+
+    # A refresh is a shortcut: when it cannot be taken, the stage runs in full (never a failed run, never a stale card).
+    import medtune.export
+
+    def broken(*_a, **_k):
+        raise KeyError("merged")
+
+    monkeypatch.setattr(medtune.export, "rewrite_model_card", broken)
+    lines.clear()
+    fifth = run_pipeline(load_config(QUICKSTART, quick), echo=lines.append, progress=False)
+    assert _actions(fifth)["eval"] == "ran" and _actions(fifth)["export"] == "ran"
+    assert any("export: refreshing failed (KeyError" in line for line in lines)
+    assert [row[3] for row in _card_rows(fifth.get(ExportOutput).model_card)] == ["2"]
 
 
 def test_interrupted_eval_resumes_from_its_prediction_store(quick, tmp_path):

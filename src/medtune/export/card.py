@@ -7,6 +7,8 @@ what the model is not: a medical device or a source of clinical advice.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,33 @@ def load_eval_results(eval_dirs: list[Path], identity: str, base_identity: str |
     return rows
 
 
+def card_eval_dirs(run: Path) -> list[Path]:
+    """Where a training run's card finds its evaluations: RUN/eval, and RUN_DIR/eval beside RUN_DIR/train."""
+    return [run / "eval", run.parent / "eval"]
+
+
+CARD_FIELDS = ("model_identity", "benchmark", "protocol", "harness_task", "loglik_style", "protocol_description")
+
+
+def eval_summaries_digest(run: Path) -> str:
+    """A digest of what a run's card could cite from each summary.json (the fields its rows show and the identity
+    they are matched by), read from the files: no identity is computed, so the export stage's up-to-date check
+    needs neither the base model nor its tokenizer (a run folder copied to a machine without its base still finds
+    its export up to date), and an evaluation re-run whose numbers did not move leaves the card as it is."""
+    h = hashlib.sha256()
+    for root in dict.fromkeys(d.resolve() for d in card_eval_dirs(run) if d.is_dir()):
+        for path in sorted(root.rglob("summary.json")):
+            raw = path.read_bytes()
+            try:
+                data = json.loads(raw)
+                acc = data.get("accuracy") or {}
+                shown = [data.get(k) for k in CARD_FIELDS] + [acc.get(k) for k in ("accuracy", "n", "ci95")]
+            except (ValueError, AttributeError):  # unreadable: the card skips it, and a change of it still counts
+                shown = [hashlib.sha256(raw).hexdigest()]
+            h.update(json.dumps([str(path.relative_to(root)), shown], sort_keys=True, default=str).encode())
+    return "sha256:" + h.hexdigest()
+
+
 def find_eval_results(run: Path | None, merged: Path | None = None) -> list[dict[str, Any]]:
     """This model's evaluations: RUN/eval and the eval folder beside RUN (``medtune run`` writes RUN_DIR/eval
     next to RUN_DIR/train), matched by model identity; for a merged folder exported alone, its own files'."""
@@ -140,7 +169,7 @@ def find_eval_results(run: Path | None, merged: Path | None = None) -> list[dict
 
     if run is not None:
         identity, base_identity = run_identities(run)
-        return load_eval_results([run / "eval", run.parent / "eval"], identity, base_identity)
+        return load_eval_results(card_eval_dirs(run), identity, base_identity)
     if merged is None:
         raise ValueError("find_eval_results needs a training run folder or a merged model folder")
     return load_eval_results([merged / "eval", merged.parent / "eval"], describe_model(str(merged)).identity)

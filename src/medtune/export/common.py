@@ -80,6 +80,11 @@ class Provenance:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        """From a written provenance (medtune_export.json, export_summary.json); keys of other versions are left out."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
 
 def is_hf_folder(path: Path) -> bool:
     """An HF model folder: config.json plus safetensors weights."""
@@ -124,8 +129,7 @@ def read_provenance(folder: Path) -> Provenance:
     """Provenance of a run folder (manifest + config) or of a merged folder (its medtune_export.json)."""
     own = folder / PROVENANCE_FILE
     if own.is_file():
-        known = Provenance.__dataclass_fields__
-        return Provenance(**{k: v for k, v in read_json(own).items() if k in known})
+        return Provenance.from_dict(read_json(own))
     manifest = read_json(folder / "manifest.json") if (folder / "manifest.json").is_file() else {}
     cfg = read_run_config(folder)
     model_cfg = cfg.get("model") or {}

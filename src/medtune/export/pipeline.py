@@ -147,8 +147,7 @@ def rewrite_model_card(out_dir: str | Path, run: Path | None = None) -> Path:
     if not summary_path.is_file():
         raise ExportError(f"{summary_path}: not found; export the model first (`medtune export`)")
     summary = read_json(summary_path)
-    known = Provenance.__dataclass_fields__
-    prov = Provenance(**{k: v for k, v in summary.get("provenance", {}).items() if k in known})
+    prov = Provenance.from_dict(summary.get("provenance", {}))
     files = [Path(f["path"]) for f in summary.get("files", {}).values()]
     return _write_card(out, run, Path(summary["merged"]), prov, files, summary.get("verify") or [])
 

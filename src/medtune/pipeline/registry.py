@@ -109,6 +109,8 @@ def select_stages(declared: list[str], only: list[str] | None = None, start: str
     if only:
         chosen = [s for s in chosen if s in only]
     if not chosen:  # e.g. --stages data --from train: running nothing and reporting success would hide the mistake
+        if not declared:
+            raise StageError("the config lists no stages: set `stages`, e.g. stages: [synth, data, train, eval]")
         raise StageError(f"--stages {','.join(only or [])} with --from {start} selects none of {declared}: "
                          "drop one of them, or name stages from that point on")
     return chosen

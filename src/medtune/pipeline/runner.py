@@ -193,7 +193,12 @@ def run_pipeline(cfg: RunConfig, *, only: list[str] | None = None, start: str | 
             if action == "skip":
                 ctx.results[name] = stage.output.model_validate(prev.result)
             elif action == "refresh":
-                ctx.results[name] = _refresh(stage, ctx, key, section, inputs, cache, prev)
+                try:
+                    ctx.results[name] = _refresh(stage, ctx, key, section, inputs, cache, prev)
+                except Exception as e:  # a refresh is a shortcut: when it cannot be taken, the stage runs in full
+                    echo(f"{name}: refreshing failed ({type(e).__name__}: {e}); running the stage again")
+                    action = "run"
+                    ctx.results[name] = _execute(stage, ctx, action, key, section, inputs, cache, prev)
             else:
                 ctx.results[name] = _execute(stage, ctx, action, key, section, inputs, cache, prev)
             cache.save()

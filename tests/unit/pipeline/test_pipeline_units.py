@@ -118,6 +118,8 @@ def test_stage_selection():
         select_stages(declared, only=["export"])
     with pytest.raises(StageError, match="selects none"):  # nothing to run is a mistake to say, not a success
         select_stages(declared, only=["data"], start="train")
+    with pytest.raises(StageError, match="lists no stages"):
+        select_stages([])
 
 
 def test_medtune_run_with_an_empty_stage_list_or_no_stage_selected_exits_2(tmp_path):
@@ -127,9 +129,9 @@ def test_medtune_run_with_an_empty_stage_list_or_no_stage_selected_exits_2(tmp_p
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"run_dir: {tmp_path / 'run'}\nstages: [data, train]\n")
-    for args in (["--stages", ","], ["--stages", "data", "--from", "train"]):
+    for args, said in ((["--stages", ","], "names no stage"), (["--stages", "data", "--from", "train"], "selects none")):
         r = CliRunner().invoke(app, ["run", str(cfg), *args])
-        assert r.exit_code == 2, (args, r.output)
+        assert r.exit_code == 2 and said in r.output, (args, r.output)
     assert not (tmp_path / "run" / "stages").exists()
 
 

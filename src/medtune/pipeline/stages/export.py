@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ...config.load import ConfigProblem
 from ...config.schema import RunConfig
-from ..fingerprint import digest
 from ..registry import Context, Stage, StageError, register
 from ..results import ExportOutput, TrainOutput
 
@@ -55,12 +54,12 @@ def _refresh(ctx: Context, previous: ExportOutput) -> ExportOutput:
 
 
 def _inputs(ctx: Context) -> dict[str, Path | str]:
-    from ...export.card import find_eval_results
+    from ...export.card import eval_summaries_digest
 
     train = ctx.need(TrainOutput, "export")
     out: dict[str, Path | str] = {"trained model": train.output_dir}
-    if ctx.cfg.export.model_card:  # the rows the card shows, so a changed number reaches it
-        out[CARD_EVALUATIONS] = "sha256:" + digest(find_eval_results(train.run_dir))
+    if ctx.cfg.export.model_card:  # the evaluations the card may cite, so a new number reaches it
+        out[CARD_EVALUATIONS] = eval_summaries_digest(train.run_dir)
     return out
 
 
