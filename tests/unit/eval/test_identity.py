@@ -246,3 +246,21 @@ def test_sampled_rows_name_how_they_were_drawn_and_greedy_rows_do_not():
     sampled = build_fingerprint(model, protocol="cot", spec=spec, benchmark_sha256="x", decoding=Decoding(temperature=0.7))
     greedy = build_fingerprint(model, protocol="cot", spec=spec, benchmark_sha256="x", decoding=Decoding())
     assert sampled["decoding"]["sampler"] == SAMPLER and "sampler" not in greedy["decoding"]
+
+
+def test_llamacpp_and_openai_rows_name_their_backends_decoding():
+    """llama.cpp's own truncations and repeat penalty were on until 2026-12-05 (greedy answers too): a store decoded
+    that way must not be resumed with rows decoded the new way, so the fingerprint names the decoding."""
+    from medtune.eval.benchmarks import BenchmarkSpec
+    from medtune.eval.identity import BACKEND_SAMPLERS, Decoding, EvalModel, build_fingerprint
+
+    spec = BenchmarkSpec(name="b", files="-", description="d")
+
+    def fingerprint(backend, **decoding):
+        model = EvalModel(spec="m", identity="m", backend=backend, reasoning_format="plain", system_prompt=None,
+                          chat_template_sha256="t", prompt_source="test")
+        return build_fingerprint(model, protocol="cot", spec=spec, benchmark_sha256="x", decoding=Decoding(**decoding))
+
+    assert fingerprint("llamacpp")["decoding"]["sampler"] == BACKEND_SAMPLERS["llamacpp"]  # greedy too
+    assert fingerprint("openai", temperature=0.7)["decoding"]["sampler"] == BACKEND_SAMPLERS["openai"]
+    assert "sampler" not in fingerprint("openai")["decoding"] and "sampler" not in fingerprint("transformers")["decoding"]
