@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,8 +75,8 @@ def check_split_options(val: float, test: float = 0.0, stratify: str | None = "s
     ValueError: val (1.5) and test (0.0) fractions must be >= 0 and sum to less than 1
     """
     check_fractions(val, test)
-    if stratify not in STRATIFY_KEYS:
-        raise ValueError(f"unknown stratify key {stratify!r}: use source, subject, task or none")
+    if stratify not in _STRATA:
+        raise _unknown_stratum(stratify)
 
 
 def assign_split(record: Record, val: float, test: float = 0.0, seed: int = 0) -> str:
@@ -87,21 +87,24 @@ def assign_split(record: Record, val: float, test: float = 0.0, seed: int = 0) -
     return "val" if u < test + val else "train"
 
 
-STRATIFY_KEYS = (None, "none", "source", "task", "subject", "specialty")
+def _subject(record: Record) -> str:
+    return str(record.metadata.get("subject") or record.metadata.get("specialty") or "unknown")
+
+
+_STRATA: dict[str | None, Callable[[Record], str]] = {  # stratify key -> the stratum of a record
+    None: lambda r: "all", "none": lambda r: "all", "source": lambda r: r.source, "task": lambda r: r.task,
+    "subject": _subject, "specialty": _subject}
+
+
+def _unknown_stratum(by: str | None) -> ValueError:
+    return ValueError(f"unknown stratify key {by!r}: use source, subject, task or none")
 
 
 def stratum_of(record: Record, by: str | None) -> str:
     """Stratum key: ``source``, ``subject`` (metadata subject/specialty), ``task``, or None for one stratum."""
-    if by is None or by == "none":
-        return "all"
-    if by == "source":
-        return record.source
-    if by == "task":
-        return record.task
-    if by in ("subject", "specialty"):
-        meta = record.metadata
-        return str(meta.get("subject") or meta.get("specialty") or "unknown")
-    raise ValueError(f"unknown stratify key {by!r}: use source, subject, task or none")
+    if by not in _STRATA:
+        raise _unknown_stratum(by)
+    return _STRATA[by](record)
 
 
 @dataclass
