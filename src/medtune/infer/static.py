@@ -65,8 +65,11 @@ def generate_static(
     generators = sample_generators(prompts, n, seed, device) if sample else []
     # Sampling is done by a logits processor, one generator per row, over which generate runs greedy:
     # generate's own sampling would draw every row from one generator, so a row would depend on its batch.
+    # Each extra a checkpoint's generation_config may set is neutralised by name: generate fills whatever a call leaves
+    # unset from the model's config (a config passed whole too), and the continuous path applies none of them.
     gen_kwargs = {
-        "max_new_tokens": max_new_tokens, "do_sample": False, "repetition_penalty": 1.0,
+        "max_new_tokens": max_new_tokens, "do_sample": False, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+        "num_beams": 1, "min_length": 0, "min_new_tokens": 0,
         "temperature": None, "top_p": None, "top_k": None, "pad_token_id": tokenizer.pad_token_id,
     }
     if eos_token_ids:

@@ -96,6 +96,20 @@ def test_generate_texts_matches_static_generate(tiny_model, tok, attention):
     assert generate_texts(model, tok, prompts, **kw) == generate_static(model, tok, prompts, **kw)
 
 
+def test_static_generate_ignores_the_checkpoints_generation_extras(tiny_model, tok):
+    """A checkpoint's generation_config extras (repetition penalty, no_repeat_ngram_size) are applied by neither
+    path: the fixed-batch fallback decodes exactly as continuous batching does."""
+    model = lively(tiny_model)
+    prompts = [tok.decode(i) for i in _ids(tok)]
+    kw = {"max_new_tokens": 12, "batch_size": 4}
+    plain = generate_texts(model, tok, prompts, **kw)
+    model.generation_config.repetition_penalty, model.generation_config.no_repeat_ngram_size = 1.5, 1
+    try:
+        assert generate_static(model, tok, prompts, **kw) == plain == generate_texts(model, tok, prompts, **kw)
+    finally:
+        model.generation_config.repetition_penalty, model.generation_config.no_repeat_ngram_size = 1.0, 0
+
+
 def test_adapter_model_matches_its_own_generate(tiny_model, tok):
     from peft import LoraConfig, get_peft_model
 
