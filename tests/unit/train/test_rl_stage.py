@@ -14,15 +14,8 @@ from medtune.config import ConfigError, load_config
 from medtune.train import load_trained, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
+from rl_helpers import GRPO, cfg_for  # noqa: E402
 from train_helpers import write_records  # noqa: E402
-
-COMMON = ["data.max_length=192", "train.batch_size=2", "train.lora.r=4", "train.lora.alpha=8", "train.logging_steps=1",
-          "train.learning_rate=0.01", "data.contamination=off"]
-GRPO = ["train.rl.num_generations=2", "train.rl.max_completion_length=12"]
-
-
-def cfg_for(base: Path, *overrides: str):
-    return load_config(None, [f"model.base={base}", *COMMON, *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -116,72 +109,6 @@ def test_imported_pairs_and_their_bad_rows(tmp_path, tiny_model_dir, sft_run):
     bad = [json.loads(line) for line in (tmp_path / "run/quarantine-pairs.jsonl").read_text().splitlines()]
     assert [(b["line"], b["field"]) for b in bad] == [(3, "rejected"), (4, "rejected"), (5, bad[2]["field"])]
     assert all(b["file"] == str(path) for b in bad)
-
-
-def test_a_pairs_row_the_template_cannot_render_is_quarantined_not_fatal(tmp_path, tiny_model_dir):
-    """Messages without text content (missing, a number, null) failed inside the chat template (jinja UndefinedError,
-    TypeError) and stopped the whole run after the model had loaded; each is that row's problem."""
-    from transformers import AutoTokenizer
-
-    from medtune.data.quality import Quarantine
-    from medtune.train.pairs import read_pairs
-
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    rows = [{"prompt": [{"role": "user"}], "chosen": "A.", "rejected": "B."},
-            {"prompt": [{"role": "user", "content": 5}], "chosen": "A.", "rejected": "B."},
-            {"prompt": "Q?", "chosen": [{"role": "assistant", "content": None}], "rejected": "B."},
-            {"prompt": "Chest pain?", "chosen": "Myocardial infarction.", "rejected": "Asthma."}]
-    path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with Quarantine(tmp_path / "q.jsonl") as q:
-        pairs = read_pairs([path], tok, None, q)
-    assert [p.chosen for p in pairs] == ["Myocardial infarction."]
-    bad = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
-    assert [(b["line"], b["field"]) for b in bad] == [(1, "prompt"), (2, "prompt"), (3, "chosen")]
-
-
-def test_pairs_that_truncation_leaves_identical_never_reach_the_trainer(tmp_path, tiny_model_dir):
-    """DPO keeps the start of an over-long pair (TRL's keep_start): answers that first differ past data.max_length reach
-    the loss as the same tokens twice, a pair with no preference in it. Such pairs are quarantined (with where they
-    differ) and counted; when none is left the stage refuses, naming data.max_length."""
-    from datasets import Dataset
-
-    from medtune.models.load import load_model
-    from medtune.models.precision import train_precision
-    from medtune.train import rl
-    from medtune.train.pairs import PreferencePair, first_difference, trl_prompt
-
-    shared = "Key findings: " + "crushing chest pain radiating to the left arm and diaphoresis; " * 6
-    rows = [{"id": "short", "prompt": "Chest pain?", "chosen": "Myocardial infarction.", "rejected": "Asthma."},
-            {"id": "long", "prompt": "Chest pain?", "chosen": shared + "Myocardial infarction.", "rejected": shared + "Asthma."}]
-    both, long_only = tmp_path / "pairs.jsonl", tmp_path / "long.jsonl"
-    both.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    long_only.write_text(json.dumps(rows[1]) + "\n")
-    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", "data.max_length=64", "train.max_steps=1")
-    loaded = load_model(str(tiny_model_dir), device="cpu", dtype="float32")
-    tok, fmt = loaded.tokenizer, cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
-
-    # The premise, through TRL's own collator: the long pair's truncated chosen and rejected are the same sequence.
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Chest pain?"}], tokenize=False, add_generation_prompt=True)
-    long_pair = PreferencePair("long", prompt, rows[1]["chosen"], rows[1]["rejected"], "imported")
-    assert first_difference(long_pair, tok) >= 64
-    unfiltered = Dataset.from_list([{"prompt": trl_prompt(tok, prompt), "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows])
-    args = rl.trl_args(cfg, tmp_path, "cpu", train_precision("cpu", "fp32", "auto", "lora"), False)
-    trainer = rl.make_trainer(cfg, args, loaded, unfiltered, fmt, [])
-    same = [torch.equal(*trainer.data_collator([ex])["input_ids"]) for ex in trainer.train_dataset]
-    assert same == [False, True]
-
-    dataset, counts, _ = rl.stage_data(cfg, [str(both)], tmp_path / "run", loaded, fmt)
-    assert dataset["chosen"] == ["Myocardial infarction."]
-    assert counts == {"train": 1, "val": 0, "imported": 1, "quarantined_pairs": 1, "undecided_pairs": 1}
-    bad = [json.loads(line) for line in (tmp_path / "run/quarantine-pairs.jsonl").read_text().splitlines()]
-    assert [(b["file"], b["line"], b["field"]) for b in bad] == [("imported pairs", "long", "rejected")]
-    assert f"within data.max_length (64 tokens; they first differ at token {first_difference(long_pair, tok)})" in bad[0]["reason"]
-    with pytest.raises(ConfigError, match="data.max_length: each of the 1 preference pairs has the same first 64 tokens"):
-        rl.stage_data(cfg, [str(long_only)], tmp_path / "run2", loaded, fmt)
-    dataset, counts, _ = rl.stage_data(cfg_for(tiny_model_dir, "train.stage=dpo", "data.max_length=512"), [str(both)],
-                                       tmp_path / "run3", loaded, fmt)
-    assert len(dataset) == 2 and counts["undecided_pairs"] == 0  # room enough: both pairs train
 
 
 def test_prompts_that_copy_a_benchmark_item_stop_the_stage(tmp_path, tiny_model_dir, sft_run):
@@ -432,12 +359,3 @@ def test_trl_tokenizes_the_prompts_as_eval_does_when_the_tokenizer_adds_a_bos(tm
     else:  # ORPO tokenizes without special tokens and adds a missing BOS itself
         assert [r["prompt_input_ids"] for r in rows] == [ids(p.prompt) for p in pairs]
         assert [r["chosen_input_ids"] for r in rows] == [ids(p.prompt + p.chosen + tok.eos_token) for p in pairs]
-
-
-def test_sft_only_data_settings_are_named_not_dropped(tmp_path, tiny_model_dir):
-    """data.loss_on and data.truncation are SFT's: the RL stages never read them, so a value given is logged as unused."""
-    from medtune.train.rl import sft_only_settings
-
-    cfg = cfg_for(tiny_model_dir, "train.stage=dpo", "data.loss_on=answer_only", "data.truncation=drop", "train.eval_steps=5")
-    assert sft_only_settings(cfg) == ["train.eval_steps", "data.loss_on=answer_only", "data.truncation=drop"]
-    assert sft_only_settings(cfg_for(tiny_model_dir, "train.stage=dpo")) == []
