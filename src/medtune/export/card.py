@@ -135,9 +135,10 @@ def load_eval_results(eval_dirs: list[Path], identity: str, base_identity: str |
     return rows
 
 
-def card_eval_dirs(run: Path) -> list[Path]:
-    """Where a training run's card finds its evaluations: RUN/eval, and RUN_DIR/eval beside RUN_DIR/train."""
-    return [run / "eval", run.parent / "eval"]
+def card_eval_dirs(folder: Path) -> list[Path]:
+    """Where a card finds its model's evaluations: FOLDER/eval, and the eval folder beside it (``medtune run``
+    writes RUN_DIR/eval next to RUN_DIR/train)."""
+    return [folder / "eval", folder.parent / "eval"]
 
 
 CARD_FIELDS = ("model_identity", "benchmark", "protocol", "harness_task", "loglik_style", "protocol_description")
@@ -148,16 +149,16 @@ def eval_summaries_digest(run: Path) -> str:
     they are matched by), read from the files: no identity is computed, so the export stage's up-to-date check
     needs neither the base model nor its tokenizer (a run folder copied to a machine without its base still finds
     its export up to date), and an evaluation re-run whose numbers did not move leaves the card as it is."""
+    from ..report.collect import ReportError, read_summary
+
     h = hashlib.sha256()
     for root in dict.fromkeys(d.resolve() for d in card_eval_dirs(run) if d.is_dir()):
         for path in sorted(root.rglob("summary.json")):
-            raw = path.read_bytes()
-            try:
-                data = json.loads(raw)
-                acc = data.get("accuracy") or {}
-                shown = [data.get(k) for k in CARD_FIELDS] + [acc.get(k) for k in ("accuracy", "n", "ci95")]
-            except (ValueError, AttributeError):  # unreadable: the card skips it, and a change of it still counts
-                shown = [hashlib.sha256(raw).hexdigest()]
+            try:  # read as the card reads it (load_eval_results)
+                data = read_summary(path)
+                shown = [data.get(k) for k in CARD_FIELDS] + [data["accuracy"][k] for k in ("accuracy", "n", "ci95")]
+            except (OSError, ReportError):  # one the card skips: a change of it still counts
+                shown = [hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None]
             h.update(json.dumps([str(path.relative_to(root)), shown], sort_keys=True, default=str).encode())
     return "sha256:" + h.hexdigest()
 
@@ -172,7 +173,7 @@ def find_eval_results(run: Path | None, merged: Path | None = None) -> list[dict
         return load_eval_results(card_eval_dirs(run), identity, base_identity)
     if merged is None:
         raise ValueError("find_eval_results needs a training run folder or a merged model folder")
-    return load_eval_results([merged / "eval", merged.parent / "eval"], describe_model(str(merged)).identity)
+    return load_eval_results(card_eval_dirs(merged), describe_model(str(merged)).identity)
 
 
 def _base_identity(base: str) -> tuple[str, str]:
