@@ -35,6 +35,7 @@ def recommend_cmd(
         arch_for,
         estimate_training_memory,
         fits,
+        known_layout,
         recommend,
         settings_that_fit,
     )
@@ -92,6 +93,9 @@ def recommend_cmd(
                   f"{'fused CE' if settings['fused_ce'] else f'logits at {loss_share:.0%} of tokens'}): "
                   f"{est.total / GIB:.2f} GiB -> {'fits' if ok else 'does NOT fit'} in {vram} GiB (90% usable; "
                   f"trainable params {est.trainable_params:,})")
+    if not known_layout(arch):
+        console.print(f"[yellow]Architecture {arch.architecture!r} has no layer layout here: estimated as a Llama block "
+                      "(q/k/v/o projections, gated MLP); its real modules may differ.[/yellow]")
     if not ok and trainer == "medtune":
         options = settings_that_fit(arch, vram, settings, preset)
         if options:

@@ -12,7 +12,10 @@ Two models of a training step, because they allocate very differently:
   logits for every token of a padded ``batch x seq_len`` batch.
 
 Peak = weights + trainable params + gradients + optimizer states + saved activations + logits
-(+ CUDA context). Activations are counted per token and layer from the Llama block (Korthikanti
+(+ CUDA context). Parameters and module names follow each architecture's layer layout (``LAYOUTS``:
+Llama/Mistral, Qwen2's q/k/v biases, Qwen3's q/k norms, phi's parallel block with a plain GELU MLP,
+LayerNorms and biases; another architecture is estimated as a Llama block and says so).
+Activations are counted per token and layer from the Llama block (Korthikanti
 et al. 2022 do the same for GPT blocks): what autograd saves for backward, SDPA keeping O(s) per
 head; with gradient checkpointing only each layer's input plus one layer's activations during
 recomputation. 4-bit nf4 with double quantization costs ~4.127 bits per weight (Dettmers et al.
@@ -31,7 +34,48 @@ from .registry import ArchConfig, Preset, load_presets
 
 GIB = 2**30
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One decoder layer as transformers' native implementation builds it (module names as PEFT sees them)."""
+
+    attention: tuple[str, str, str, str]  # q, k, v, output projection
+    mlp: tuple[str, ...]  # gated: gate, up, down (SiLU(gate) * up); plain: fc1, fc2 (GELU between)
+    norm: str = "rms"  # rms: a weight of h; layer: weight and bias (2h), fp32 under autocast either way
+    norms_per_layer: int = 2  # pre-attention and pre-MLP; 1 for a parallel attention/MLP block (phi)
+    biased: tuple[str, ...] = ()  # linears with a bias
+    qk_norm: bool = False  # per-head RMSNorms on q and k (qwen3)
+    head_bias: bool = False  # the LM head has a bias (phi)
+
+    @property
+    def gated(self) -> bool:
+        return len(self.mlp) == 3
+
+    @property
+    def linears(self) -> tuple[str, ...]:
+        return self.attention + self.mlp
+
+
+LLAMA = Layout(("q_proj", "k_proj", "v_proj", "o_proj"), ("gate_proj", "up_proj", "down_proj"))
+LAYOUTS = {
+    "llama": LLAMA,
+    "mistral": LLAMA,
+    "qwen2": Layout(LLAMA.attention, LLAMA.mlp, biased=("q_proj", "k_proj", "v_proj")),
+    "qwen3": Layout(LLAMA.attention, LLAMA.mlp, qk_norm=True),
+    "phi": Layout(("q_proj", "k_proj", "v_proj", "dense"), ("fc1", "fc2"), norm="layer", norms_per_layer=1,
+                  biased=("q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"), head_bias=True),
+}
+
+
+def layout_of(c: ArchConfig) -> Layout:
+    """The layer layout of ``c``'s architecture; one without an entry is estimated as a Llama block
+    (``known_layout`` says which)."""
+    return LAYOUTS.get(c.architecture, LLAMA)
+
+
+def known_layout(c: ArchConfig) -> bool:
+    return c.architecture in LAYOUTS
 
 
 @dataclass
@@ -56,33 +100,44 @@ class MemoryEstimate:
 
 
 def linear_shapes(c: ArchConfig) -> dict[str, tuple[int, int]]:
-    """(d_in, d_out) of each linear in one Llama/Qwen-style decoder layer."""
+    """(d_in, d_out) of each linear in one decoder layer, by the names of its architecture's layout."""
+    lay = layout_of(c)
     q_out = c.num_attention_heads * c.head_dim
     kv_out = c.num_key_value_heads * c.head_dim
     h, i = c.hidden_size, c.intermediate_size
-    return {
-        "q_proj": (h, q_out), "k_proj": (h, kv_out), "v_proj": (h, kv_out), "o_proj": (q_out, h),
-        "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h),
-    }
+    q, k, v, o = lay.attention
+    shapes = {q: (h, q_out), k: (h, kv_out), v: (h, kv_out), o: (q_out, h)}
+    *into, down = lay.mlp
+    shapes.update({name: (h, i) for name in into})
+    shapes[down] = (i, h)
+    return shapes
 
 
 def count_params(c: ArchConfig) -> tuple[int, int, int]:
-    """(linear params in layers, embedding + head params, norm params)."""
-    per_layer = sum(a * b for a, b in linear_shapes(c).values())
-    emb = c.vocab_size * c.hidden_size * (1 if c.tie_word_embeddings else 2)
-    norms = c.num_hidden_layers * 2 * c.hidden_size + c.hidden_size
+    """(linear params in layers, embedding + head params, norm params); biases count with their linear
+    (the head's with the embeddings), qwen3's per-head q/k norms with the norms."""
+    lay = layout_of(c)
+    shapes = linear_shapes(c)
+    per_layer = sum(a * b for a, b in shapes.values()) + sum(shapes[n][1] for n in lay.biased)
+    emb = c.vocab_size * c.hidden_size * (1 if c.tie_word_embeddings else 2) + (c.vocab_size if lay.head_bias else 0)
+    norm = c.hidden_size * (2 if lay.norm == "layer" else 1)
+    per_layer_norms = lay.norms_per_layer * norm + (2 * c.head_dim if lay.qk_norm else 0)
+    norms = c.num_hidden_layers * per_layer_norms + norm
     return per_layer * c.num_hidden_layers, emb, norms
 
 
-def resolve_targets(targets: list[str] | str, preset: Preset | None) -> list[str]:
+def resolve_targets(targets: list[str] | str, preset: Preset | None, c: ArchConfig) -> list[str]:
+    """The layer linears LoRA adapts, as ``train.setup.resolve_target_modules`` picks them (aliases such as
+    phi-2's ``Wqkv`` resolved; names the layout lacks left out)."""
+    names = layout_of(c).linears
     if targets == "all-linear":
-        return list(LINEAR_NAMES)
+        return list(names)
     if targets == "preset":
-        targets = preset.lora_target_modules if preset else list(LINEAR_NAMES)
+        targets = preset.lora_target_modules if preset else list(names)
     out: list[str] = []
     for t in targets:
         out.extend(preset.target_module_aliases.get(t, [t]) if preset else [t])
-    return [t for t in out if t in LINEAR_NAMES]
+    return [t for t in names if t in out]
 
 
 def activation_bytes_per_token_layer(c: ArchConfig, act_bytes: int, lora_inputs: int, lora_dropout: bool) -> int:
@@ -91,13 +146,14 @@ def activation_bytes_per_token_layer(c: ArchConfig, act_bytes: int, lora_inputs:
     Counted from the Llama block: two RMSNorms (each keeps its fp32 input, the rsqrt-scaled
     output and the weighted output: 3h, always fp32), q/k/v outputs and their RoPE'd copies
     (2(q + 2kv)), the SDPA output and its logsumexp (q + heads), the MLP's gate, up, SiLU(gate)
-    and product (4i). LoRA dropout stores one dropped copy of each adapted module's input.
+    and product (4i; a plain MLP keeps fc1's output and its GELU, 2i). LoRA dropout stores one
+    dropped copy of each adapted module's input. A parallel block (phi) has one norm.
     """
-    h, i = c.hidden_size, c.intermediate_size
+    h = c.hidden_size
     q = c.num_attention_heads * c.head_dim
     kv = c.num_key_value_heads * c.head_dim
-    elems = 2 * (q + 2 * kv) + q + c.num_attention_heads + 4 * i + h  # + residual stream copy
-    norm_bytes = 2 * 3 * h * 4
+    elems = 2 * (q + 2 * kv) + q + c.num_attention_heads + _mlp_elems(c) + h  # + residual stream copy
+    norm_bytes = layout_of(c).norms_per_layer * 3 * h * 4
     dropout = lora_inputs if lora_dropout else 0
     return (elems + dropout) * act_bytes + norm_bytes
 
@@ -108,15 +164,22 @@ def medtune_activation_bytes(c: ArchConfig, act_bytes: int, targets: list[str], 
     In hidden-size units h (intermediate i, key/value width kv): each RMSNorm keeps its fp32 input
     (2h in half-precision units); the attention input h; q, k, v after RoPE and the SDPA output
     with its contiguous copy for o_proj (3h + 2kv); the MLP input h, gate, SiLU(gate), up and
-    their product (4i). Each LoRA-adapted module keeps its dropped input (act bytes) and, with
-    dropout, a boolean mask (1 byte). The logsumexp of SDPA is fp32 per head.
+    their product (4i; a plain MLP: fc1's output and its GELU, 2i). Each LoRA-adapted module keeps
+    its dropped input (act bytes) and, with dropout, a boolean mask (1 byte). The logsumexp of
+    SDPA is fp32 per head. A parallel block (phi) has one norm, whose output feeds both the
+    attention and the MLP.
     """
-    h, i = c.hidden_size, c.intermediate_size
+    h = c.hidden_size
     kv = c.num_key_value_heads * c.head_dim
     shapes = linear_shapes(c)
-    elems = 2 * (2 * h) + h + (3 * h + 2 * kv) + h + 4 * i
+    norms = layout_of(c).norms_per_layer
+    elems = norms * (2 * h) + h + (3 * h + 2 * kv) + (h if norms == 2 else 0) + _mlp_elems(c)
     lora_in = sum(shapes[n][0] for n in targets)
     return elems * act_bytes + lora_in * (act_bytes + (1 if lora_dropout else 0)) + 4 * c.num_attention_heads
+
+
+def _mlp_elems(c: ArchConfig) -> int:
+    return (4 if layout_of(c).gated else 2) * c.intermediate_size
 
 
 def _liger_chunk_rows(tokens: int, c: ArchConfig) -> int:
@@ -157,7 +220,7 @@ def estimate_training_memory(
     half = dtype != "fp32"
     ab = BYTES[dtype]
     layer_linear, emb, norms = count_params(c)
-    names = resolve_targets(targets, preset) if method != "full" else []
+    names = resolve_targets(targets, preset, c) if method != "full" else []
     shapes = linear_shapes(c)
     if method == "qlora":  # 4-bit layers; embeddings and head in the compute dtype, norms fp32 (train/setup.py)
         weights = layer_linear * 4.127 / 8 + emb * ab + norms * 4
@@ -208,7 +271,7 @@ def _plain_estimate(c: ArchConfig, *, method: str, seq_len: int, batch: int, gra
     else:
         weights = (layer_linear + emb + norms) * wb
     shapes = linear_shapes(c)
-    names = resolve_targets(targets, preset)
+    names = resolve_targets(targets, preset, c)
     if method == "full":
         trainable_params = layer_linear + emb + norms
         trainable = 0.0  # the weights are the trainable params
@@ -237,9 +300,9 @@ def arch_from_hf_config(path: str | Path) -> ArchConfig:
     heads = cfg["num_attention_heads"]
     return ArchConfig(
         hidden_size=cfg["hidden_size"], num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=heads,
-        num_key_value_heads=cfg.get("num_key_value_heads", heads),
+        num_key_value_heads=cfg.get("num_key_value_heads") or heads,
         head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
-        intermediate_size=cfg["intermediate_size"], vocab_size=cfg["vocab_size"],
+        intermediate_size=cfg["intermediate_size"], vocab_size=cfg["vocab_size"], architecture=cfg.get("model_type") or "unknown",
         tie_word_embeddings=cfg.get("tie_word_embeddings", False),
     )
 

@@ -17,6 +17,7 @@ class ArchConfig(BaseModel):
     """The few dimensions the memory estimator needs when the model is not on disk."""
 
     model_config = ConfigDict(extra="forbid")
+    architecture: str  # transformers' model_type (llama, qwen2, qwen3, phi, ...): the layer layout (models.memory.LAYOUTS)
     hidden_size: int
     num_hidden_layers: int
     num_attention_heads: int
@@ -32,7 +33,6 @@ class Preset(BaseModel):
     schema_version: Literal[1] = 1
     name: str
     hf_id: str
-    architecture: str
     params_b: float = Field(gt=0)
     context_length: int = Field(gt=0)
     reasoning_format: ReasoningFormat
@@ -44,6 +44,10 @@ class Preset(BaseModel):
     embedded: bool = False
     gated: bool = False
     notes: str = ""
+
+    @property
+    def architecture(self) -> str:
+        return self.config.architecture
 
 
 def presets_dir():

@@ -152,3 +152,72 @@ def test_recommend_without_a_model_takes_method_and_refuses_the_flags_it_would_i
                         (["--method", "qlora", "--device", "cpu"], "needs CUDA")):
         out = CliRunner().invoke(app, ["recommend", "--vram", "8", *flags])
         assert out.exit_code == 2 and said in out.output, (flags, out.output)
+
+
+LAYOUT_CONFIGS = {  # tiny models of every layout, as test_architectures builds them (Qwen3: its own head_dim)
+    "llama": {"tie_word_embeddings": True}, "mistral": {"sliding_window": None}, "qwen2": {},
+    "qwen3": {"head_dim": 24, "tie_word_embeddings": True}, "phi": {"partial_rotary_factor": 0.5},
+}
+
+
+def _tiny(model_type: str, out):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.for_model(model_type, vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                               **LAYOUT_CONFIGS[model_type])
+    cfg.save_pretrained(out)
+    return AutoModelForCausalLM.from_config(cfg)
+
+
+@pytest.mark.parametrize("model_type", list(LAYOUT_CONFIGS))
+def test_every_layout_counts_the_real_parameters_and_what_peft_trains(model_type, tmp_path):
+    """Parameters and LoRA-trainable parameters as transformers and PEFT count them, for each layout (phi-2 was
+    counted as a Llama block: 3.62B instead of 2.78B, its fc1/fc2 adapters dropped)."""
+    from peft import LoraConfig, get_peft_model
+
+    from medtune.models.memory import arch_from_hf_config, known_layout
+    from medtune.train.setup import resolve_target_modules
+
+    model = _tiny(model_type, tmp_path)
+    arch = arch_from_hf_config(tmp_path)
+    assert arch.architecture == model_type and known_layout(arch)
+    assert sum(count_params(arch)) == sum(p.numel() for p in model.parameters())
+    preset = get_preset("phi-2") if model_type == "phi" else None
+    for targets in ("all-linear", "preset", ["v_proj"]):
+        est = estimate_training_memory(arch, method="lora", lora_r=8, targets=targets, preset=preset)
+        modules = resolve_target_modules(model, targets, preset)
+        peft = get_peft_model(_tiny(model_type, tmp_path / "again"), LoraConfig(r=8, target_modules=modules))
+        trained = sum(p.numel() for p in peft.parameters() if p.requires_grad)
+        assert est.trainable_params == trained, (targets, modules)
+
+
+def test_presets_count_their_published_parameters():
+    """Each preset's dimensions, read through its layout, give the parameter count it declares (within 1.5%)."""
+    from medtune.models.registry import load_presets
+
+    for name, p in load_presets().items():
+        assert sum(count_params(p.config)) / 1e9 == pytest.approx(p.params_b, rel=0.015), name
+
+
+def test_phi2_estimate_adapts_fc1_and_fc2():
+    p = get_preset("phi-2")
+    est = estimate_training_memory(p.config, preset=p, method="lora", lora_r=16, seq_len=1024, dtype="bf16", device="cuda")
+    assert est.trainable_params == 32 * 16 * (3 * (2560 + 2560) + 2 * (2560 + 10240))  # Wqkv as q/k/v, fc1, fc2
+    assert sum(count_params(p.config)) == 2_779_683_840  # by hand: embeddings, head + bias, 32 x (biased q/k/v/dense/fc1/fc2 + LayerNorm)
+
+
+def test_unknown_architecture_is_estimated_as_llama_and_said(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from medtune.cli.main import app
+
+    _tiny("llama", tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "model_type": "olmo2"}))
+    out = CliRunner().invoke(app, ["recommend", "--vram", "8", "--model", str(tmp_path), "--device", "cpu"],
+                             env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "'olmo2' has no layer layout here: estimated as a Llama block" in out.output
