@@ -111,19 +111,11 @@ def trained_system_prompt(spec: str | Path) -> tuple[str | None, str]:
     return None, "none"
 
 
-GGUF_SYSTEM_PROMPT = "medtune.system_prompt"  # export.gguf writes it beside medtune.reasoning_format
-
-
 def gguf_system_prompt(path: str | Path) -> str | None:
-    """A medtune GGUF's trained system prompt; None without one, or when the file is not a GGUF the reader
-    knows (loading it is where that is reported, with the backend's own clear error)."""
-    from gguf import GGUFReader
+    """A medtune GGUF's trained system prompt (``medtune.system_prompt``); None without one."""
+    from ..models.source import GGUF_SYSTEM_PROMPT, gguf_string
 
-    try:
-        field = GGUFReader(path).fields.get(GGUF_SYSTEM_PROMPT)
-    except (ValueError, OSError, IndexError, KeyError):
-        return None
-    return (bytes(field.parts[field.data[0]]).decode("utf-8") or None) if field is not None else None
+    return gguf_string(path, GGUF_SYSTEM_PROMPT)
 
 
 def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | None = None,
@@ -139,7 +131,7 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
     """
     from ..models.load import load_tokenizer, pick_device
     from ..models.precision import inference_dtype
-    from ..models.source import ensure_local, resolve_source
+    from ..models.source import GGUF_REASONING_FORMAT, ensure_local, gguf_string, resolve_source
     from ..train.manifest import training_prompt
     from .backends import BackendError
 
@@ -156,7 +148,9 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
     elif backend == "llamacpp":
         if not Path(spec).is_file():
             raise BackendError(f"GGUF file not found: {spec}")
-        identity, template, default_fmt = f"sha256:{cached_sha256(spec)}", None, "plain"  # the template is inside the file
+        # the template is inside the file; a medtune GGUF records the format its run trained with
+        identity, template = f"sha256:{cached_sha256(spec)}", None
+        default_fmt = gguf_string(spec, GGUF_REASONING_FORMAT) or "plain"
     elif run_dir:
         base, output, tok, base_fmt = _run_parts(Path(run_dir))
         from ..train.load import read_manifest

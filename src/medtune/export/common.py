@@ -150,11 +150,26 @@ def read_provenance(folder: Path) -> Provenance:
         base_model=str(_first(manifest, "base_model") or model_cfg.get("base") or "unknown"),
         run_id=_first(manifest, "run_id") or cfg.get("name"),
         data_manifest_sha256=data_sha,
-        reasoning_format=str(_first(manifest, "reasoning_format") or "plain"),
+        reasoning_format=str(_first(manifest, "reasoning_format") or _configured_format(model_cfg, manifest)),
         method=_first(manifest, "method") or train_cfg.get("method"),
         datasets=datasets if isinstance(datasets, list) else None,
         system_prompt=data_cfg.get("system_prompt"),
     )
+
+
+def _configured_format(model_cfg: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """The reasoning format of a run whose manifest records none: its config's, else its base's default
+    (``plain`` when the base is unknown)."""
+    from ..models.source import ModelLoadError, resolve_source
+
+    fmt = model_cfg.get("reasoning_format")
+    if isinstance(fmt, str) and fmt != "auto":
+        return fmt
+    base = _first(manifest, "base_model") or model_cfg.get("base")
+    try:
+        return resolve_source(str(base)).reasoning_format if base else "plain"
+    except ModelLoadError:
+        return "plain"
 
 
 def base_spec(run: Path) -> str:

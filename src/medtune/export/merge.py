@@ -96,8 +96,6 @@ def merge_adapter(run: Path, out: Path, keep_fp32: bool = True) -> Path:
         if (run / "adapter" / "adapter_model.safetensors").is_file() else None
     if prov.base_model == "unknown":
         prov.base_model = spec
-    if prov.reasoning_format == "plain" and loaded.source.reasoning_format:
-        prov.reasoning_format = loaded.source.reasoning_format
     with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

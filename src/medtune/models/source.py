@@ -29,10 +29,13 @@ class ModelSource:
     kind: Literal["embedded", "hf_id", "local_dir", "gguf"]
     location: str
     preset: Preset | None = None
+    trained_format: str | None = None  # what medtune recorded in a merged export or a GGUF it wrote
 
     @property
     def reasoning_format(self) -> str:
-        return self.preset.reasoning_format if self.preset else "sections"
+        """The format the model answers in: the one its medtune training used (a merged export's provenance,
+        a GGUF's ``medtune.reasoning_format``), else its preset's, else ``sections``."""
+        return self.trained_format or (self.preset.reasoning_format if self.preset else "sections")
 
 
 def resolve_source(spec: str) -> ModelSource:
@@ -53,12 +56,13 @@ def resolve_source(spec: str) -> ModelSource:
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelLoadError(f"GGUF file not found: {path}")
-        return ModelSource("gguf", str(path.resolve()), None)
+        return ModelSource("gguf", str(path.resolve()), None, gguf_string(path, GGUF_REASONING_FORMAT))
     if path.is_dir():
         if spec == EMBEDDED_NAME or get_preset(spec):
             log.warning("model %r: using the folder %s, not the preset of that name (rename the folder to use the preset)",
                         spec, path.resolve())
-        return ModelSource("local_dir", str(path.resolve()), _preset_for_dir(path))
+        fmt = _provenance(path).get("reasoning_format")
+        return ModelSource("local_dir", str(path.resolve()), _preset_for_dir(path), fmt if isinstance(fmt, str) else None)
     if spec == EMBEDDED_NAME:
         return ModelSource("embedded", EMBEDDED_NAME, get_preset(EMBEDDED_NAME))
     preset = get_preset(spec)
@@ -102,18 +106,38 @@ def _embedded_marker(path: Path) -> str | None:
     return meta.get("preset") or (EMBEDDED_NAME if Path(str(meta.get("source", ""))).name == GGUF_NAME else None)
 
 
-def _merged_base(path: Path) -> str | None:
-    """The base spec recorded in a merged export's provenance file (``export.merge.merge_adapter``)."""
+def _provenance(path: Path) -> dict:
+    """A merged export's provenance file (``export.merge.merge_adapter``) as written; {} without a readable one."""
     from ..export.common import PROVENANCE_FILE
 
     record = path / PROVENANCE_FILE
-    if not record.is_file():
-        return None
     try:
-        base = json.loads(record.read_text()).get("base_model")
-    except (ValueError, AttributeError):
-        return None
+        data = json.loads(record.read_text()) if record.is_file() else {}
+    except (ValueError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _merged_base(path: Path) -> str | None:
+    """The base spec recorded in a merged export's provenance file."""
+    base = _provenance(path).get("base_model")
     return base if isinstance(base, str) else None
+
+
+GGUF_REASONING_FORMAT = "medtune.reasoning_format"  # export.gguf writes medtune.<provenance field> keys
+GGUF_SYSTEM_PROMPT = "medtune.system_prompt"
+
+
+def gguf_string(path: str | Path, key: str) -> str | None:
+    """A string field of a GGUF's metadata; None without it, or when the file is not a GGUF the reader knows
+    (loading it is where that is reported, with the backend's own clear error)."""
+    from gguf import GGUFReader
+
+    try:
+        field = GGUFReader(path).fields.get(key)
+    except (ValueError, OSError, IndexError, KeyError):
+        return None
+    return (bytes(field.parts[field.data[0]]).decode("utf-8") or None) if field is not None else None
 
 
 def _hub_cache_id(path: Path) -> str | None:

@@ -156,3 +156,31 @@ def test_a_run_without_its_base_folder_merges_onto_the_revision_it_trained_on(tm
     (run / "manifest.json").write_text(json.dumps({"run_id": "old"}))
     (run / "config.yaml").write_text(f"model: {{base: {h['repo']}, revision: '{h['pinned']}'}}\n")
     assert base_spec(run) == str(h["pinned_dir"])
+
+
+def test_merge_keeps_the_reasoning_format_the_run_trained_with(trained_base, tmp_path):
+    """A run trained with `model.reasoning_format: plain` on a base whose preset answers in sections stays plain
+    in the merged folder (merge replaced a recorded "plain" by the preset's format); a run whose manifest records
+    none takes its config's, else its base's default."""
+    import shutil
+
+    import yaml
+    from export_helpers import build_run
+
+    from medtune.export.common import read_provenance
+    from medtune.models.source import resolve_source
+
+    base = tmp_path / "smol-copy"  # a local copy of the embedded model: preset smollm2-135m, sections
+    shutil.copytree(trained_base, base)
+    (base / "COMPLETE").write_text(json.dumps({"preset": "smollm2-135m"}))
+    run = build_run(base, tmp_path / "run", b_std=0.05)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "reasoning_format": "plain"}))
+    merged = merge_run(run, tmp_path / "merged")
+    assert read_provenance(merged).reasoning_format == "plain"
+    assert resolve_source(str(merged)).reasoning_format == "plain"  # eval and serve ask it as it trained
+    del manifest["reasoning_format"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert read_provenance(run).reasoning_format == "sections"  # the base's preset
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"base": str(base), "reasoning_format": "think"}}))
+    assert read_provenance(run).reasoning_format == "think"

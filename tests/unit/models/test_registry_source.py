@@ -181,3 +181,28 @@ def test_local_copies_of_known_models_keep_their_preset(tiny_model_dir, tmp_path
     (merged / "medtune_export.json").write_text(json.dumps({"base_model": "qwen3-0.6b", "reasoning_format": "think"}))
     assert resolve_source(str(merged)).reasoning_format == "think"
     assert resolve_source(str(tiny_model_dir)).preset is None
+
+
+def test_merged_folders_and_gguf_files_answer_in_the_format_their_run_trained_with(tiny_model_dir, tmp_path):
+    """The format medtune recorded wins over the base preset's: a merged Qwen3 run trained `plain` is asked plain;
+    a GGUF's ``medtune.reasoning_format`` is read; a file without one falls back (preset, else sections)."""
+    import json
+    import shutil
+
+    import gguf
+
+    merged = tmp_path / "merged"
+    shutil.copytree(tiny_model_dir, merged)
+    (merged / "medtune_export.json").write_text(json.dumps({"base_model": "qwen3-0.6b", "reasoning_format": "plain"}))
+    source = resolve_source(str(merged))
+    assert source.preset.name == "qwen3-0.6b" and source.reasoning_format == "plain"
+    for fmt in ("think", None):
+        path = tmp_path / f"m-{fmt}.gguf"
+        w = gguf.GGUFWriter(str(path), "llama")
+        if fmt:
+            w.add_string("medtune.reasoning_format", fmt)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        assert resolve_source(str(path)).reasoning_format == (fmt or "sections")

@@ -39,10 +39,12 @@ class LlamaCppBackend(EngineBackend):
         n_ctx = self.engine.n_ctx_seq
         meta = self.engine.model.metadata()
         self.template = meta.get("tokenizer.chat_template")
-        fmt = meta.get("medtune.reasoning_format") if reasoning_format == "auto" else reasoning_format
         from ...eval.identity import (
             gguf_system_prompt,  # eval's reader: the file is asked as eval asks it
         )
+        from ...models.source import GGUF_REASONING_FORMAT
+
+        fmt = meta.get(GGUF_REASONING_FORMAT) if reasoning_format == "auto" else reasoning_format
 
         super().__init__(served_name=served_name, context_length=n_ctx, parallel=slots,
                          reasoning_format=fmt or "sections", trained_system_prompt=gguf_system_prompt(gguf))
