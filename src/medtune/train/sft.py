@@ -399,16 +399,18 @@ def train(cfg: RunConfig, data_path: str | Path | list[str] | None = None, run_d
     if paths:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"train_files": paths, "val_files": []})})
     cfg = cfg.model_copy(update={"run_dir": str(run_dir)})
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.train.stage != "sft":  # the second stage: TRL's GRPO / DPO / ORPO trainers (train/rl.py)
-        from .rl import train_rl
-
-        save_resolved(cfg, run_dir)
-        return train_rl(cfg, paths, run_dir, resume, progress)
-    if cfg.train.init_from:
+    if cfg.train.stage == "sft" and cfg.train.init_from:
         raise ConfigError([ConfigProblem("train.init_from", "the sft stage starts from model.base",
                                          "set model.base to the model, or train.stage to grpo, dpo or orpo")], "train")
-    s = setup(cfg, paths, run_dir)
+    from ..utils.io import removed_if_left_empty
+
+    with removed_if_left_empty(run_dir):  # a run refused before it wrote anything leaves no folder behind
+        if cfg.train.stage != "sft":  # the second stage: TRL's GRPO / DPO / ORPO trainers (train/rl.py)
+            from .rl import train_rl
+
+            save_resolved(cfg, run_dir)
+            return train_rl(cfg, paths, run_dir, resume, progress)
+        s = setup(cfg, paths, run_dir)
     if s.accelerator.is_main_process:
         save_resolved(cfg, run_dir)
         log.info("data: train %s | val %s", s.data.reports["train"].summary(), s.data.reports["val"].summary())

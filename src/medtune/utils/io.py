@@ -188,3 +188,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@contextlib.contextmanager
+def removed_if_left_empty(run_dir: Path) -> Iterator[None]:
+    """Create ``run_dir``; if the body fails and the folder it created holds nothing, remove it again (a folder
+    that existed before, or that holds anything, such as quarantined records, stays)."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
