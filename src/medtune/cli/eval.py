@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import console, fail, user_errors
@@ -67,8 +68,15 @@ def run(
         index = run_eval(model, cfg.eval, target, device=device, log=console.print, overwrite=overwrite)
     for name, b in index["benchmarks"].items():
         acc = b["accuracy"]
-        console.print(f"{name} ({b['protocol']}): accuracy {acc['accuracy']:.4f} (95% CI {acc['ci95'][0]}-{acc['ci95'][1]}, n={acc['n']}, "
-                      f"unparseable {acc.get('unparseable', 0)}; chance {b['chance']}) -> {b['folder']}/report.html")
+        console.print(f"{name} ({b['protocol']}): {accuracy_text(acc)}, unparseable {acc.get('unparseable', 0)}; "
+                      f"chance {b['chance']}) -> {b['folder']}/report.html")
+
+
+def accuracy_text(acc: dict[str, Any]) -> str:
+    """'accuracy 0.3000 (95% CI 0.219-0.396, n=100' of an accuracy summary; 'no scorable items (n=0' without items."""
+    if acc["accuracy"] is None:
+        return f"no scorable items (n={acc['n']}"
+    return f"accuracy {acc['accuracy']:.4f} (95% CI {acc['ci95'][0]}-{acc['ci95'][1]}, n={acc['n']}"
 
 
 @eval_app.command("score")
@@ -89,7 +97,7 @@ def score(
                           reasoning_format=None if reasoning_format in (None, "auto") else reasoning_format)
     except (ScoreError, DataError) as e:
         fail(str(e))
-    console.print(f"accuracy {s['accuracy']:.4f} (95% CI {s['ci95'][0]}-{s['ci95'][1]}, n={s['n']}); "
+    console.print(f"{accuracy_text(s)}); "
                   f"unparseable {s['unparseable']} (counted wrong: {s['by_status']['unparseable']} unparseable, "
                   f"{s['by_status']['conflicting']} conflicting); items without output {s['missing']}; quarantined {s['quarantined']}")
     if out:
@@ -113,8 +121,17 @@ def compare(
     except ValueError as e:
         fail(str(e))
     d, m = r["difference_b_minus_a"], r["mcnemar"]
-    console.print(f"{r['items']} common items: A {r['accuracy_a']['accuracy']:.4f}, B {r['accuracy_b']['accuracy']:.4f}, "
-                  f"gain {d['gain']:+.4f} (95% CI {d['ci95'][0]} to {d['ci95'][1]}), McNemar p = {m['p_value']:.4g} -> {out}/compare.html")
+    console.print(f"{r['items']} common items paired ({protocols_text(r)}): A {r['accuracy_a']['accuracy']:.4f}, "
+                  f"B {r['accuracy_b']['accuracy']:.4f}, gain {d['gain']:+.4f} (95% CI {d['ci95'][0]} to {d['ci95'][1]}, "
+                  f"{d['method']}), McNemar p = {m['p_value']:.4g} -> {out}/compare.html")
+    for warning in r["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+
+
+def protocols_text(result: dict[str, Any]) -> str:
+    """'protocol cot' when both sides of a comparison name one protocol, else each side's ('not recorded' when missing)."""
+    a, b = result["protocol_a"] or "not recorded", result["protocol_b"] or "not recorded"
+    return f"protocol {a}" if a == b else f"protocols A {a}, B {b}"
 
 
 def register(app: typer.Typer) -> None:

@@ -82,6 +82,7 @@ def evaluate(
     model: EvalModel | None = None,
     benchmark_sha256: str | None = None,
     overwrite: bool = False,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``records`` with ``backend``; completed items of the same evaluation in ``out_dir`` are skipped (resume).
 
@@ -89,7 +90,8 @@ def evaluate(
     settings); without it the backend's weights are hashed and ``system_prompt`` is used.
     ``benchmark_sha256`` is the hash of the benchmark's source (default: of ``records``). A folder
     holding another evaluation's rows is refused (EvalIdentityError naming what differs) unless
-    ``overwrite``, which discards them and starts over.
+    ``overwrite``, which discards them and starts over. ``limit`` (--limit: ``records`` are the benchmark's
+    first items) is recorded in the summary's settings, beside the benchmark's declared size.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: use loglik or cot")
@@ -129,7 +131,8 @@ def evaluate(
     summary = summarize(rows_of(store.load(), items), spec, protocol, model=getattr(backend, "label", "model"))
     summary["settings"] = {"max_new_tokens": max_new_tokens, "temperature": temperature, "num_samples": num_samples,
                            "seed": seed, "permutations": permutations, "backend": getattr(backend, "name", "?"),
-                           "dtype": getattr(backend, "dtype", None)}
+                           "dtype": getattr(backend, "dtype", None), "limit": limit}
+    summary["benchmark_items"] = spec.expected_items
     summary["prompt"] = {"system_prompt": model.system_prompt, "reasoning_format": model.reasoning_format,
                          "from": model.prompt_source}
     summary["model_identity"] = model.identity
@@ -154,13 +157,11 @@ def require_unique_ids(items: Sequence[Record]) -> None:
 def rows_of(rows: Sequence[dict[str, Any]], items: Sequence[Record]) -> list[dict[str, Any]]:
     """The stored row of each of ``items`` that has one, in the items' order.
 
-    A folder may also hold rows of other items of the same evaluation (an earlier call with a
-    larger --limit, say): they stay there for a later resume, but a summary covers only the
-    items its call asked for.
+    ``rows`` come from ``PredictionStore``, which refuses two rows of one id. A folder may also
+    hold rows of other items of the same evaluation (an earlier call with a larger --limit, say):
+    they stay there for a later resume, but a summary covers only the items its call asked for.
     """
-    by_id: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        by_id.setdefault(str(row["id"]), row)
+    by_id = {str(row["id"]): row for row in rows}
     return [by_id[r.id] for r in items if r.id in by_id]
 
 
@@ -218,6 +219,7 @@ def compare_models(
     reasoning_format: str | None = None,
     system_prompt: str | None = None,
     overwrite: bool = False,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Base versus tuned on the same records: both summaries, the gain with its interval, McNemar.
 
@@ -227,6 +229,7 @@ def compare_models(
     out_dir/tuned (resumable evaluation folders) and out_dir/compare.{json,md,html}.
     Both folders are checked before any model loads: rows of another evaluation are refused
     (EvalIdentityError), or discarded with ``overwrite=True`` (what a pipeline re-run wants).
+    ``limit`` (the records are the benchmark's first ``limit`` items) is recorded in both summaries.
     """
     from .backends import build_backend
     from .report import compare_runs
@@ -246,7 +249,7 @@ def compare_models(
     for label, model in models.items():
         backend = build_backend(model.spec, batch_size=batch_size, device=device, reasoning_format=model.reasoning_format)
         summaries[label] = evaluate(backend, spec, records, out_dir / label, protocol=protocol, max_new_tokens=max_new_tokens,
-                                    log=log, model=model, benchmark_sha256=source_sha, overwrite=overwrite)
+                                    log=log, model=model, benchmark_sha256=source_sha, overwrite=overwrite, limit=limit)
         del backend
     result = compare_runs(out_dir / "base", out_dir / "tuned", out_dir, ids=[r.id for r in records])
     result.update(base=summaries["base"]["accuracy"], tuned=summaries["tuned"]["accuracy"], protocol=protocol,

@@ -21,11 +21,15 @@ from typing import Any
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval (Wilson, 1927): honest at small n and near 0/1, unlike p +- 1.96 SE.
 
+    With no items nothing is known: the interval is the whole range (0, 1).
+
     >>> [round(x, 3) for x in wilson_interval(0, 10)]
     [0.0, 0.278]
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
     """
     if n == 0:
-        return (0.0, 0.0)
+        return (0.0, 1.0)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -34,10 +38,17 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 
 
 def accuracy_summary(correct: Sequence[bool], unparseable: int | None = None) -> dict[str, Any]:
-    """Accuracy with its Wilson 95% interval; unparseable answers are already counted wrong."""
+    """Accuracy with its Wilson 95% interval; unparseable answers are already counted wrong.
+
+    With no items there is no accuracy: ``accuracy`` is None and the interval the whole [0, 1]
+    (reports show "no scorable items", never 0.0).
+
+    >>> accuracy_summary([])
+    {'n': 0, 'correct': 0, 'accuracy': None, 'ci95': [0.0, 1.0]}
+    """
     n, k = len(correct), sum(bool(c) for c in correct)
     lo, hi = wilson_interval(k, n)
-    out: dict[str, Any] = {"n": n, "correct": k, "accuracy": round(k / n, 4) if n else 0.0, "ci95": [round(lo, 3), round(hi, 3)]}
+    out: dict[str, Any] = {"n": n, "correct": k, "accuracy": round(k / n, 4) if n else None, "ci95": [round(lo, 3), round(hi, 3)]}
     if unparseable is not None:
         out["unparseable"] = unparseable
     return out
@@ -114,14 +125,57 @@ def chance_level(option_counts: Sequence[int], declared: float | None = None) ->
     return round(sum(1 / n for n in option_counts) / len(option_counts), 4)
 
 
+NEWCOMBE = "Newcombe's hybrid score interval"
+
+
 def paired_difference(correct_a: Sequence[bool], correct_b: Sequence[bool], z: float = 1.959964) -> dict[str, Any]:
-    """Accuracy gain B - A with a Wald interval for paired proportions (Newcombe's method 10 is tighter; this is standard)."""
+    """Accuracy gain B - A on the same items with Newcombe's hybrid score interval (Newcombe 1998, method 10).
+
+    Each accuracy gets its Wilson interval; their distances from the estimates are combined
+    (square and add) with the continuity-corrected phi correlation of the paired outcomes. Unlike
+    the paired Wald interval it stays inside [-1, 1] and does not collapse to a point when no
+    item flips. Results of unequal length are refused (they are not paired); with no items there
+    is no gain and no interval (None).
+
+    >>> paired_difference([True] * 59 + [True] * 6 + [False] * 16 + [False] * 80,
+    ...                   [True] * 59 + [False] * 6 + [True] * 16 + [False] * 80)
+    {'gain': 0.0621, 'ci95': [0.0046, 0.1186], 'method': "Newcombe's hybrid score interval"}
+    """
+    if len(correct_a) != len(correct_b):
+        raise ValueError(f"paired comparison needs the same items: {len(correct_a)} vs {len(correct_b)} results")
     n = len(correct_a)
-    b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y) / n
-    c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x) / n
-    diff = c - b
-    se = math.sqrt(max((b + c) - diff * diff, 0.0) / n)
-    return {"gain": round(diff, 4), "ci95": [round(diff - z * se, 4), round(diff + z * se, 4)]}
+    if n == 0:
+        return {"gain": None, "ci95": None, "method": NEWCOMBE}
+    both = sum(1 for x, y in zip(correct_a, correct_b) if x and y)
+    b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
+    c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
+    p_a, p_b = (both + b) / n, (both + c) / n
+    lo_a, hi_a = wilson_interval(both + b, n, z)
+    lo_b, hi_b = wilson_interval(both + c, n, z)
+    phi = _newcombe_phi(both, b, c, n - both - b - c)
+    diff = p_b - p_a
+    lower = diff - math.sqrt((p_b - lo_b) ** 2 - 2 * phi * (p_b - lo_b) * (hi_a - p_a) + (hi_a - p_a) ** 2)
+    upper = diff + math.sqrt((hi_b - p_b) ** 2 - 2 * phi * (hi_b - p_b) * (p_a - lo_a) + (p_a - lo_a) ** 2)
+    return {"gain": round(diff, 4), "ci95": [round(max(lower, -1.0), 4), round(min(upper, 1.0), 4)], "method": NEWCOMBE}
+
+
+def _newcombe_phi(both: int, a_only: int, b_only: int, neither: int) -> float:
+    """The correlation of the paired outcomes as Newcombe (1998) corrects it for method 10.
+
+    With cross = both * neither - a_only * b_only: cross - n/2 when cross > n/2, 0 when
+    0 <= cross <= n/2, cross itself when negative; divided by the root of the four margins'
+    product (phi = 0 when a margin is empty).
+    """
+    n = both + a_only + b_only + neither
+    margins = (both + a_only) * (b_only + neither) * (both + b_only) * (a_only + neither)
+    if margins == 0:
+        return 0.0
+    cross = both * neither - a_only * b_only
+    if cross > n / 2:
+        cross -= n / 2
+    elif cross >= 0:
+        cross = 0
+    return cross / math.sqrt(margins)
 
 
 def majority_vote(letters: Sequence[str | None]) -> str | None:
@@ -174,8 +228,9 @@ def counterfactual_consistency(rows: Iterable[dict[str, Any]]) -> dict[str, Any]
     """Demographic counterfactual consistency on the synthetic bias variants.
 
     Rows sharing ``group_id`` are the same case with only demographics changed; a fair
-    model gives the same answer to all of them. Reports the share of groups answered
-    consistently and the accuracy spread between variants.
+    model gives the same answer to all of them. A group counts as consistent only when every
+    variant has the same parsed answer: no answer (pred None) is not the same answer, as in
+    permutation_consistency. Reports the share of groups answered consistently and the groups that were not.
     """
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -185,7 +240,7 @@ def counterfactual_consistency(rows: Iterable[dict[str, Any]]) -> dict[str, Any]
     groups = {g: v for g, v in groups.items() if len(v) > 1}
     if not groups:
         return {"groups": 0, "consistency": None}
-    same = [len({r.get("pred") for r in v}) == 1 for v in groups.values()]
+    same = [len(answers := {r.get("pred") for r in v}) == 1 and None not in answers for v in groups.values()]
     flips = [g for g, ok in zip(groups, same) if not ok]
     return {"groups": len(groups), "consistency": round(sum(same) / len(same), 4),
             "ci95": accuracy_summary(same)["ci95"], "inconsistent_groups": flips[:20]}

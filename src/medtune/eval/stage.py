@@ -93,7 +93,7 @@ def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: s
             backend, spec, records, folder, protocol=protocol, max_new_tokens=d.max_new_tokens,
             temperature=d.temperature, num_samples=d.num_samples, seed=d.seed, permutations=section.permutations,
             chunk_size=max(section.batch_size * 4, 16), log=log, model=target, benchmark_sha256=source_sha,
-            overwrite=overwrite,
+            overwrite=overwrite, limit=section.limit,
         )
         index["benchmarks"][section.result_name(spec.name, protocol)] = {
             "folder": str(folder), "protocol": protocol, "accuracy": summary["accuracy"],

@@ -3,7 +3,9 @@
 Each finished chunk of items is appended as JSON lines and fsynced; an interrupted run
 (Ctrl-C, OOM, preemption) leaves every completed item on disk, and the next run with
 the same output folder skips them. A torn last line (a crash in the middle of a write)
-is cut off before appending, never silently merged into the next row.
+is cut off before appending, never silently merged into the next row. Every reader of the
+file (resume, summary, comparison, report) goes through :meth:`PredictionStore.numbered_rows`,
+which refuses a corrupt row or a second row of one id, naming the file and line.
 
 Rows are only ever resumed by the same evaluation: ``fingerprint.json`` beside the rows
 (``eval/identity.py``: model files, prompt, protocol, decoding, benchmark) is written before
@@ -102,12 +104,19 @@ class PredictionStore:
         return [row for _, row in self.numbered_rows()]
 
     def numbered_rows(self) -> list[tuple[int, dict[str, Any]]]:
-        """(line number, row) of the completed rows; a torn final line (no newline: the crash interrupted
-        this very write) is ignored when it does not parse. Any other line that is not UTF-8, not JSON,
-        or not an object with an ``id`` raises ValueError naming the file and line."""
+        """(line number, row) of the completed rows: the one reader of a predictions file.
+
+        A torn final line (no newline: the crash interrupted this very write) is ignored when it
+        does not parse. Any other line that is not UTF-8, not JSON, or not an object with an ``id``,
+        and a second row of an id already read, raise DataError naming the file, line and field:
+        evaluation, comparison and reports read rows by id, and one of two rows would silently win.
+        """
+        from ..data.importers.base import DataError
+
         if not self.path.is_file():
             return []
-        rows = []
+        rows: list[tuple[int, dict[str, Any]]] = []
+        first_line: dict[str, int] = {}
         lines = self.path.read_bytes().split(b"\n")
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
@@ -118,12 +127,18 @@ class PredictionStore:
                 if lineno == len(lines):  # torn tail: the crash interrupted this very write
                     break
                 what = "not UTF-8" if isinstance(e, UnicodeDecodeError) else "not JSON"
-                raise ValueError(f"{self.path}:{lineno}: corrupt prediction row ({what}: {e}); "
-                                 "move the file away to start over") from None
+                raise DataError(f"{self.path}:{lineno}: corrupt prediction row ({what}: {e}); "
+                                "move the file away to start over") from None
             if not isinstance(row, dict) or "id" not in row:
                 got = "an object without an id" if isinstance(row, dict) else f"a JSON {type(row).__name__}"
-                raise ValueError(f"{self.path}:{lineno}: corrupt prediction row (expected an object with an id, got "
-                                 f"{got}); move the file away to start over")
+                raise DataError(f"{self.path}:{lineno}: corrupt prediction row (expected an object with an id, got "
+                                f"{got}); move the file away to start over")
+            item_id = str(row["id"])
+            if item_id in first_line:
+                raise DataError(f"{self.path}:{lineno}: field id: duplicate id {item_id!r} (first at line "
+                                f"{first_line[item_id]}); each item has one prediction row: remove one of them, "
+                                "or move the file away to start over")
+            first_line[item_id] = lineno
             rows.append((lineno, row))
         return rows
 

@@ -129,10 +129,15 @@ def load_eval_results(eval_dirs: list[Path], identity: str, base_identity: str |
         rows.append({"benchmark": data.get("benchmark", path.parent.name),
                      "protocol": f"{data.get('protocol', 'not recorded')}{f' ({style})' if style else ''}",
                      "description": data.get("protocol_description") or "not recorded",
-                     "accuracy": f"{acc['accuracy']:.4f}", "n": acc["n"], "ci": "-".join(f"{x:.3f}" for x in acc["ci95"]),
-                     "base": f"{twin['accuracy']['accuracy']:.4f}" if twin else "not evaluated",
+                     "accuracy": _accuracy(acc), "n": acc["n"], "ci": "-".join(f"{x:.3f}" for x in acc["ci95"]),
+                     "base": _accuracy(twin["accuracy"]) if twin else "not evaluated",
                      "folder": str(path.parent.relative_to(root.parent))})
     return rows
+
+
+def _accuracy(acc: dict) -> str:
+    """An accuracy as the card shows it; an evaluation without scorable items has none."""
+    return "no scorable items" if acc["accuracy"] is None else f"{acc['accuracy']:.4f}"
 
 
 def card_eval_dirs(folder: Path) -> list[Path]:

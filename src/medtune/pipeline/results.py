@@ -79,7 +79,7 @@ class BenchmarkScore(BaseModel):
     folder: Path
     summary: Path  # summary.json, or compare.json with eval.compare_base
     n: int
-    accuracy: float
+    accuracy: float | None  # None: no scorable items
     ci95: tuple[float, float]
     unparseable: int = 0
     base_accuracy: float | None = None  # with eval.compare_base
@@ -89,7 +89,10 @@ class BenchmarkScore(BaseModel):
     protocol: str = ""  # loglik or cot ("" in stage manifests written before eval.protocols)
 
     def line(self) -> str:
-        text = f"{self.name}{f' ({self.protocol})' if self.protocol else ''}: accuracy {self.accuracy:.3f} [{self.ci95[0]:.3f}, {self.ci95[1]:.3f}] (n={self.n})"
+        name = f"{self.name}{f' ({self.protocol})' if self.protocol else ''}"
+        if self.accuracy is None:
+            return f"{name}: no scorable items (n={self.n})"
+        text = f"{name}: accuracy {self.accuracy:.3f} [{self.ci95[0]:.3f}, {self.ci95[1]:.3f}] (n={self.n})"
         if self.base_accuracy is not None and self.gain is not None and self.gain_ci95 is not None:
             text += (f"; base {self.base_accuracy:.3f}, gain {self.gain:+.3f} "
                      f"(95% CI {self.gain_ci95[0]:+.3f} to {self.gain_ci95[1]:+.3f}), McNemar p = {self.p_value:.3g}")

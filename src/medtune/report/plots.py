@@ -126,13 +126,17 @@ def length_vs_correctness(analysis: dict[str, Any] | None) -> str | None:
 def accuracy_intervals(entries: Sequence[dict[str, Any]]) -> str | None:
     """One row per evaluation: accuracy with its Wilson 95% interval, and chance as a grey tick.
 
-    ``entries``: dicts with label, accuracy, ci95 and chance (None when unknown).
+    ``entries``: dicts with label, accuracy, ci95 and chance (None when unknown). An evaluation
+    without scorable items (accuracy None) gets the words "no scorable items" on its row, not a point.
     """
     if not entries:
         return None
     fig, (ax,) = _figure(1, (7.0, 0.5 + 0.42 * len(entries)))
     ys = list(range(len(entries)))[::-1]
     for y, e in zip(ys, entries):
+        if e["accuracy"] is None:
+            ax.text(0.01, y, "no scorable items", va="center", color=COLORS["chance"])
+            continue
         lo, hi = e["ci95"]
         ax.errorbar([e["accuracy"]], [y], xerr=[[e["accuracy"] - lo], [hi - e["accuracy"]]], fmt="o",
                     color=COLORS["main"], capsize=3, markersize=5)

@@ -24,15 +24,43 @@ from .collect import Evaluation, RunContents, collect
 from .items import browser_data
 
 
-def _num(value: Any, digits: int | None = None) -> str:
-    """A number as summary.json holds it (already rounded there), or with ``digits`` significant digits."""
+def _num(value: Any, digits: int | None = None, none: str = "n/a") -> str:
+    """A number as summary.json holds it (already rounded there), or with ``digits`` significant digits; None is ``none``."""
     if value is None:
-        return "n/a"
+        return none
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if digits is not None:
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def _fixed(value: Any, digits: int = 4, sign: bool = False, none: str = "n/a") -> str:
+    """A proportion or difference with ``digits`` decimals (``sign``: always signed); None (no items) is ``none``."""
+    if value is None:
+        return none
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _ci(pair: Any, sep: str = " – ") -> str:
+    """An interval [low, high] as summary.json holds it; None (no items to estimate from) is "n/a"."""
+    return "n/a" if pair is None else f"{pair[0]}{sep}{pair[1]}"
+
+
+def _gain_method(difference: dict[str, Any]) -> str:
+    """The interval method of a paired gain; compare.json files written before 2026-12-05 record none (paired Wald)."""
+    return difference.get("method") or "paired Wald, as medtune computed it before 2026-12-05"
+
+
+def _subset(summary: dict[str, Any]) -> str:
+    """Which items an evaluation cut by --limit covers ("first 300 items of 1273"); "" without a limit."""
+    limit = (summary.get("settings") or {}).get("limit")
+    if limit is None:
+        return ""
+    total = summary.get("benchmark_items")
+    if total is None:
+        return f"at most the first {limit} items, --limit {limit}; the benchmark declares no size"
+    return f"first {limit} items of {total}, --limit {limit}" if limit < total else f"all {total} items, --limit {limit}"
 
 
 def _thousands(n: Any) -> str:
@@ -55,7 +83,8 @@ def environment() -> jinja2.Environment:
         autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    env.filters.update(num=_num, mib=_mib, thousands=_thousands)
+    env.filters.update(num=_num, mib=_mib, thousands=_thousands, fixed=_fixed, ci=_ci, gain_method=_gain_method,
+                       subset=_subset)
     # Compact JSON for the item data; tojson still escapes < > & ' so model text cannot close the <script>.
     env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "separators": (",", ":"), "sort_keys": False}
     return env

@@ -113,7 +113,8 @@ def test_open_ended_items_stay_out_of_accuracy_tables_and_pairing(backend, tmp_p
     open_item = Record.create(source="t", task="open", question="How is a tension pneumothorax treated?",
                               answer=Answer(text="Needle decompression"), metadata={"specialty": "cardiology"})
     for name, records in (("a", [*mcq, open_item]), ("b", [*mcq, open_item]), ("open", [open_item])):
-        evaluate(backend, SPEC, records, tmp_path / name, protocol="cot", max_new_tokens=8)  # writes report.html
+        evaluate(backend, SPEC, records, tmp_path / name, protocol="cot", max_new_tokens=8,  # writes report.html
+                 benchmark_sha256="one benchmark file")  # subsets of one benchmark (else each hashes its records)
     assert "cardiology" in (tmp_path / "a" / "report.html").read_text()
     assert compare_runs(tmp_path / "a", tmp_path / "b")["items"] == 3
     with pytest.raises(ValueError, match="no multiple-choice predictions to pair"):

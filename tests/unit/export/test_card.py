@@ -58,6 +58,8 @@ def test_card_lists_this_models_evaluations_beside_its_base_and_no_other_models(
     assert card.count(DISCLAIMER) >= 2
 
     summary = tmp_path / "runs" / "eval" / "mcq-loglik" / "tuned" / "summary.json"
+    summary.write_text(json.dumps({**tuned, "accuracy": {"n": 0, "correct": 0, "accuracy": None, "ci95": [0.0, 1.0]}}))
+    assert find_eval_results(run, tmp_path / "unused")[0]["accuracy"] == "no scorable items"  # not 0.0, no crash
     summary.write_text(json.dumps({**tuned, "accuracy": {"n": 6, "accuracy": 0.5}}))  # no interval: not shown as 0.5
     assert find_eval_results(run, tmp_path / "unused") == []
     summary.write_text("{not json")

@@ -55,7 +55,7 @@ def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> l
             ctx.echo(f"{spec.name}: {len(records)} items, base {start} vs tuned, protocol {protocol} -> {folder}")
             cmp = compare_models(start, train.run_dir, records, folder, protocol=protocol, spec=spec,
                                  batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, log=ctx.echo,
-                                 **prompt_overrides(e))
+                                 limit=e.limit, **prompt_overrides(e))
             scores.append(_score(e.result_name(spec.name, protocol), protocol, folder, folder / "compare.json",
                                  cmp["tuned"], cmp))
     return scores
