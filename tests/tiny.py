@@ -95,3 +95,17 @@ def build_hub_snapshot(cache: str | Path, repo_id: str, revision: str, source: s
         (repo / "refs").mkdir(parents=True, exist_ok=True)
         (repo / "refs" / "main").write_text(revision)
     return snapshot
+
+
+def write_gguf_metadata(path: str | Path, strings: dict[str, str]) -> Path:
+    """A GGUF file with only metadata (no tensors): enough for the readers of ``medtune.*`` keys."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    for key, value in strings.items():
+        w.add_string(key, value)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return Path(path)

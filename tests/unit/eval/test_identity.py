@@ -269,17 +269,11 @@ def test_llamacpp_and_openai_rows_name_their_backends_decoding():
 def test_a_medtune_gguf_is_evaluated_in_the_format_its_run_trained_with(tmp_path):
     """eval's llama.cpp backend asked every GGUF `plain` (loglik's cue without "## Final Response"), even one whose
     metadata says its run trained in sections; a GGUF without medtune metadata is still asked plain."""
-    import gguf
+    from tiny import write_gguf_metadata
 
     from medtune.eval.identity import describe_model
 
     for fmt in ("sections", None):
         path = tmp_path / f"m-{fmt}.gguf"
-        w = gguf.GGUFWriter(str(path), "llama")
-        if fmt:
-            w.add_string("medtune.reasoning_format", fmt)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        write_gguf_metadata(path, {"medtune.reasoning_format": fmt} if fmt else {})
         assert describe_model(str(path), backend="llamacpp").reasoning_format == (fmt or "plain")

@@ -189,7 +189,7 @@ def test_merged_folders_and_gguf_files_answer_in_the_format_their_run_trained_wi
     import json
     import shutil
 
-    import gguf
+    from tiny import write_gguf_metadata
 
     merged = tmp_path / "merged"
     shutil.copytree(tiny_model_dir, merged)
@@ -198,11 +198,5 @@ def test_merged_folders_and_gguf_files_answer_in_the_format_their_run_trained_wi
     assert source.preset.name == "qwen3-0.6b" and source.reasoning_format == "plain"
     for fmt in ("think", None):
         path = tmp_path / f"m-{fmt}.gguf"
-        w = gguf.GGUFWriter(str(path), "llama")
-        if fmt:
-            w.add_string("medtune.reasoning_format", fmt)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        write_gguf_metadata(path, {"medtune.reasoning_format": fmt} if fmt else {})
         assert resolve_source(str(path)).reasoning_format == (fmt or "sections")
