@@ -74,7 +74,7 @@ class Record(BaseModel):
     def _answer_among_options(self) -> Record:
         if self.options is not None and self.answer.letter is not None and self.answer.letter not in self.options:
             raise FieldValueError("answer.letter",
-                                  f"answer letter {self.answer.letter!r} is not among the options {sorted(self.options)}")
+                                  f"answer letter is not among the options {sorted(self.options)}: {self.answer.letter!r}")
         return self
 
     @classmethod

@@ -17,6 +17,7 @@ file and sends every rejected row to the quarantine sink with file, line, field 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,9 +79,25 @@ def detect_format(path: str | Path) -> str:
                 votes[name] += 1
                 break
     if not votes:
-        keys = sorted(rows[0]) if isinstance(rows[0], dict) else f"{len(rows[0])} headerless columns"
-        raise DataError(f"{path}: cannot detect the format from fields {keys}; pass --format (one of {', '.join(IMPORTERS)})")
+        raise DataError(f"{path}: cannot detect the format from {_fields_text(rows[0])}; "
+                        f"pass --format (one of {', '.join(IMPORTERS)})")
     return votes.most_common(1)[0][0]
+
+
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")
+
+
+def _fields_text(row: Any) -> str:
+    """The first row's field names for an error message; names that do not look like field names (a CSV
+    without a header row, whose first row is a record) are counted, never printed: they may be patient text."""
+    if not isinstance(row, dict):
+        return f"{len(row)} headerless columns"
+    names = sorted(map(str, row))
+    shown = [n for n in names if FIELD_NAME.fullmatch(n)]
+    if len(shown) == len(names):
+        return f"fields {shown}"
+    return (f"{len(names)} columns ({len(names) - len(shown)} of whose names do not look like field names and are not "
+            f"shown: a file without a header row?{f' named: {shown}' if shown else ''})")
 
 
 class ImportStream:

@@ -50,7 +50,7 @@ def as_int(value: Any, field: str) -> int:
         return int(value.strip())
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise RecordError(field, f"non-integer value {value!r}")
+    raise RecordError(field, f"non-integer value: {str(value)[:60]!r}")
 
 
 def build_record(**fields: Any) -> Record:

@@ -35,10 +35,10 @@ class MedQAImporter(Importer):
         options = mcq_options(data.get("options"), "options", ctx)
         letter = text(data, "answer_idx", ctx).upper()
         if letter not in options:
-            raise RecordError("answer_idx", f"answer {letter!r} is not among the options {sorted(options)}")
+            raise RecordError("answer_idx", f"answer letter is not among the options {sorted(options)}: {letter!r}")
         gold_text = text(data, "answer", ctx, required=False)
         if gold_text and " ".join(gold_text.split()) != " ".join(options[letter].split()):
-            raise RecordError("answer", f"answer text {gold_text[:60]!r} differs from option {letter}")
+            raise RecordError("answer", f"answer text differs from option {letter}: {gold_text[:60]!r}")
         metadata = {k: data[k] for k in ("meta_info", "metamap_phrases") if k in data}
         return build_record(
             id=str(data["id"]) if data.get("id") else None, source=self.name, task="mcq", question=question,

@@ -32,7 +32,7 @@ def parse_turns(turns: Any, field: str, ctx: ImportContext) -> dict[str, str | N
         raw_role = turn.get("role", turn.get("from"))
         role = ROLE_ALIASES.get(str(raw_role).lower()) if raw_role is not None else None
         if role is None:
-            raise RecordError(where, f"unknown role {raw_role!r}; expected system, user/human or assistant/gpt")
+            raise RecordError(where, f"unknown role (expected system, user/human or assistant/gpt): {raw_role!r}")
         content = check_text(where, turn.get("content", turn.get("value")), required=True, max_chars=ctx.max_chars)
         if out[role] is not None:
             raise RecordError(field, f"multi-turn conversations are not supported (second {role} turn at {i})")

@@ -58,7 +58,7 @@ class MMLUImporter(Importer):
                    for i, c in enumerate(cells[1:-1])}
         letter = cells[-1].strip().upper()
         if letter not in options:
-            raise RecordError("answer", f"answer {letter!r} is not among the options {sorted(options)}")
+            raise RecordError("answer", f"answer letter is not among the options {sorted(options)}: {letter!r}")
         subject = subject_from_path(ctx.path.name)
         return build_record(
             id=item_id(subject, question, options), source=self.name, task="mcq", question=question, options=options,

@@ -89,7 +89,7 @@ class PubMedQAImporter(Importer):
             raise RecordError("CONTEXTS", "expected a non-empty list of abstract sections")
         decision = (text(data, "final_decision", ctx) or "").lower()
         if decision not in LETTER:
-            raise RecordError("final_decision", f"expected yes, no or maybe, got {decision!r}")
+            raise RecordError("final_decision", f"expected yes, no or maybe: got {decision!r}")
         meta_src = ctx_field if hf and isinstance(ctx_field, dict) else data
         metadata = {"year": data.get("YEAR"), "meshes": _listish(meta_src.get("meshes" if hf else "MESHES")),
                     "labels": _listish(meta_src.get("labels" if hf else "LABELS"))}
