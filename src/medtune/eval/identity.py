@@ -150,7 +150,9 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
             raise BackendError(f"GGUF file not found: {spec}")
         # the template is inside the file; a medtune GGUF records the format its run trained with
         identity, template = f"sha256:{cached_sha256(spec)}", None
-        default_fmt = gguf_string(spec, GGUF_REASONING_FORMAT) or "plain"
+        default_fmt = gguf_string(spec, GGUF_REASONING_FORMAT)
+        fmt_source = "GGUF metadata" if default_fmt and fmt_source == "model default" else fmt_source
+        default_fmt = default_fmt or "plain"
     elif run_dir:
         base, output, tok, base_fmt = _run_parts(Path(run_dir))
         from ..train.load import read_manifest
@@ -162,6 +164,8 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
         source = resolve_source(spec)
         identity = f"sha256:{_digest(ensure_local(source))}"
         template, default_fmt = _template_sha(load_tokenizer(source)), source.reasoning_format
+        if source.trained_format and fmt_source == "model default":
+            fmt_source = "merged export provenance"
     chosen_system = system_prompt if system_prompt is not None else trained_system
     dtype = inference_dtype(pick_device(device)) if backend == "transformers" else None
     return EvalModel(spec, backend, identity, template, reasoning_format or default_fmt or "plain",

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import SecurityError
 from .keyfiles import check_private
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -56,6 +57,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def upstream_problem(url: str) -> str | None:
+    """Why prompts may not go to the OpenAI-compatible upstream at ``url``, or None: plain HTTP only to this host.
+
+    >>> upstream_problem("http://127.0.0.1:8001/v1") is None, upstream_problem("https://gpu.ward.local/v1") is None
+    (True, True)
+    >>> upstream_problem("http://10.0.0.5:8001/v1")[:41]
+    'refusing plain HTTP to the upstream 10.0.'
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"endpoint {url!r} is not an http:// or https:// URL with a host"
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return (f"refusing plain HTTP to the upstream {parts.hostname}: prompts (patient text) would cross the network "
+                "unencrypted; use https://, or run the upstream on this host (127.0.0.1)")
+    return None
 
 
 def check_bind(host: str, tls_cert: str | None, tls_key: str | None, allow_plaintext: bool) -> bool:

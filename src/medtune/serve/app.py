@@ -55,6 +55,10 @@ def create_app(settings: ServeSettings, *, backend: Backend | None = None, ident
 
     app = FastAPI(title="medtune serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None,  # served by a guarded route (routes_ops): the schema needs a key too
+                  # FastAPI's native OpenTelemetry exports URLs, queries and exception messages off the host
+                  # whenever a tracer or exporter is configured in the environment: never for this server
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+                             "auto_configure": False},
                   description="OpenAI-compatible API and case analysis for medtune models. Every route but /health "
                   "and the web page needs `Authorization: Bearer <key>`. " + DISCLAIMER)
     app.state.settings = settings

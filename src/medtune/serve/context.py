@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import APIError, error_body
+from .errors import APIError, error_body, safe_method
 
 log = logging.getLogger("medtune.serve")
 CLIENT_CLOSED = 499  # nginx's code for a client that closed the connection before the response ended
@@ -75,7 +75,7 @@ class ContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        ctx = RequestContext(new_request_id(), scope["method"], scope["path"])
+        ctx = RequestContext(new_request_id(), safe_method(scope["method"]), scope["path"])
         scope.setdefault("state", {})["ctx"] = ctx
         held: dict | None = None
         ended = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 from pathlib import Path
 from typing import Any
@@ -162,11 +163,20 @@ def log_internal_error(exc: BaseException, scope: dict) -> None:
     frames = traceback.extract_tb(exc.__traceback__)[-4:]
     where = " < ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in reversed(frames)) or "?"
     log.error("internal error (request %s, %s %s): %s.%s at %s", getattr(ctx, "request_id", "-"),
-              _safe_method(scope.get("method")), route, type(exc).__module__, type(exc).__qualname__, where)
+              safe_method(scope.get("method")), route, type(exc).__module__, type(exc).__qualname__, where)
 
 
-def _safe_method(method: object) -> str:
-    return method if isinstance(method, str) and method.isalpha() and len(method) <= 7 else "OTHER"
+METHOD = re.compile(r"[A-Z]{3,7}")
+
+
+def safe_method(method: object) -> str:
+    """The request method for logs and audit events (``RequestContext.method`` holds it): a client may send any
+    token as its method, so anything but 3-7 capital letters is written as OTHER.
+
+    >>> safe_method("POST"), safe_method("JOHN SMITH"), safe_method(None)
+    ('POST', 'OTHER', 'OTHER')
+    """
+    return method if isinstance(method, str) and METHOD.fullmatch(method) else "OTHER"
 
 
 class ResponseAborted(Exception):

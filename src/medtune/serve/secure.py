@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,7 +42,6 @@ from .errors import APIError, api_error, error_response
 from .guards import effective_routes, route_class_of
 
 UNMATCHED = "/{unmatched}"  # the audit's route for a path no route serves (the raw path could hold anything)
-_METHOD = re.compile(r"^[A-Z]{3,7}$")
 
 
 def install(app: FastAPI, gate: SecurityGate) -> None:
@@ -176,7 +174,7 @@ def audit_hook(gate: SecurityGate) -> EndHook:
     async def record_event(ctx: RequestContext) -> None:
         status = ctx.extra.get("stream_error_status", ctx.status) or CLIENT_CLOSED  # an error inside a 200 stream
         await gate.arecord(
-            principal=ctx.principal, method=ctx.method if _METHOD.match(ctx.method) else "OTHER",
+            principal=ctx.principal, method=ctx.method,
             route=ctx.route or UNMATCHED, request_id=ctx.request_id, status=status, latency_s=ctx.latency_s or 0.0,
             input_text=ctx.input_text if ctx.inputs else None, output_text=ctx.output_text if ctx.outputs else None,
             phi=ctx.extra.get("phi"), prompt_tokens=ctx.prompt_tokens, completion_tokens=ctx.completion_tokens)

@@ -276,4 +276,6 @@ def test_a_medtune_gguf_is_evaluated_in_the_format_its_run_trained_with(tmp_path
     for fmt in ("sections", None):
         path = tmp_path / f"m-{fmt}.gguf"
         write_gguf_metadata(path, {"medtune.reasoning_format": fmt} if fmt else {})
-        assert describe_model(str(path), backend="llamacpp").reasoning_format == (fmt or "plain")
+        model = describe_model(str(path), backend="llamacpp")
+        assert model.reasoning_format == (fmt or "plain")
+        assert f"reasoning format: {'GGUF metadata' if fmt else 'model default'}" in model.prompt_source

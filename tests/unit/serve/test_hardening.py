@@ -285,3 +285,23 @@ def test_a_stream_abandoned_before_its_first_token_is_recorded_as_499():
     seen, sent = asyncio.run(scenario())
     assert seen == [CLIENT_CLOSED]
     assert sent == []  # the held 200 never went out: the client got nothing
+
+
+# ---------------------------------------------------------------------------- what leaves through side channels
+def test_a_method_that_is_not_a_method_is_logged_and_audited_as_other(tiny_server, caplog):
+    """h11 accepts any token as a method: it was written to the access log as sent (the audit log and the error
+    boundary already wrote OTHER); now the request context holds the safe form, one sanitiser for all three."""
+    caplog.set_level(logging.INFO)
+    r = tiny_server.request("JANEDOEHIV", "/v1/models")
+    assert r.status_code in (401, 403, 404, 405), r.status_code
+    text = "\n".join(caplog.handler.format(r) for r in caplog.records if not r.name.startswith("httpx"))  # the client's own
+    assert "JANEDOEHIV" not in text and " OTHER " in text
+
+
+def test_fastapis_native_telemetry_is_off(tiny_model_dir):
+    """FastAPI 0.165 traces every request (url.path, url.query) and logs exception messages to OpenTelemetry as
+    soon as a tracer or an OTLP exporter is configured in the environment. The SDK is not installed here, so the
+    switch is checked where FastAPI keeps it."""
+    app = make_app(tiny_model_dir)
+    assert not any(app._telemetry[k] for k in ("tracing", "metrics", "logs", "operation_spans", "auto_configure"))
+    assert not app._native_telemetry.enabled()

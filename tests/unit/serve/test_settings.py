@@ -99,3 +99,17 @@ def test_the_default_analyze_samples_is_within_the_cap_a_client_gets():
     section = ServeSection()
     assert section.analyze_samples <= section.security.max_n
     assert ServeSection(security={"max_n": 1}).security.max_n == 1
+
+
+def test_an_upstream_off_this_host_must_be_https():
+    """Prompts (all the patient text under phi_policy pass) go to the upstream: plain HTTP only to this host, as
+    for medtune's own address (docs/security.md: TLS off loopback)."""
+    from pydantic import ValidationError
+
+    for url in ("http://127.0.0.1:8001/v1", "http://localhost:8001/v1", "http://[::1]:8001/v1", "https://gpu.ward.local/v1"):
+        assert ServeSection(backend="openai", endpoint=url, model="m").endpoint == url
+    for url, said in (("http://10.0.0.5:8001/v1", "refusing plain HTTP to the upstream 10.0.0.5"),
+                      ("http://gpu.ward.local/v1", "refusing plain HTTP to the upstream gpu.ward.local"),
+                      ("ftp://127.0.0.1/v1", "not an http:// or https:// URL")):
+        with pytest.raises(ValidationError, match=said):
+            ServeSection(backend="openai", endpoint=url, model="m")

@@ -196,3 +196,17 @@ def test_a_stream_that_ends_without_an_analysis_is_an_error(browser_page, server
     alert.wait_for(state="visible", timeout=5_000)
     assert "ended before the analysis" in alert.inner_text()
     assert page.locator("#status").inner_text() == "Failed." and page.locator("#answer").inner_text() == "The answer is"
+
+
+def test_the_form_never_sends_the_case_by_itself():
+    """Submitted before app.js has run (Enter in the question box while the page loads) or without it, a form with
+    named fields and no method would GET /?case=...&api-key=...: the case and the key in a URL, in the browser's
+    history and a proxy's access log. No field has a name, the form posts, and the CSP forbids native submission
+    (app.js sends the case with fetch)."""
+    from medtune.security.transport import SECURITY_HEADERS
+
+    html = WEB.joinpath("index.html").read_text()
+    assert re.findall(r"<(?:input|textarea|select)\b", html)
+    assert not re.search(r"<(?:input|textarea|select|button)\b[^>]*\sname=", html)
+    assert '<form id="case-form" method="post"' in html
+    assert "form-action 'none'" in SECURITY_HEADERS["Content-Security-Policy"]

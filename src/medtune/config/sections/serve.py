@@ -27,7 +27,7 @@ class ServeSection(Section):
     backend: Literal["auto", "llamacpp", "transformers", "openai"] = Field(
         "auto", description="auto = llamacpp for .gguf files, transformers for folders and presets; "
         "openai = forward to an OpenAI-compatible server (vLLM, llama-server) at `endpoint`.")
-    endpoint: str | None = Field(None, description="Base URL of the upstream OpenAI-compatible API (backend openai), e.g. http://127.0.0.1:8001/v1.")
+    endpoint: str | None = Field(None, description="Base URL of the upstream OpenAI-compatible API (backend openai), e.g. http://127.0.0.1:8001/v1; https:// when it is on another host (plain HTTP off this host is refused).")
     upstream_key_env: str = Field("MEDTUNE_UPSTREAM_API_KEY", description="Environment variable holding the upstream API key (backend openai).")
     served_name: str | None = Field(None, description="Model name clients send and /v1/models lists (default: the file or folder name).")
     device: str = Field("auto", description="transformers backend: auto, cpu, cuda, mps.")
@@ -55,6 +55,11 @@ class ServeSection(Section):
     def _backend_needs(self) -> "ServeSection":
         if self.backend == "openai" and not self.endpoint:
             raise ValueError("backend openai needs `endpoint` (the upstream's /v1 base URL)")
+        if self.backend == "openai":
+            from ...security.transport import upstream_problem
+
+            if problem := upstream_problem(self.endpoint):
+                raise ValueError(problem)
         if self.max_tokens_default > self.max_tokens_ceiling:
             raise ValueError(f"max_tokens_default ({self.max_tokens_default}) is above max_tokens_ceiling ({self.max_tokens_ceiling})")
         return self
