@@ -219,8 +219,9 @@ def read_pairs(paths: Sequence[str | Path], tokenizer: Any, system_prompt: str |
 
 def first_difference(pair: PreferencePair, tokenizer: Any) -> int:
     """The token position where the pair's two training sequences first differ: prompt + completion + EOS, tokenized
-    as TRL's DPO and ORPO trainers do (the template's BOS once, see :func:`trl_prompt`; ORPO may add the BOS itself,
-    a shift of one). A sequence that is a prefix of the other differs where it ends.
+    as TRL's DPO and ORPO trainers do (the template's BOS once, see :func:`trl_prompt`; ORPO may add a BOS the
+    template lacks, a shift of one: :func:`orpo_bos_shift`). A sequence that is a prefix of the other differs where it
+    ends.
 
     >>> class Tok:  # one id per character
     ...     eos_token = "$"
@@ -233,17 +234,31 @@ def first_difference(pair: PreferencePair, tokenizer: Any) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-def keep_decided(pairs: Sequence[PreferencePair], tokenizer: Any, max_length: int, quarantine: Quarantine) -> list[PreferencePair]:
+def orpo_bos_shift(pair: PreferencePair, tokenizer: Any) -> int:
+    """1 where TRL's ORPO puts a BOS in front of the prompt that the template did not write (phi-2's "Instruct:"
+    template under a tokenizer with a BOS; its ``add_bos_token_if_needed``), shifting the pair one token right; 0
+    where the template starts with the BOS (ChatML as SmolLM2 writes it, Llama 3) or the tokenizer has none (Qwen)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return 0
+    ids = tokenizer(pair.prompt, add_special_tokens=False)["input_ids"]
+    return int(not ids or ids[0] != bos)
+
+
+def keep_decided(pairs: Sequence[PreferencePair], tokenizer: Any, max_length: int, quarantine: Quarantine, *,
+                 orpo: bool = False) -> list[PreferencePair]:
     """The pairs whose chosen and rejected sequences still differ within ``max_length`` tokens.
 
-    TRL's DPO and ORPO keep the start of an over-long sequence (``truncation_mode="keep_start"``). A pair whose
-    answers first differ past ``max_length`` (a long shared reasoning, a long prompt) then reaches the loss as the same
-    tokens twice: its margin is zero by construction and it teaches no preference, only noise in the batch mean. Such
-    pairs go to ``quarantine`` with where they differ, so the user sees how far data.max_length falls short.
+    TRL's DPO and ORPO keep the start of an over-long sequence (``truncation_mode="keep_start"``; ORPO keeps the
+    prompt and cuts the completion, the same cut). A pair whose answers first differ past ``max_length`` (a long
+    shared reasoning, a long prompt) then reaches the loss as the same tokens twice: its margin is zero by
+    construction and it teaches no preference, only noise in the batch mean. Such pairs go to ``quarantine`` with
+    where they differ, so the user sees how far data.max_length falls short. ``orpo``: positions as ORPO's
+    sequences have them (:func:`orpo_bos_shift`).
     """
     kept = []
     for p in pairs:
-        at = first_difference(p, tokenizer)
+        at = first_difference(p, tokenizer) + (orpo_bos_shift(p, tokenizer) if orpo else 0)
         if at < max_length:
             kept.append(p)
             continue

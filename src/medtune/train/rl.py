@@ -164,8 +164,7 @@ def _preference_pairs(cfg: RunConfig, pair_files: list[str], records: list[Recor
         else:
             made = synth_pairs(records, tok, fmt, sysp) if not imported else []
         before = q.count
-        # ORPO's trainer adds the BOS itself (pairs.first_difference): one token fewer of the pair fits
-        pairs = keep_decided(imported + made, tok, cfg.data.max_length - (t.stage == "orpo"), q)
+        pairs = keep_decided(imported + made, tok, cfg.data.max_length, q, orpo=t.stage == "orpo")
     undecided = q.count - before
     if undecided and not pairs:
         raise ConfigError([ConfigProblem("data.max_length", f"each of the {undecided} preference pairs has the same first "

@@ -89,3 +89,51 @@ def test_sft_only_data_settings_are_named_not_dropped(tmp_path, tiny_model_dir):
     cfg = cfg_for(tiny_model_dir, "train.stage=dpo", "data.loss_on=answer_only", "data.truncation=drop", "train.eval_steps=5")
     assert sft_only_settings(cfg) == ["train.eval_steps", "data.loss_on=answer_only", "data.truncation=drop"]
     assert sft_only_settings(cfg_for(tiny_model_dir, "train.stage=dpo")) == []
+
+
+
+@pytest.mark.parametrize("template", ["chatml", "phi2"])
+def test_orpo_and_dpo_screen_a_pair_at_the_positions_their_trainers_truncate(tmp_path, tiny_model_dir, template):
+    """A pair that first differs at the last position max_length keeps, checked through each trainer's own collator.
+    ChatML starts with the tokenizer's BOS: DPO and ORPO both keep the pair. phi-2's "Instruct:" template has no BOS,
+    which ORPO puts in front itself: the pair shifts one right and is the same sequence twice under ORPO, so the ORPO
+    stage quarantines it (it dropped such pairs for every template before: max_length - 1 for ORPO)."""
+    from datasets import Dataset
+
+    from medtune.models.load import load_model
+    from medtune.models.precision import train_precision
+    from medtune.models.registry import get_preset
+    from medtune.train import rl
+    from medtune.train.pairs import PreferencePair, first_difference, trl_prompt
+
+    shared = "Key findings: crushing chest pain radiating to the left arm and diaphoresis. "
+    row = {"id": "edge", "prompt": "Chest pain?", "chosen": shared + "Myocardial infarction.", "rejected": shared + "Asthma."}
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps(row) + "\n")
+    loaded = load_model(str(tiny_model_dir), device="cpu", dtype="float32")
+    tok = loaded.tokenizer
+    if template == "phi2":
+        tok.chat_template = get_preset("phi-2").chat_template
+    prompt = tok.apply_chat_template([{"role": "user", "content": row["prompt"]}], tokenize=False, add_generation_prompt=True)
+    at = first_difference(PreferencePair("edge", prompt, row["chosen"], row["rejected"], "imported"), tok)
+    same = {}
+    for stage in ("dpo", "orpo"):
+        cfg = cfg_for(tiny_model_dir, f"train.stage={stage}", f"data.max_length={at + 1}", "train.max_steps=1")
+        fmt = cfg.model.resolved_reasoning_format(loaded.source.reasoning_format)
+        data = Dataset.from_list([{"prompt": trl_prompt(tok, prompt), "chosen": row["chosen"], "rejected": row["rejected"]}])
+        args = rl.trl_args(cfg, tmp_path / stage, "cpu", train_precision("cpu", "fp32", "auto", "lora"), False)
+        trainer = rl.make_trainer(cfg, args, loaded, data, fmt, [])
+        example = trainer.train_dataset[0]
+        if stage == "orpo":  # ORPO's rows carry their truncated sequences
+            chosen, rejected = example["chosen_input_ids"], example["rejected_input_ids"]
+        else:
+            batch = trainer.data_collator([example])["input_ids"]
+            chosen, rejected = batch[0].tolist(), batch[1].tolist()
+        same[stage] = chosen == rejected
+        if same[stage]:
+            with pytest.raises(ConfigError, match="each of the 1 preference pairs has the same first"):
+                rl.stage_data(cfg, [str(pairs)], tmp_path / f"run-{stage}", loaded, fmt)
+        else:
+            dataset, counts, _ = rl.stage_data(cfg, [str(pairs)], tmp_path / f"run-{stage}", loaded, fmt)
+            assert len(dataset) == 1 and counts["undecided_pairs"] == 0
+    assert same == {"dpo": False, "orpo": template == "phi2"}
