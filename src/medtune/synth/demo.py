@@ -148,6 +148,23 @@ def vignette_of(question: str) -> str:
     return head.strip() if sep else _ASKED_INLINE.sub("", question.strip())
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def case_key(question: str) -> str:
+    """What makes two synthetic questions the same patient: the vignette (:func:`vignette_of`) with its numbers
+    masked, so cases that differ only in an age, a vital sign or a lab value count as one (a held-out item must
+    not be a training case with other numbers).
+
+    >>> case_key("A 60-year-old man, HR 112, with chest pain.\n\nMost likely diagnosis?") == \
+    ...     case_key("A 58-year-old man, HR 97, with chest pain.\n\nWhich diagnosis?")
+    True
+    """
+    from ..data.records import content_id
+
+    return content_id(_NUMBER.sub("#", vignette_of(question)))
+
+
 def focused_record(record: Record, case: dict, style: int = 0, inline: bool = False, findings: Findings | None = None,
                    one_paragraph: bool = False, conclusion_first: bool = False) -> Record:
     """A short form of ``record`` built from its ``case``: the key findings in prose, reasoning that cites them.

@@ -26,22 +26,21 @@ _HELDOUT_DRAWS = 4  # at most this many seed + 1 cases per held-out item: a KB t
 
 
 def _training_vignettes(records: Path) -> set[str]:
-    """Content ids of the training records' vignettes (their question without its question line)."""
-    from ...data.records import content_id
-    from ...synth.demo import vignette_of
+    """The training records' cases (``synth.demo.case_key``: the vignette without its question line, numbers masked)."""
+    from ...synth.demo import case_key
 
     with records.open(encoding="utf-8") as f:
-        return {content_id(vignette_of(json.loads(line)["question"])) for line in f if line.strip()}
+        return {case_key(json.loads(line)["question"]) for line in f if line.strip()}
 
 
 def _heldout(section: SynthSection, out: Path) -> tuple[Path | None, int, int]:
     """Lettered MCQ of ``heldout_cases`` new patients (seed + 1), in the style of the training records; also how many
-    seed + 1 cases were replaced because their vignette is a training record's (``_HELDOUT_DRAWS`` bounds the draws)."""
+    seed + 1 cases were replaced because their vignette is a training record's, numbers aside (``synth.demo.case_key``;
+    ``_HELDOUT_DRAWS`` bounds the draws)."""
     if not section.heldout_cases:
         (out / HELDOUT).unlink(missing_ok=True)
         return None, 0, 0
-    from ...data.records import content_id
-    from ...synth.demo import vignette_of
+    from ...synth.demo import case_key
 
     specialties, draws = section.specialties or None, _HELDOUT_DRAWS * section.heldout_cases
     if section.style == "demo":
@@ -59,7 +58,7 @@ def _heldout(section: SynthSection, out: Path) -> tuple[Path | None, int, int]:
     for r in stream:
         if len(kept) == section.heldout_cases:
             break
-        if content_id(vignette_of(r.question)) in seen:
+        if case_key(r.question) in seen:
             replaced += 1
         else:
             kept.append(r)
@@ -93,7 +92,8 @@ def run_synth_stage(section: SynthSection, out: str | Path, echo: Callable[[str]
         count = run_synth_section(section, out)["records"]
     heldout, n_heldout, replaced = _heldout(section, out)
     if echo and replaced:
-        echo(f"held-out: {replaced} seed {section.seed + 1} case(s) left out, their vignette is a training record's; "
+        echo(f"held-out: {replaced} seed {section.seed + 1} case(s) left out, their vignette is a training record's "
+             "(numbers aside); "
              + ("the next cases took their place" if n_heldout == section.heldout_cases
                 else f"only {n_heldout} of {section.heldout_cases} new patients found"))
     return SynthOutput(folder=out, records=out / RECORDS, count=count, heldout=heldout, heldout_count=n_heldout)
