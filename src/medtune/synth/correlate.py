@@ -69,6 +69,31 @@ def correlated_lab(cond: Condition, lab: Lab, sev: list[float], rng: random.Rand
     return position(lab, _jitter(sev[g], cond.correlations[g].spread, rng))
 
 
+# A finding that states the rhythm's rate holds the heart rate to it (an ECG reading "sinus tachycardia" beside a
+# pulse of 86 contradicts itself); the mother's or the fetus's rate is not the patient's.
+_RATE_STATED = (("tachycardi", lambda hr: hr > 100, lambda hr: 101 + hr % 25),
+                ("bradycardi", lambda hr: hr < 60, lambda hr: 58 - hr % 12))
+
+
+def rate_agrees_with_findings(vitals: dict[str, float], texts: list[str]) -> dict[str, float]:
+    """``vitals`` with the heart rate moved into the range a shown finding states (tachycardia: over 100,
+    bradycardia: under 60), deterministically from the drawn rate, so no random draw is added or moved.
+
+    >>> rate_agrees_with_findings({"heart_rate": 86.0}, ["12-lead ECG: sinus tachycardia"])["heart_rate"]
+    112.0
+    >>> rate_agrees_with_findings({"heart_rate": 72.0}, ["abrupt fetal bradycardia"])["heart_rate"]
+    72.0
+    """
+    hr = vitals["heart_rate"]
+    for text in (t.lower() for t in texts):
+        if "fetal" in text or "maternal" in text:
+            continue
+        for word, agrees, moved in _RATE_STATED:
+            if word in text and not agrees(hr):
+                hr = float(moved(int(hr)))
+    return {**vitals, "heart_rate": hr}
+
+
 def correlate_vitals(cond: Condition, vitals: dict[str, float], sev: list[float], rng: random.Random) -> dict[str, float]:
     """Vitals of a group redrawn at the group's severity quantile of the condition's distribution."""
     out = dict(vitals)

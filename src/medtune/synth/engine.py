@@ -18,6 +18,7 @@ from ..config.load import ConfigError, ConfigProblem
 from ..data.records import Record
 from .bias import probe_variants
 from .kb import KnowledgeBase, load_kb
+from .kb_rules import names_diagnosis
 from .kb_schema import Condition
 from .pools import hallmark, history_pool, mechanism_pool, negative_pool, treatment_pool
 from .prose import load_phrasing, sample_style
@@ -39,21 +40,20 @@ def without_leaks(cond: Condition) -> Condition:
     history of "previous episode of croup", would hand the answer to the reader; the stem of a
     question must never name its answer. Lists that would become empty are kept whole.
     """
-    names = [cond.name, *(a for a in cond.aliases if len(a) >= 4)]
-    leak = re.compile(r"\b(" + "|".join(re.escape(x.lower()) for x in names) + r")\b")
+    names = names_diagnosis(cond)
 
     def keep(items: list, text) -> list:
-        kept = [it for it in items if not leak.search(text(it).lower())]
+        kept = [it for it in items if not names(text(it))]
         return kept or list(items)
 
     p, e = cond.presentation, cond.epidemiology
     return cond.model_copy(update={
         "presentation": p.model_copy(update={"symptoms": keep(p.symptoms, lambda x: x.name),
                                               "chief_complaints": keep(p.chief_complaints, str)}),
-        "epidemiology": e.model_copy(update={"risk_factors": [r for r in e.risk_factors if not leak.search(r.name.lower())]}),
+        "epidemiology": e.model_copy(update={"risk_factors": [r for r in e.risk_factors if not names(r.name)]}),
         "exam_findings": keep(cond.exam_findings, lambda x: x.name),
         "labs": keep(cond.labs, lambda x: x.name),
-        "imaging": [i for i in cond.imaging if not leak.search(f"{i.study} {i.finding}".lower())],
+        "imaging": [i for i in cond.imaging if not names(f"{i.study} {i.finding}")],
     })
 
 

@@ -17,11 +17,13 @@ from .kb_schema import VITAL_BOUNDS, Condition
 Problem = tuple[tuple, str, str]
 
 # A parenthesis in text a case shows that says when a test is done or what it excludes is a
-# workup note ("Skin biopsy (if atypical)", "normal (excludes hypoglycemia)"): a vignette must
-# not carry it. Such notes belong in the item's `note:` field.
+# workup note ("Skin biopsy (if atypical)", "normal (excludes hypoglycemia)"), and one that says what
+# is usual or for whom ("(usually E. coli)", "(older adults)") is a textbook note shown to every
+# patient: a vignette must not carry either. Such notes belong in the item's `note:` field.
 _WORKUP_NOTE = re.compile(
     r"\([^()]*\b(if|only|when|unless|routinely|rarely|needed|indicated|performed|suspected|excludes?|excluded|excluding"
-    r"|stage|severe cases|prognostic|screening|therapeutic|treatment line)\b[^()]*\)", re.IGNORECASE)
+    r"|stage|severe cases|prognostic|screening|therapeutic|treatment line"
+    r"|usually|often|typically|classically|misses|infants?|children|adults)\b[^()]*\)", re.IGNORECASE)
 
 
 def _probabilities(cond: Condition) -> Iterator[tuple[tuple, float]]:
@@ -119,14 +121,29 @@ def _shown_texts(cond: Condition) -> Iterator[tuple[tuple, str]]:
         yield ("imaging", i, "finding"), im.finding
 
 
+def names_diagnosis(cond: Condition):
+    """A test of whether a text names ``cond``: its name or an alias of 4+ characters in any case, a shorter alias
+    (an abbreviation: DVT, GAD, PE, MS) as written, so "MS" matches and "QTc 480 ms" does not.
+
+    >>> from types import SimpleNamespace
+    >>> test = names_diagnosis(SimpleNamespace(name="Multiple sclerosis", aliases=["MS"]))
+    >>> test("prior MS relapse"), test("QTc 480 ms"), test("multiple sclerosis in a sibling")
+    (True, False, True)
+    """
+    long_names = [cond.name, *(a for a in cond.aliases if len(a) >= 4)]
+    words = re.compile(r"\b(" + "|".join(re.escape(x.lower()) for x in long_names) + r")\b")
+    short = [a for a in cond.aliases if len(a) < 4]
+    abbreviations = re.compile(r"\b(" + "|".join(map(re.escape, short)) + r")\b") if short else None
+    return lambda text: bool(words.search(text.lower()) or (abbreviations and abbreviations.search(text)))
+
+
 def _text_problems(cond: Condition) -> Iterator[Problem]:
-    names = [cond.name, *(a for a in cond.aliases if len(a) >= 4)]
-    names_diagnosis = re.compile(r"\b(" + "|".join(re.escape(x.lower()) for x in names) + r")\b")
+    names = names_diagnosis(cond)
     for loc, text in _shown_texts(cond):
         m = _WORKUP_NOTE.search(text)
         if m:
             yield (loc, f"workup note {m.group(0)!r} would appear in a case", "move it to the item's `note:` field")
-        if "phrasings" in loc and names_diagnosis.search(text.lower()):
+        if "phrasings" in loc and names(text):
             yield loc, "a phrasing names the diagnosis, so the case would give its answer away", "describe the finding instead"
 
 

@@ -18,7 +18,13 @@ from typing import Any
 import yaml
 
 from ..utils.paths import resource_path
-from .correlate import correlate_vitals, correlated_lab, expand_groups, severities
+from .correlate import (
+    correlate_vitals,
+    correlated_lab,
+    expand_groups,
+    rate_agrees_with_findings,
+    severities,
+)
 from .kb_schema import Condition, Lab
 
 VITAL_KEYS = ("temperature", "heart_rate", "systolic_bp", "diastolic_bp", "respiratory_rate", "spo2")
@@ -332,7 +338,9 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
         "other_symptoms": extra + _pick_noise(cond, age, rng),
         "discriminating": _discriminating_names(cond, picked, labs),
         "exam": [cond.exam_findings[i].name for i in picked["exam"]],
-        "vitals": correlate_vitals(cond, sample_vitals(cond, age, rng), sev, rng) if sev else sample_vitals(cond, age, rng),
+        "vitals": rate_agrees_with_findings(
+            correlate_vitals(cond, sample_vitals(cond, age, rng), sev, rng) if sev else sample_vitals(cond, age, rng),
+            [cond.exam_findings[i].name for i in picked["exam"]] + [cond.imaging[i].finding for i in picked["imaging"]]),
         "labs": [{"name": lab.name, "value": v, "unit": lab.unit, "reference": [lab.reference.low, lab.reference.high],
                   "flag": lab_flag(lab, v)} for lab, v in labs],
         "imaging": [{"study": cond.imaging[i].study, "finding": cond.imaging[i].finding} for i in picked["imaging"]],

@@ -140,3 +140,22 @@ def test_dataset_card_counts_every_task_type(tmp_path):
     assert result["by_task"] == {"mcq": 12, "treatment": 12, "mechanism": 12}
     card = (tmp_path / "dataset_card.md").read_text()
     assert "| **total** | **12** | **12** | **12** | **36** |" in card
+
+
+def test_a_stated_rhythm_rate_agrees_with_the_heart_rate():
+    """An ECG reading "sinus tachycardia" beside a pulse of 86 (pulmonary embolism, 9 of 25 such cases) or "sinus
+    bradycardia" beside 72 (hypothyroidism) contradicted itself: the heart rate now lies in the range the finding
+    states. Found by the synth review of 2026-12-05."""
+    seen = 0
+    for case in generate_cases(3000, 0, specialties=["pulmonology", "endocrinology", "emergency_toxicology"]):
+        hr = case["physical_exam"]["vital_signs"]["heart_rate"]
+        texts = case["physical_exam"]["findings"] + [str(i.get("finding", i)) if isinstance(i, dict) else str(i)
+                                                     for i in case["imaging"]]
+        for text in (t.lower() for t in texts if "fetal" not in t.lower() and "maternal" not in t.lower()):
+            if "tachycardi" in text:
+                seen += 1
+                assert hr > 100, (case["case_id"], text, hr)
+            if "bradycardi" in text:
+                seen += 1
+                assert hr < 60, (case["case_id"], text, hr)
+    assert seen > 20

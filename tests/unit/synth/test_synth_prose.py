@@ -151,7 +151,9 @@ def test_quickstart_demo_text_is_unchanged():
     wording draws have their own random stream, so the demo set keeps its exact text (only
     metadata.kb_version moves with the KB). The first digest was taken before case wording existed;
     since 2026-12-03 the items with choices (lettered or inline) end their reasoning with the options
-    walk, and everything before that line is still the text of the first digest."""
+    walk, and everything before that line is still the text of the first digest. 2026-12-05: the synth review's
+    fixes (abbreviations of the answer left out of stems, textbook notes, an ECG rate agreeing with the pulse, the
+    infarction's answer) changed the text; both digests were taken again and the quickstart re-measured."""
     digest, before_walk = hashlib.sha256(), hashlib.sha256()
     for r in demo_records(100, seed=0, specialties=["cardiology"]):
         row = r.model_dump(mode="json")
@@ -159,8 +161,8 @@ def test_quickstart_demo_text_is_unchanged():
         digest.update(json.dumps(fields, sort_keys=True).encode() + b"\n")
         fields["reasoning"] = fields["reasoning"].split("\nOptions: ")[0]
         before_walk.update(json.dumps(fields, sort_keys=True).encode() + b"\n")
-    assert before_walk.hexdigest() == "02c9830470c8418a7a4fb8dda1577384d0c90cc191a7c72d61887691ae6cf8bd"
-    assert digest.hexdigest() == "35b6896fac2734cc18cec744f3b1f464ebf6307456e9e43bebe35bd0febf3f29"
+    assert before_walk.hexdigest() == "966512e2e2e88c94999d4fb2af14c2be352eadba27ed824c602d2532f8281fc2"
+    assert digest.hexdigest() == "6017579c319f22259ccc4cd90c6ceefbf575b6893f1cb3f34b21b8de5775eefb"
 
 
 def test_compact_cases_keep_the_facts_and_the_habit_in_fewer_words():
