@@ -110,7 +110,7 @@ def _problems_from(err: ValidationError) -> list[ConfigProblem]:
         fix = _FIXES.get(e["type"], "")
         if e["type"].startswith(("greater", "less")) or e["type"].endswith("_parsing"):
             fix = fix or f"give a valid value (got {e.get('input')!r})"
-        out.append(ConfigProblem(path, e["msg"], fix))
+        out.append(ConfigProblem(path, e["msg"].removeprefix("Value error, "), fix))
     for problem, accepted in unions.values():
         problem.message += "; expected " + (", ".join(accepted[:-1]) + " or " + accepted[-1] if len(accepted) > 1 else accepted[0])
     return out

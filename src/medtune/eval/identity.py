@@ -131,7 +131,13 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
     """
     from ..models.load import load_tokenizer, pick_device
     from ..models.precision import inference_dtype
-    from ..models.source import GGUF_REASONING_FORMAT, ensure_local, gguf_string, resolve_source
+    from ..models.source import (
+        GGUF_REASONING_FORMAT,
+        ensure_local,
+        gguf_reasoning_format,
+        gguf_string,
+        resolve_source,
+    )
     from ..train.manifest import training_prompt
     from .backends import BackendError
 
@@ -150,9 +156,9 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
             raise BackendError(f"GGUF file not found: {spec}")
         # the template is inside the file; a medtune GGUF records the format its run trained with
         identity, template = f"sha256:{cached_sha256(spec)}", None
-        default_fmt = gguf_string(spec, GGUF_REASONING_FORMAT)
-        fmt_source = "GGUF metadata" if default_fmt and fmt_source == "model default" else fmt_source
-        default_fmt = default_fmt or "plain"
+        if gguf_string(spec, GGUF_REASONING_FORMAT) and fmt_source == "model default":
+            fmt_source = "GGUF metadata"
+        default_fmt = gguf_reasoning_format(spec)
     elif run_dir:
         base, output, tok, base_fmt = _run_parts(Path(run_dir))
         from ..train.load import read_manifest

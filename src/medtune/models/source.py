@@ -34,8 +34,11 @@ class ModelSource:
     @property
     def reasoning_format(self) -> str:
         """The format the model answers in: the one its medtune training used (a merged export's provenance,
-        a GGUF's ``medtune.reasoning_format``), else its preset's, else ``sections``."""
-        return self.trained_format or (self.preset.reasoning_format if self.preset else "sections")
+        a GGUF's ``medtune.reasoning_format``), else its preset's; else ``plain`` for a GGUF (its chat template is
+        inside the file, no preset says more: :func:`gguf_reasoning_format`), ``sections`` for any other model."""
+        if self.trained_format or self.preset:
+            return self.trained_format or self.preset.reasoning_format
+        return "plain" if self.kind == "gguf" else "sections"
 
 
 def resolve_source(spec: str) -> ModelSource:
@@ -126,6 +129,12 @@ def _merged_base(path: Path) -> str | None:
 
 GGUF_REASONING_FORMAT = "medtune.reasoning_format"  # export.gguf writes medtune.<provenance field> keys
 GGUF_SYSTEM_PROMPT = "medtune.system_prompt"
+
+
+def gguf_reasoning_format(path: str | Path) -> str:
+    """The reasoning format a GGUF is asked in, by eval and serve alike: the ``medtune.reasoning_format`` its export
+    recorded, else ``plain``."""
+    return gguf_string(path, GGUF_REASONING_FORMAT) or "plain"
 
 
 def gguf_string(path: str | Path, key: str) -> str | None:

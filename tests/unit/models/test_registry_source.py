@@ -199,4 +199,4 @@ def test_merged_folders_and_gguf_files_answer_in_the_format_their_run_trained_wi
     for fmt in ("think", None):
         path = tmp_path / f"m-{fmt}.gguf"
         write_gguf_metadata(path, {"medtune.reasoning_format": fmt} if fmt else {})
-        assert resolve_source(str(path)).reasoning_format == (fmt or "sections")
+        assert resolve_source(str(path)).reasoning_format == (fmt or "plain")  # as eval and serve ask a GGUF

@@ -113,3 +113,15 @@ def test_an_upstream_off_this_host_must_be_https():
                       ("ftp://127.0.0.1/v1", "not an http:// or https:// URL")):
         with pytest.raises(ValidationError, match=said):
             ServeSection(backend="openai", endpoint=url, model="m")
+
+
+def test_the_upstream_refusal_names_its_field_in_a_config_file(tmp_path):
+    """The refusal names serve.endpoint and the file, without pydantic's "Value error," prefix."""
+    from typer.testing import CliRunner
+
+    from medtune.cli.main import app
+
+    cfg = tmp_path / "up.yaml"
+    cfg.write_text("serve:\n  backend: openai\n  model: m\n  endpoint: http://10.0.0.5:8001/v1\n")
+    result = CliRunner().invoke(app, ["config", "show", str(cfg)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "serve.endpoint: refusing plain HTTP to the upstream 10.0.0.5" in result.output, result.output

@@ -26,7 +26,7 @@ class EvalSection(Section):
     seed: int = Field(0, description="Sampling seed for cot with temperature > 0.")
     reasoning_format: Literal["auto", "think", "sections", "plain"] = Field(
         "auto", description="How reasoning is laid out in the evaluated model's answers; auto = the training run's "
-        "(its manifest), else the model preset's.")
+        "(its manifest), else the model's (a merged folder's or medtune GGUF's recorded format, else its preset's).")
     system_prompt: str | None = Field(
         None, description="System prompt of the evaluated model's chat prompts. None = the training run's (from its "
         "manifest), none for other models; '' = explicitly none.")

@@ -25,7 +25,8 @@ class ModelSection(Section):
         "auto",
         description="How reasoning is laid out in the assistant turn: `think` = <think>...</think>, "
         "`sections` = ## Thinking / ## Final Response, `plain` = reasoning then answer. "
-        "auto = the preset's format (sections for unknown models).",
+        "auto = the format a merged folder or medtune GGUF recorded, else the preset's (sections for unknown models, "
+        "plain for other GGUFs).",
     )
 
     def resolved_reasoning_format(self, source_format: str) -> str:

@@ -8,7 +8,7 @@ the nested ``security`` section (``MEDTUNE_SECURITY__PHI_POLICY=block``).
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .base import Section
 from .security import SecuritySection
@@ -42,7 +42,7 @@ class ServeSection(Section):
     shutdown_timeout_s: float = Field(30.0, ge=0, description="On SIGTERM/SIGINT, in-flight requests may finish for this long; the rest are cancelled.")
     system_prompt: str | None = Field(None, description="System turn of /v1/analyze_case prompts (chat requests bring their own); default: the one the served model was trained with (a training run's, a merged export's, a medtune GGUF's), as eval asks it; \"\" = none.")
     reasoning_format: Literal["auto", "think", "sections", "plain"] = Field(
-        "auto", description="How the served model lays out reasoning (auto = the run's or preset's format, else sections).")
+        "auto", description="How the served model lays out reasoning (auto = the run's, merged folder's or GGUF's recorded format, else the preset's; else plain for a GGUF, sections for other models).")
     confidence_threshold: float = Field(0.6, ge=0.0, le=1.0, description="/v1/analyze_case: below this confidence the answer is flagged needs_human_review.")
     analyze_samples: int = Field(4, ge=2, le=32, description="/v1/analyze_case without options: samples whose agreement is the confidence, when the request gives none (the operator's setting; security.max_n caps what a request asks for).")
     analyze_temperature: float = Field(0.7, gt=0.0, le=2.0, description="Sampling temperature of those samples.")
@@ -51,15 +51,21 @@ class ServeSection(Section):
     log_file: str | None = Field(None, description="Also append the server log to this file (identifiers are redacted from every line, as on the console).")
     security: SecuritySection = Field(default_factory=SecuritySection, description="API keys, limits, PHI policy, audit log, TLS and CORS (docs/security.md).")
 
+    @field_validator("endpoint")
+    @classmethod
+    def _upstream_over_tls(cls, endpoint: str | None, info: ValidationInfo) -> str | None:
+        """Prompts leave this host for the upstream only over TLS (security.transport.upstream_problem)."""
+        if endpoint and info.data.get("backend") == "openai":
+            from ...security.transport import upstream_problem
+
+            if problem := upstream_problem(endpoint):
+                raise ValueError(problem)
+        return endpoint
+
     @model_validator(mode="after")
     def _backend_needs(self) -> "ServeSection":
         if self.backend == "openai" and not self.endpoint:
             raise ValueError("backend openai needs `endpoint` (the upstream's /v1 base URL)")
-        if self.backend == "openai":
-            from ...security.transport import upstream_problem
-
-            if problem := upstream_problem(self.endpoint):
-                raise ValueError(problem)
         if self.max_tokens_default > self.max_tokens_ceiling:
             raise ValueError(f"max_tokens_default ({self.max_tokens_default}) is above max_tokens_ceiling ({self.max_tokens_ceiling})")
         return self

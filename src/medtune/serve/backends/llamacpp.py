@@ -42,12 +42,12 @@ class LlamaCppBackend(EngineBackend):
         from ...eval.identity import (
             gguf_system_prompt,  # eval's reader: the file is asked as eval asks it
         )
-        from ...models.source import GGUF_REASONING_FORMAT
+        from ...models.source import gguf_reasoning_format
 
-        fmt = meta.get(GGUF_REASONING_FORMAT) if reasoning_format == "auto" else reasoning_format
+        fmt = gguf_reasoning_format(gguf) if reasoning_format == "auto" else reasoning_format  # eval's reader too
 
         super().__init__(served_name=served_name, context_length=n_ctx, parallel=slots,
-                         reasoning_format=fmt or "sections", trained_system_prompt=gguf_system_prompt(gguf))
+                         reasoning_format=fmt, trained_system_prompt=gguf_system_prompt(gguf))
         model = self.engine.model
         self.bos = model.token_get_text(model.token_bos()) if model.token_bos() >= 0 else ""
         self.eos = model.token_get_text(model.token_eos()) if model.token_eos() >= 0 else ""
