@@ -69,14 +69,15 @@ def correlated_lab(cond: Condition, lab: Lab, sev: list[float], rng: random.Rand
     return position(lab, _jitter(sev[g], cond.correlations[g].spread, rng))
 
 
-# A finding that states the rhythm's rate holds the heart rate to it (an ECG reading "sinus tachycardia" beside a
-# pulse of 86 contradicts itself); the mother's or the fetus's rate is not the patient's.
+# A study that reads the rhythm's rate holds the heart rate to it (an ECG reading "sinus tachycardia" beside a pulse
+# of 86 contradicts itself). Exam findings are left alone: "orthostatic hypotension or tachycardia" (anorexia
+# nervosa) is a change on standing, not the resting rate. The mother's or the fetus's rate is not the patient's.
 _RATE_STATED = (("tachycardi", lambda hr: hr > 100, lambda hr: 101 + hr % 25),
                 ("bradycardi", lambda hr: hr < 60, lambda hr: 58 - hr % 12))
 
 
 def rate_agrees_with_findings(vitals: dict[str, float], texts: list[str]) -> dict[str, float]:
-    """``vitals`` with the heart rate moved into the range a shown finding states (tachycardia: over 100,
+    """``vitals`` with the heart rate moved into the range a shown study's finding states (tachycardia: over 100,
     bradycardia: under 60), deterministically from the drawn rate, so no random draw is added or moved.
 
     >>> rate_agrees_with_findings({"heart_rate": 86.0}, ["12-lead ECG: sinus tachycardia"])["heart_rate"]

@@ -340,7 +340,7 @@ def sample_facts(prep: Prepared, rng: random.Random) -> dict[str, Any]:
         "exam": [cond.exam_findings[i].name for i in picked["exam"]],
         "vitals": rate_agrees_with_findings(
             correlate_vitals(cond, sample_vitals(cond, age, rng), sev, rng) if sev else sample_vitals(cond, age, rng),
-            [cond.exam_findings[i].name for i in picked["exam"]] + [cond.imaging[i].finding for i in picked["imaging"]]),
+            [cond.imaging[i].finding for i in picked["imaging"]]),
         "labs": [{"name": lab.name, "value": v, "unit": lab.unit, "reference": [lab.reference.low, lab.reference.high],
                   "flag": lab_flag(lab, v)} for lab, v in labs],
         "imaging": [{"study": cond.imaging[i].study, "finding": cond.imaging[i].finding} for i in picked["imaging"]],
