@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.schema import RunConfig
+from ..utils.io import removed_if_left_empty
 from . import checkpoints as ckpt
 from .data import TrainingData, load_training_records, render_training_data
 from .forward import (
@@ -402,9 +403,7 @@ def train(cfg: RunConfig, data_path: str | Path | list[str] | None = None, run_d
     if cfg.train.stage == "sft" and cfg.train.init_from:
         raise ConfigError([ConfigProblem("train.init_from", "the sft stage starts from model.base",
                                          "set model.base to the model, or train.stage to grpo, dpo or orpo")], "train")
-    from ..utils.io import removed_if_left_empty
-
-    with removed_if_left_empty(run_dir):  # a run refused before it wrote anything leaves no folder behind
+    with removed_if_left_empty(run_dir, own=("config.yaml",)):  # a refused run leaves no folder behind
         if cfg.train.stage != "sft":  # the second stage: TRL's GRPO / DPO / ORPO trainers (train/rl.py)
             from .rl import train_rl
 

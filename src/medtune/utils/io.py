@@ -191,14 +191,22 @@ def sha256_text(text: str) -> str:
 
 
 @contextlib.contextmanager
-def removed_if_left_empty(run_dir: Path) -> Iterator[None]:
-    """Create ``run_dir``; if the body fails and the folder it created holds nothing, remove it again (a folder
-    that existed before, or that holds anything, such as quarantined records, stays)."""
-    created = not run_dir.exists()
+def removed_if_left_empty(run_dir: Path, own: tuple[str, ...] = ()) -> Iterator[None]:
+    """Create ``run_dir`` (and its missing parents); if the body fails and the folder holds nothing but the files
+    named in ``own`` (what the caller itself wrote there, e.g. its resolved config), remove them, the folder and the
+    parents this call created. A folder that existed before, or that holds anything else (quarantined records, a
+    checkpoint), stays."""
+    created = next((p for p in (run_dir, *run_dir.parents) if not p.exists() and p.parent.exists()), None)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         yield
     except BaseException:
-        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
+        if created is not None and run_dir.is_dir() and all(p.name in own and p.is_file() for p in run_dir.iterdir()):
+            for p in list(run_dir.iterdir()):
+                p.unlink()
+            for folder in (run_dir, *run_dir.parents):
+                with contextlib.suppress(OSError):  # something else wrote there meanwhile: it stays
+                    folder.rmdir()
+                if folder == created:
+                    break
         raise

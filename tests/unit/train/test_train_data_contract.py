@@ -111,12 +111,16 @@ def test_a_small_set_whose_draw_holds_nothing_out_still_gets_a_validation_case(t
     assert lowest.metadata["case_id"] == got.val[0].metadata["case_id"]
 
 
-def test_a_run_refused_before_it_writes_anything_leaves_no_folder(tmp_path):
-    """A wrong --data fails before the model loads; the run folder it had created is removed, not left empty
-    (an existing folder stays)."""
-    for out in (tmp_path / "new" / "run", tmp_path / "existing"):
+@pytest.mark.parametrize("stage", ["sft", "dpo"])
+def test_a_run_refused_before_it_writes_anything_leaves_no_folder(tmp_path, stage):
+    """A wrong --data fails before the model loads; the run folder it had created is removed with the parents it
+    created, not left empty (a second stage writes its resolved config first: that alone does not keep it). An
+    existing folder stays."""
+    for out in (tmp_path / "new" / "deeper" / "run", tmp_path / "existing"):
         if out.name == "existing":
             out.mkdir()
-        result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out), "--quiet"])
+        result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out), "--quiet",
+                                          f"train.stage={stage}"])
         assert result.exit_code == 2 and "no such file or folder" in result.output, result.output
         assert out.is_dir() == (out.name == "existing")
+    assert not (tmp_path / "new").exists()
