@@ -156,8 +156,8 @@ def case_key(question: str) -> str:
     masked, so cases that differ only in an age, a vital sign or a lab value count as one (a held-out item must
     not be a training case with other numbers).
 
-    >>> case_key("A 60-year-old man, HR 112, with chest pain.\n\nMost likely diagnosis?") == \
-    ...     case_key("A 58-year-old man, HR 97, with chest pain.\n\nWhich diagnosis?")
+    >>> a = case_key("A 60-year-old man, HR 112, with chest pain.\\n\\nMost likely diagnosis?")
+    >>> a == case_key("A 58-year-old man, HR 97, with chest pain.\\n\\nWhich diagnosis?")
     True
     """
     from ..data.records import content_id
