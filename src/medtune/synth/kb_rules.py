@@ -173,7 +173,23 @@ def condition_problems(cond: Condition, path: Path) -> list[Problem]:
             out.append((loc, f"probability {p:g} must be in (0, 1]", "drop the item instead of giving it 0"))
     if len(cond.management.wrong_next_steps) < 3:
         out.append((("management", "wrong_next_steps"), "need >= 3 wrong next steps", ""))
+    out.extend(_option_length_problems(cond))
     return out
+
+
+OPTION_LENGTH_RATIO = 1.25
+"""How much longer than the longest wrong next step the management MCQ's right option may be: with every
+right option the longest, a model learns to pick the longest option instead of the right one."""
+
+
+def _option_length_problems(cond: Condition) -> Iterator[Problem]:
+    m = cond.management
+    longest = max((len(w) for w in m.wrong_next_steps), default=0)
+    if longest and len(m.answer_option) > OPTION_LENGTH_RATIO * longest:
+        field = "next_best_step_option" if m.next_best_step_option else "next_best_step"
+        yield (("management", field), f"the right option ({len(m.answer_option)} characters) is more than "
+               f"{OPTION_LENGTH_RATIO:g} times as long as the longest wrong next step ({longest}), a length cue to the answer",
+               "give `next_best_step_option:`, the step in a few words, and keep the detail in `next_best_step`")
 
 
 def differential_problems(cond: Condition, conditions: dict[str, Condition]) -> list[Problem]:

@@ -123,9 +123,16 @@ class Management(_Strict):
     treatment: str | None = Field(None, description="The single most appropriate treatment once the diagnosis is made, "
                                   "in a few words (gold answer of the treatment MCQ; distractors are the differentials' treatments).")
     first_line: list[str] = Field(min_length=1, description="First-line management.")
-    next_best_step: str = Field(min_length=1, description="Gold answer of the management MCQ.")
+    next_best_step: str = Field(min_length=1, description="The next best step, in full (reasoning, write-ups, open answers).")
+    next_best_step_option: str | None = Field(None, description="The next best step as the management MCQ's right option, "
+                                              "as short as the wrong steps (defaults to `next_best_step`).")
     wrong_next_steps: list[str] = Field(min_length=3, description="Plausible but wrong next steps (>= 3).")
     contraindications: list[str] = Field(default_factory=list, description="Key contraindications.")
+
+    @property
+    def answer_option(self) -> str:
+        """The management MCQ's right option: the short form where the KB gives one."""
+        return self.next_best_step_option or self.next_best_step
 
 
 class Correlation(_Strict):

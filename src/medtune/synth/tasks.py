@@ -107,9 +107,9 @@ def _record(task: str, f: dict[str, Any], prep: Prepared, md: dict[str, Any], st
         return Record(id=rid, source=SOURCE, task="mcq", question=_stem_question(stem, style, "mcq", Q_MCQ),
                       options=options, answer=Answer(letter=letter, text=cond.name), reasoning=reasoning, metadata=md)
     if task == "management":
-        options, letter = _layout(cond.management.next_best_step, f["mgmt_distractors"], f["mgmt_position"])
+        options, letter = _layout(cond.management.answer_option, f["mgmt_distractors"], f["mgmt_position"])
         return Record(id=rid, source=SOURCE, task="management", question=f"{stem}\n\n{Q_MANAGEMENT}",
-                      options=options, answer=Answer(letter=letter, text=cond.management.next_best_step),
+                      options=options, answer=Answer(letter=letter, text=cond.management.answer_option),
                       reasoning=_management_reasoning(f, prep, steps), metadata=md)
     if task == "open":
         ref = reference_answer(cond)

@@ -76,8 +76,9 @@ def test_record_contract_for_every_task():
                 c.name for c in kb.conditions.values() if c.specialty == cond.specialty}
             assert set(r.options.values()) <= names | {cond.name}
         elif r.task == "management":
-            assert len(r.options) == 4 and r.options[r.answer.letter] == cond.management.next_best_step
-            assert set(r.options.values()) - {cond.management.next_best_step} <= set(cond.management.wrong_next_steps)
+            assert len(r.options) == 4 and r.options[r.answer.letter] == cond.management.answer_option == r.answer.text
+            assert set(r.options.values()) - {cond.management.answer_option} <= set(cond.management.wrong_next_steps)
+            assert cond.management.next_best_step[1:] in r.reasoning  # the step in full, in the reasoning
         else:
             assert r.answer.text.startswith(cond.name) and cond.diagnostics.best_initial_test in r.answer.text
         assert cond.name.lower() not in r.question.split("\n\n")[0].lower()  # the stem never names the answer

@@ -31,6 +31,7 @@ EXPECTED = {
     "workup_note": ("imaging.4.study", "workup note '(if troponin rises)'"),
     "bad_correlation": ("correlations.0.labs.0", "not a lab of this condition"),
     "leaky_phrasing": ("presentation.symptoms.0.phrasings.0", "names the diagnosis"),
+    "long_right_option": ("management.next_best_step", "a length cue to the answer"),
 }
 
 

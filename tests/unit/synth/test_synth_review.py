@@ -1,7 +1,7 @@
 """What the synth review of 2026-12-05 found in 66,440 generated records, each now held by a test: abbreviations
 of the answer in its stem, textbook notes shown to every patient, menstrual symptoms in men, a STEMI-only answer
 to every infarction (the rhythm-rate contradiction is in test_synth_engine.py, held-out near-duplicates in
-test_synth_demo.py)."""
+test_synth_demo.py), and a management answer given away by its length."""
 
 from __future__ import annotations
 
@@ -61,3 +61,22 @@ def test_an_infarction_without_st_elevation_is_not_answered_as_a_stemi():
             seen += 1
             assert "(STEMI)" not in str(r.answer.text) and "NSTEMI" not in r.question, r.id
     assert seen > 100
+
+
+def test_the_management_answer_is_not_given_away_by_its_length():
+    """The right next step was the longest of the four options in 85% of management items (the KB's wrong steps are
+    short, its next steps long); each condition now gives a short option (`next_best_step_option`) and the validator
+    refuses a right option over 1.25 times the longest wrong step. With lengths that carry no cue the right option
+    is the longest about one time in four (chance) and not much more often the shortest."""
+    items = [r for r in generate_records(3000, 0, tasks=["management"]) if r.task == "management"]
+    assert len(items) > 2000
+    longest = shortest = 0
+    for r in items:
+        right, others = len(r.options[r.answer.letter]), [len(t) for k, t in r.options.items() if k != r.answer.letter]
+        longest += right > max(others)
+        shortest += right < min(others)
+        assert r.answer.text == r.options[r.answer.letter]
+    assert longest / len(items) < 0.35, longest / len(items)
+    assert shortest / len(items) < 0.35, shortest / len(items)
+    full = {c.management.next_best_step for c in load_kb().conditions.values()}
+    assert sum(r.answer.text in full for r in items) < len(items) / 4  # the short form, where the KB gives one
