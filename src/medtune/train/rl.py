@@ -88,7 +88,7 @@ def _start_model(cfg: RunConfig, run_dir: Path, device: str, precision: Any) -> 
     """
     from ..models.load import load_model
     from .load import INIT_MODEL, load_trained, read_manifest
-    from .sft import loads_in_4bit
+    from .setup import loads_in_4bit
 
     if not cfg.train.init_from:
         loaded = load_model(cfg.model.base, device=device, dtype=precision.weights, load_in_4bit=loads_in_4bit(cfg),
@@ -307,8 +307,8 @@ def train_rl(cfg: RunConfig, paths: list[str] | None, run_dir: Path, resume: boo
     from ..models.load import pick_device
     from ..utils.io import atomic_dir
     from .manifest import MetricsLog, hardware, peak_memory_mb, plot_loss_curve, write_manifest
-    from .setup import count_parameters
-    from .sft import TrainResult, resolve_precision
+    from .setup import count_parameters, resolve_precision
+    from .sft import TrainResult
 
     t0 = time.perf_counter()
     t = cfg.train

@@ -1,4 +1,4 @@
-"""Setup for a training run: base model + PEFT adapter, optimizer and LR schedule.
+"""Setup for a training run: precision and accelerator, base model + PEFT adapter, optimizer and LR schedule.
 
 Everything here is a thin choice between library implementations (PEFT's LoRA/DoRA/rsLoRA,
 bitsandbytes' 4-bit and 8-bit Adam, transformers' Adafactor and schedulers); what medtune adds
@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from ..config.load import ConfigError, ConfigProblem
+from ..config.schema import RunConfig
 from ..config.sections.train import TrainSection
 from ..models.registry import Preset
 
@@ -138,3 +139,30 @@ def count_parameters(model: Any) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
+
+
+def resolve_precision(cfg: RunConfig, device: str) -> Any:
+    """The run's arithmetic (``models.precision.train_precision``): autocast dtype and base weight dtype."""
+    from ..models.precision import train_precision
+
+    return train_precision(device, cfg.train.precision, cfg.model.dtype, cfg.train.method)
+
+
+def loads_in_4bit(cfg: RunConfig) -> bool:
+    """Whether the base loads in 4-bit: ``train.method=qlora`` or ``model.load_in_4bit`` (every stage asks this)."""
+    return cfg.train.method == "qlora" or cfg.model.load_in_4bit
+
+
+def make_accelerator(mixed_precision: str, cpu: bool) -> Any:
+    """accelerate's Accelerator; a second run in one process (tests, notebooks) may use another precision.
+
+    accelerate keeps one ``AcceleratorState`` per process and refuses a different ``mixed_precision``
+    later, so a stale one is forgotten first (its distributed ``PartialState`` is kept).
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") != mixed_precision:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)

@@ -43,7 +43,15 @@ from .packing import (
     refuse_deepspeed_accumulation,
     trainable_tokens,
 )
-from .setup import apply_peft, build_optimizer, build_scheduler, count_parameters
+from .setup import (
+    apply_peft,
+    build_optimizer,
+    build_scheduler,
+    count_parameters,
+    loads_in_4bit,
+    make_accelerator,
+    resolve_precision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,33 +86,6 @@ class Setup:
     fmt: str
     precision: Any = None  # models.precision.TrainPrecision
     plan: ForwardPlan = field(default_factory=ForwardPlan)  # packs per forward pass (see train/forward.py)
-
-
-def resolve_precision(cfg: RunConfig, device: str) -> Any:
-    """The run's arithmetic (``models.precision.train_precision``): autocast dtype and base weight dtype."""
-    from ..models.precision import train_precision
-
-    return train_precision(device, cfg.train.precision, cfg.model.dtype, cfg.train.method)
-
-
-def loads_in_4bit(cfg: RunConfig) -> bool:
-    """Whether the base loads in 4-bit: ``train.method=qlora`` or ``model.load_in_4bit`` (every stage asks this)."""
-    return cfg.train.method == "qlora" or cfg.model.load_in_4bit
-
-
-def make_accelerator(mixed_precision: str, cpu: bool) -> Any:
-    """accelerate's Accelerator; a second run in one process (tests, notebooks) may use another precision.
-
-    accelerate keeps one ``AcceleratorState`` per process and refuses a different ``mixed_precision``
-    later, so a stale one is forgotten first (its distributed ``PartialState`` is kept).
-    """
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    state = AcceleratorState._shared_state
-    if state and state.get("_mixed_precision") != mixed_precision:
-        AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
 
 
 def setup(cfg: RunConfig, data_paths: list[str] | None, run_dir: Path) -> Setup:
