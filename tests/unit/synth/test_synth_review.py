@@ -80,3 +80,17 @@ def test_the_management_answer_is_not_given_away_by_its_length():
     assert shortest / len(items) < 0.35, shortest / len(items)
     full = {c.management.next_best_step for c in load_kb().conditions.values()}
     assert sum(r.answer.text in full for r in items) < len(items) / 4  # the short form, where the KB gives one
+
+
+def test_near_names_and_score_bands_do_not_reach_the_stems():
+    """Texts outside the aliases that all but named the answer: "PHQ-9 ... (moderate or worse depression)", "parent or
+    sibling with polycystic kidneys", "hepatomegaly (polycystic liver)", and a CIWA-Ar "finding" that was the
+    textbook's bands ("10-18 (moderate withdrawal) or 19 and above (severe withdrawal)"), not one patient's score."""
+    shown = {"major_depressive_disorder": 0, "autosomal_dominant_polycystic_kidney_disease": 0, "alcohol_withdrawal": 0}
+    for case in generate_cases(1500, 0, specialties=["psychiatry", "nephrology"]):
+        v = case["vignette"].lower()
+        leaks = [t for t in ("polycystic", "worse depression", "(moderate withdrawal", "or 19 and above") if t in v]
+        assert not leaks, (case["case_id"], leaks)
+        if case["condition_id"] in shown and ("phq-9" in v or "ciwa" in v or "dialysis" in v):
+            shown[case["condition_id"]] += 1
+    assert min(shown.values()) > 5, shown  # the findings are still shown, in their new words
