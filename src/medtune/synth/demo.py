@@ -131,7 +131,14 @@ _ASKED_INLINE = re.compile(r"\s+(?:" + "|".join(re.escape(q) for q in _QUESTIONS
 
 
 def _inline_question(options: dict[str, str]) -> str:
+    """The options written into the question; semicolons between them where a name has a comma of its own.
+
+    >>> _inline_question({"A": "Schizophrenia", "B": "Bipolar I disorder, current episode manic", "C": "Delirium"})
+    'Which condition is most likely: schizophrenia; bipolar I disorder, current episode manic; or delirium?'
+    """
     names = [lc_first(v) for v in options.values()]
+    if any("," in n for n in names):
+        return f"{_INLINE_ASK} {'; '.join(names[:-1])}; or {names[-1]}?"
     return f"{_INLINE_ASK} {', '.join(names[:-1])} or {names[-1]}?"
 
 
