@@ -65,7 +65,8 @@ def run(
         target = Path(cfg.eval.out_dir) if cfg.eval.out_dir else (layout.folder("eval") if layout else Path("eval_out"))
         if cfg.eval.compare_base:
             console.print("eval.compare_base: the base-vs-tuned comparison runs in `medtune run`; here only MODEL is evaluated")
-        index = run_eval(model, cfg.eval, target, device=device, log=console.print, overwrite=overwrite)
+        index = run_eval(model, cfg.eval, target, device=device, dtype=cfg.model.dtype, log=console.print,
+                         overwrite=overwrite)
     for name, b in index["benchmarks"].items():
         acc = b["accuracy"]
         console.print(f"{name} ({b['protocol']}): {accuracy_text(acc)}, unparseable {acc.get('unparseable', 0)}; "

@@ -141,17 +141,18 @@ class OpenAIBackend:
         raise BackendError("the openai backend runs the cot protocol only; use --backend transformers for loglik")
 
 
-def load_run_model(run_dir: str | Path, device: str = "auto") -> tuple[Any, Any, Any]:
+def load_run_model(run_dir: str | Path, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any, Any]:
     """(model, tokenizer, source) of a training run folder (RUN/adapter on the manifest's base), via the training stage."""
     from ..train import load_trained
 
-    loaded = load_trained(run_dir, device=device)
+    loaded = load_trained(run_dir, device=device, dtype=dtype)
     return loaded.model, loaded.tokenizer, loaded.source
 
 
 def build_backend(spec: str, *, backend: str = "transformers", batch_size: int = 8, endpoint: str | None = None,
-                  reasoning_format: str | None = None, device: str = "auto") -> Any:
-    """A backend from a model spec: preset / HF id / folder / run folder (transformers), .gguf (llamacpp), name (openai)."""
+                  reasoning_format: str | None = None, device: str = "auto", dtype: str = "auto") -> Any:
+    """A backend from a model spec: preset / HF id / folder / run folder (transformers), .gguf (llamacpp), name (openai).
+    ``dtype`` (config ``model.dtype``) is the dtype transformers weights load in."""
     if backend == "openai":
         if not endpoint:
             raise BackendError("the openai backend needs --endpoint URL (an OpenAI-compatible /v1 base URL)")
@@ -159,11 +160,11 @@ def build_backend(spec: str, *, backend: str = "transformers", batch_size: int =
     if backend == "llamacpp":
         return LlamaCppBackend(spec, reasoning_format or "plain")
     if (Path(spec) / "manifest.json").is_file():
-        model, tok, source = load_run_model(spec, device)
+        model, tok, source = load_run_model(spec, device, dtype)
     else:
         from ..models.load import load_model
 
-        loaded = load_model(spec, device=device)
+        loaded = load_model(spec, device=device, dtype=dtype)
         model, tok, source = loaded.model, loaded.tokenizer, loaded.source
     fmt = reasoning_format or getattr(source, "reasoning_format", None) or "plain"
     return TransformersBackend(model, tok, fmt, batch_size=batch_size, label=str(spec))

@@ -215,6 +215,7 @@ def compare_models(
     batch_size: int = 8,
     max_new_tokens: int = 256,
     device: str = "auto",
+    dtype: str = "auto",
     log: Callable[[str], None] = print,
     reasoning_format: str | None = None,
     system_prompt: str | None = None,
@@ -229,16 +230,18 @@ def compare_models(
     out_dir/tuned (resumable evaluation folders) and out_dir/compare.{json,md,html}.
     Both folders are checked before any model loads: rows of another evaluation are refused
     (EvalIdentityError), or discarded with ``overwrite=True`` (what a pipeline re-run wants).
-    ``limit`` (the records are the benchmark's first ``limit`` items) is recorded in both summaries.
+    ``limit`` (the records are the benchmark's first ``limit`` items) is recorded in both summaries; ``dtype``
+    (config ``model.dtype``) is the dtype both load in.
     """
     from .backends import build_backend
     from .report import compare_runs
 
     spec = spec or BenchmarkSpec(name="heldout", files="-", description="held-out records", loglik=LoglikSpec(style="chat"))
     out_dir = Path(out_dir)
-    tuned = describe_model(str(tuned_run_dir), reasoning_format=reasoning_format, system_prompt=system_prompt, device=device)
+    tuned = describe_model(str(tuned_run_dir), reasoning_format=reasoning_format, system_prompt=system_prompt,
+                           device=device, dtype=dtype)
     base = replace(describe_model(base_spec, reasoning_format=tuned.reasoning_format, system_prompt=tuned.system_prompt or "",
-                                  device=device),
+                                  device=device, dtype=dtype),
                    prompt_source=f"the tuned run's ({tuned.prompt_source})")
     models, source_sha = {"base": base, "tuned": tuned}, records_sha(list(records))
     if not overwrite:
@@ -247,7 +250,8 @@ def compare_models(
                 model, protocol=protocol, spec=spec, benchmark_sha256=source_sha, decoding=Decoding(max_new_tokens=max_new_tokens)))
     summaries = {}
     for label, model in models.items():
-        backend = build_backend(model.spec, batch_size=batch_size, device=device, reasoning_format=model.reasoning_format)
+        backend = build_backend(model.spec, batch_size=batch_size, device=device, reasoning_format=model.reasoning_format,
+                                dtype=dtype)
         summaries[label] = evaluate(backend, spec, records, out_dir / label, protocol=protocol, max_new_tokens=max_new_tokens,
                                     log=log, model=model, benchmark_sha256=source_sha, overwrite=overwrite, limit=limit)
         del backend

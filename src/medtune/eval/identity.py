@@ -120,14 +120,14 @@ def gguf_system_prompt(path: str | Path) -> str | None:
 
 def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | None = None,
                    reasoning_format: str | None = None, system_prompt: str | None = None,
-                   device: str = "auto") -> EvalModel:
+                   device: str = "auto", dtype: str = "auto") -> EvalModel:
     """Identity and prompt settings of ``spec`` for evaluation; hashes files and reads a tokenizer, loads no weights.
 
     A training run folder (``RUN/manifest.json``) is asked with the system prompt and reasoning
     format its training used, a merged export or a medtune GGUF with its run's system prompt
     (:func:`trained_system_prompt`), unless ``reasoning_format`` / ``system_prompt`` override them
-    (``system_prompt=""`` means explicitly none). ``device`` gives the dtype that loading on it
-    will choose (``models.precision``); ``evaluate`` records the loaded backend's own.
+    (``system_prompt=""`` means explicitly none). ``device`` and ``dtype`` (config ``model.dtype``) give the
+    dtype that loading will choose (``models.precision``); ``evaluate`` records the loaded backend's own.
     """
     from ..models.load import load_tokenizer, pick_device
     from ..models.precision import inference_dtype
@@ -173,9 +173,10 @@ def describe_model(spec: str, *, backend: str = "transformers", endpoint: str | 
         if source.trained_format and fmt_source == "model default":
             fmt_source = "merged export provenance"
     chosen_system = system_prompt if system_prompt is not None else trained_system
-    dtype = inference_dtype(pick_device(device)) if backend == "transformers" else None
+    computes = inference_dtype(pick_device(device), dtype) if backend == "transformers" else None
     return EvalModel(spec, backend, identity, template, reasoning_format or default_fmt or "plain",
-                     chosen_system or None, f"reasoning format: {fmt_source}; system prompt: {sys_source}", run_dir, dtype)
+                     chosen_system or None, f"reasoning format: {fmt_source}; system prompt: {sys_source}", run_dir,
+                     computes)
 
 
 def run_identities(run: Path) -> tuple[str, str | None]:

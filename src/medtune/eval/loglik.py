@@ -105,16 +105,55 @@ def _right_padded(rows: list[list[int]], pad_id: int):
     return ids, mask
 
 
-def _forward_logprobs(model: Any, rows: list[list[int]]):
-    """Log-softmax over the vocabulary for a right-padded batch: shape (batch, width, vocab)."""
+def _float32_head(model: Any) -> tuple[Any, Any] | None:
+    """(decoder, LM head) of a model whose head computes in less than float32, else None.
+
+    A bf16 model's logits leave its head in bf16: 8 bits of mantissa, steps of 0.0625-0.125 at the size of a
+    vocabulary's logits, so options a few hundredths apart tie exactly and the argmax takes the first
+    letter (41 of 88 dev-vignette items of the base model tied for the top in bf16). Reading the
+    decoder's last hidden state and applying the head's weights in float32 keeps the order the model
+    computed. Only for a plain linear head over the decoder's output: a head with soft-capping or a
+    logit scale (Gemma 2, Cohere), or quantized weights, keeps the model's own forward.
+    """
     import torch
 
+    head = model.get_output_embeddings()
+    weight = getattr(head, "weight", None)
+    cfg = model.config
+    if (not isinstance(head, torch.nn.Linear) or weight is None or not weight.is_floating_point()
+            or weight.dtype == torch.float32 or getattr(cfg, "final_logit_softcapping", None)
+            or getattr(cfg, "logit_scale", None) not in (None, 1, 1.0)):
+        return None
+    return model.get_decoder(), head
+
+
+def _logprobs(model: Any, ids: Any, mask: Any, positions: Any = None, last_only: bool = False):
+    """Log-softmax over the vocabulary (batch, width, vocab), or of the last column only (batch, vocab)."""
+    import torch
+
+    device = next(model.parameters()).device
+    kwargs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+    if positions is not None:
+        kwargs["position_ids"] = positions.to(device)
+    fp32 = _float32_head(model)
+    with torch.inference_mode():
+        if fp32 is None:
+            logits = model(**kwargs, logits_to_keep=1 if last_only else 0).logits
+            logits = logits[:, -1] if last_only else logits
+        else:
+            decoder, head = fp32
+            hidden = decoder(**kwargs).last_hidden_state
+            hidden = hidden[:, -1] if last_only else hidden
+            bias = head.bias.float() if head.bias is not None else None
+            logits = torch.nn.functional.linear(hidden.float(), head.weight.float(), bias)
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _forward_logprobs(model: Any, rows: list[list[int]]):
+    """Log-softmax over the vocabulary for a right-padded batch: shape (batch, width, vocab)."""
     pad = getattr(model.config, "pad_token_id", None) or 0
     ids, mask = _right_padded(rows, pad)
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-    return torch.log_softmax(logits.float(), dim=-1)
+    return _logprobs(model, ids, mask)
 
 
 def _last_position_logprobs(model: Any, rows: list[list[int]]):
@@ -134,11 +173,7 @@ def _last_position_logprobs(model: Any, rows: list[list[int]]):
         ids[k, width - len(r) :] = torch.tensor(r, dtype=torch.long)
         mask[k, width - len(r) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # real tokens keep positions 0..n-1 despite the padding
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                       logits_to_keep=1).logits
-    return torch.log_softmax(logits[:, -1].float(), dim=-1)
+    return _logprobs(model, ids, mask, positions, last_only=True)
 
 
 def _score_single(model: Any, items: list, batch_size: int, sums: dict, ntok: dict) -> None:

@@ -52,13 +52,14 @@ def prompt_overrides(section: EvalSection) -> dict[str, str | None]:
             "system_prompt": section.system_prompt}
 
 
-def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: str = "auto",
+def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: str = "auto", dtype: str = "auto",
              log: Callable[[str], None] = print, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate ``model`` (preset, HF id, folder, run folder, .gguf or endpoint model name) on section.benchmarks.
 
     A training run is asked with its training reasoning format and system prompt unless
     ``section.reasoning_format`` / ``section.system_prompt`` override them (``""`` = explicitly none).
-    ``overwrite`` discards earlier predictions in the benchmark folders and starts over.
+    ``overwrite`` discards earlier predictions in the benchmark folders and starts over; ``dtype`` is config
+    ``model.dtype``, the dtype transformers weights load in.
     """
     if not section.benchmarks:
         raise BenchmarkError("no benchmarks given: pass --benchmark NAME (see `medtune eval list`) or a record file, "
@@ -68,7 +69,7 @@ def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: s
         raise BenchmarkError(f"eval.protocols names {', '.join(unknown)}, which is not among the benchmarks "
                              f"evaluated ({', '.join(s.name for s in specs)})")
     datasets = [(s, load_benchmark_records(s, section.data_root, limit=section.limit)) for s in specs]
-    target = describe_model(model, backend=section.backend, endpoint=section.endpoint, device=device,
+    target = describe_model(model, backend=section.backend, endpoint=section.endpoint, device=device, dtype=dtype,
                             **prompt_overrides(section))
     out_dir = Path(out_dir)
     plan = []
@@ -82,7 +83,7 @@ def run_eval(model: str, section: EvalSection, out_dir: str | Path, *, device: s
             plan.append((spec, protocol, records, folder, source_sha))
     log(_prompt_line(target))
     backend = build_backend(model, backend=section.backend, batch_size=section.batch_size, endpoint=section.endpoint,
-                            reasoning_format=target.reasoning_format, device=device)
+                            reasoning_format=target.reasoning_format, device=device, dtype=dtype)
     index: dict[str, Any] = {"model": model, "model_identity": target.identity,
                              "prompt": {"system_prompt": target.system_prompt, "reasoning_format": target.reasoning_format,
                                         "from": target.prompt_source}, "benchmarks": {}}

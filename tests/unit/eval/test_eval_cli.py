@@ -178,3 +178,19 @@ def test_run_flags_set_the_prompt_and_overwrite_starts_over(tiny_model_dir, tmp_
     rows = [json.loads(x) for x in (folder / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(x["prompt"].startswith("<|im_start|>system\nYou are a careful clinician.") for x in rows)
     assert json.loads((folder / "summary.json").read_text())["prompt"]["reasoning_format"] == "think"
+
+
+def test_run_loads_the_model_in_the_configured_dtype(tiny_model_dir, tmp_path):
+    """`medtune eval run MODEL model.dtype=float32` evaluated in bf16 on a CPU with native bf16: the config field
+    was accepted and ignored. Both dtypes are asked for here, so the check holds on any CPU."""
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(r.model_dump_json() + "\n" for r in make_mcq(4)))
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / dtype
+        r = CliRunner().invoke(app, ["eval", "run", str(tiny_model_dir), f"model.dtype={dtype}", "-b", str(items),
+                                     "--out", str(out), "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        (folder,) = out.glob("*-loglik")
+        summary = json.loads((folder / "summary.json").read_text())
+        fingerprint = json.loads((folder / "fingerprint.json").read_text())
+        assert summary["settings"]["dtype"] == fingerprint["model"]["dtype"] == dtype

@@ -22,7 +22,8 @@ def backend(tiny_model_dir):
 
 
 def test_loglik_matches_one_sequence_at_a_time(backend):
-    """Batched, padded, prefix-shared scores equal a plain unpadded forward per (context, choice)."""
+    """Batched, padded, prefix-shared scores equal a plain unpadded forward per (context, choice), its LM head
+    applied in float32 (as loglik does for a bf16 model; the same as the model's logits in fp32)."""
     import torch
 
     records = make_mcq(5)
@@ -34,7 +35,8 @@ def test_loglik_matches_one_sequence_at_a_time(backend):
             ctx, cont_ids = _encode_pair(tok, context, cont)
             ids = torch.tensor([ctx + cont_ids])
             with torch.no_grad():
-                logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+                hidden = model.get_decoder()(input_ids=ids).last_hidden_state[0].float()
+                logp = torch.log_softmax(hidden @ model.get_output_embeddings().weight.float().T, -1)
             want = sum(float(logp[len(ctx) - 1 + k, t]) for k, t in enumerate(cont_ids))
             assert got == pytest.approx(want, abs=1e-4)
 

@@ -15,7 +15,8 @@ class ModelSection(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Dtype the base weights are loaded in. auto = bf16 on CUDA where supported (else fp16) and "
         "on CPUs with native bf16 (AVX512-BF16/AMX-BF16), fp32 elsewhere; in training a fully tuned model keeps fp32 "
-        "weights and train.precision=fp32 loads fp32. Merge and GGUF export always use fp32."
+        "weights and train.precision=fp32 loads fp32. Evaluation (`medtune eval run`, the run's eval stage) loads in it too. "
+        "Merge and GGUF export always use fp32."
     )
     load_in_4bit: bool = Field(
         False, description="Load the base in 4-bit nf4 with double quantization (QLoRA). CUDA only."

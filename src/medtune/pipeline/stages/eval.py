@@ -55,7 +55,7 @@ def _compare(ctx: Context, train: TrainOutput, names: list[str], out: Path) -> l
             ctx.echo(f"{spec.name}: {len(records)} items, base {start} vs tuned, protocol {protocol} -> {folder}")
             cmp = compare_models(start, train.run_dir, records, folder, protocol=protocol, spec=spec,
                                  batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, log=ctx.echo,
-                                 limit=e.limit, **prompt_overrides(e))
+                                 limit=e.limit, dtype=ctx.cfg.model.dtype, **prompt_overrides(e))
             scores.append(_score(e.result_name(spec.name, protocol), protocol, folder, folder / "compare.json",
                                  cmp["tuned"], cmp))
     return scores
@@ -70,7 +70,8 @@ def _run(ctx: Context, resume: bool) -> EvalOutput:
     if e.compare_base:
         scores = _compare(ctx, train, names, out)
     else:
-        index = run_eval(str(train.run_dir), e.model_copy(update={"benchmarks": names}), out, log=ctx.echo)
+        index = run_eval(str(train.run_dir), e.model_copy(update={"benchmarks": names}), out, dtype=ctx.cfg.model.dtype,
+                         log=ctx.echo)
         scores = [_score(name, b["protocol"], Path(b["folder"]), Path(b["folder"]) / "summary.json", b["accuracy"])
                   for name, b in index["benchmarks"].items()]
     for s in scores:
