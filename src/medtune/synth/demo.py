@@ -225,8 +225,7 @@ def demo_records(n_cases: int, seed: int, specialties: list[str] | None = None,
                  history_only_share: float = 0.6, one_paragraph_share: float = 0.3,
                  direct_share: float = 0.0, reasoning_order: ReasoningOrder = "findings_first") -> Iterator[Record]:
     """Focused records of ``n_cases`` synthetic cases; phrasing, inline options, history-only cases
-    (typical presentations only: an atypical one needs its lab; and only where a stated symptom or exam finding is
-    discriminating, else the result is stated too) and one-paragraph questions vary by a seeded draw.
+    (typical presentations only: an atypical one needs its lab) and one-paragraph questions vary by a seeded draw.
     ``direct_share`` of the lettered items are followed by their direct-answer twin (``direct_answer``), drawn
     from a generator of their own, so the other records are the same whatever the share. ``reasoning_order``
     is one of ``REASONING_ORDERS``; it changes the reasoning's line order and nothing else."""
@@ -241,14 +240,11 @@ def demo_records(n_cases: int, seed: int, specialties: list[str] | None = None,
         style = rng.randrange(3)
         results = case["atypical_presentation"] or rng.random() >= history_only_share
         findings = _pick(case, results)
-        if not results and not set(findings[0] + findings[1]) & set(case["key_evidence"]):
-            findings = _pick(case, True)  # history alone would state nothing that points to the answer
         for r in records:
             inline = r.task == "mcq" and rng.random() < inline_share
             focused = focused_record(r, case, style, inline=inline, findings=findings,
                                      one_paragraph=(inline or r.options is None) and rng.random() < one_paragraph_share,
                                      conclusion_first=reasoning_order == "conclusion_first")
-            focused.metadata["history_only"] = not findings[2]
             yield focused
             if focused.options and direct_share and direct_rng.random() < direct_share:
                 yield direct_answer(focused)

@@ -127,22 +127,3 @@ def test_eponyms_keep_their_capital_mid_sentence():
     texts += [f"{r.question}\n{r.reasoning}" for r in generate_records(600, 0, tasks=["mcq", "management"])]
     assert sum("Graves disease" in t or "Hodgkin" in t for t in texts) > 20
     assert [(m.group(0), t[max(0, m.start() - 40):m.end()]) for t in texts for m in lower.finditer(t)] == []
-
-
-def test_a_history_only_case_states_a_finding_that_points_to_its_answer():
-    """150 of clinic-cpu's 2,000 records were history-only cases whose two symptoms and one exam finding were all
-    non-discriminating (nausea, fatigue, tenderness): the reasoning said they "point to" a diagnosis they do not
-    point to. Such a case now states its result too."""
-    from medtune.synth.demo import demo_records
-
-    kb = load_kb()
-    pointing = {c.name: {f.name for f in (*c.presentation.symptoms, *c.exam_findings) if f.discriminating}
-                for c in kb.conditions.values()}
-    history_only = 0
-    for r in demo_records(1500, 0):
-        if not r.metadata["history_only"]:
-            continue
-        history_only += 1
-        cited = r.reasoning.split("Key findings:")[1]
-        assert any(name in cited for name in pointing[r.answer.text]), (r.id, cited)
-    assert history_only > 200
