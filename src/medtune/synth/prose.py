@@ -38,7 +38,6 @@ class Phrasing:
     negatives: dict[str, Any]
     history: list[dict[str, Any]]
     questions: dict[str, list[str]]
-    proper_nouns: frozenset[str]
 
 
 @lru_cache(maxsize=1)
@@ -46,8 +45,7 @@ def load_phrasing() -> Phrasing:
     data = yaml.safe_load(resource_path("synth", "phrasing.yaml").read_text(encoding="utf-8"))
     terms = sorted(data["lexicon"], key=len, reverse=True)  # longest first: "shortness of breath" before "breath"
     lexicon = [(re.compile(rf"\b({re.escape(t)})\b", re.IGNORECASE), data["lexicon"][t]) for t in terms]
-    return Phrasing(lexicon, float(data["lexicon_rate"]), data["negatives"], data["history"], data["questions"],
-                    frozenset(data["proper_nouns"]))
+    return Phrasing(lexicon, float(data["lexicon_rate"]), data["negatives"], data["history"], data["questions"])
 
 
 def reword(text: str, phrasings: list[str], lexicon: list[tuple[re.Pattern, list[str]]], rate: float,

@@ -57,17 +57,12 @@ def join_list(items: list[str]) -> str:
 
 
 def lc_first(text: str) -> str:
-    """Lower-case a KB phrase's first letter for use mid-sentence, keeping acronyms and proper nouns
-    (phrasing.yaml's ``proper_nouns``).
+    """Lower-case a KB phrase's first letter for use mid-sentence, keeping acronyms.
 
     >>> lc_first("Aspirin 300 mg"), lc_first("CT angiography"), lc_first("IV fluids")
     ('aspirin 300 mg', 'CT angiography', 'IV fluids')
-    >>> lc_first("Graves disease"), lc_first("Guillain-Barre syndrome"), lc_first("Non-Hodgkin lymphoma")
-    ('Graves disease', 'Guillain-Barre syndrome', 'non-Hodgkin lymphoma')
     """
     if len(text) > 1 and text[1].isupper():
-        return text
-    if re.split(r"[\s'-]", text, maxsplit=1)[0] in load_phrasing().proper_nouns:
         return text
     return text[:1].lower() + text[1:]
 
